@@ -1,0 +1,75 @@
+"""``make demo``: evaluate every shipped model on the MNIST test set and plot the results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def run_demo(output: Path, images: int | None = None, data_dir: str | None = None) -> list[dict]:
+    """Evaluate the zoo (golden model for integer networks), print a table, save plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import zoo
+    from .cli import evaluate
+    from .data import load_mnist
+    from .golden import run
+
+    output.mkdir(parents=True, exist_ok=True)
+    results = []
+    print(f"{'model':<14}{'engine':>12}{'bits':>7}{'synapses':>10}{'accuracy':>10}{'time':>8}")
+    for name in zoo.names():
+        r = evaluate(name, images, data_dir)
+        results.append(r)
+        bits = "float" if r["engine"] == "torch-float" else f"W{r['wbits']}A{r['abits']}"
+        print(f"{name:<14}{r['engine']:>12}{bits:>7}{r['synapses']:>10}"
+              f"{100 * r['accuracy']:>9.2f}%{r['seconds']:>7.2f}s")
+    (output / "results.json").write_text(json.dumps(results, indent=2))
+
+    x, y = load_mnist("test", data_dir)
+    quantized = [n for n in zoo.names() if zoo.network_path(n) is not None]
+    fig = plt.figure(figsize=(14, 8))
+    ax = fig.add_subplot(2, 2, 1)
+    labels = [r["model"] for r in results]
+    acc = [100 * r["accuracy"] for r in results]
+    ax.bar(labels, acc, color="tab:blue")
+    ax.set_ylim(min(acc) - 0.5, 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"MNIST test set ({results[0]['images']} digits)")
+    for i, a in enumerate(acc):
+        ax.text(i, a + 0.03, f"{a:.2f}", ha="center")
+    if quantized:
+        name = quantized[0]
+        net = zoo.load_network(name)
+        res = run(net, x[: results[0]["images"]])
+        truth = y[: len(res.classes)]
+        ax = fig.add_subplot(2, 2, 2)
+        cm = np.zeros((10, 10), dtype=int)
+        np.add.at(cm, (truth, res.classes), 1)
+        ax.imshow(np.log1p(cm), cmap="Blues")
+        for i in range(10):
+            for j in range(10):
+                if cm[i, j]:
+                    ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{name}: confusion matrix (golden model)")
+        wrong = np.flatnonzero(res.classes != truth)[:8]
+        right = np.flatnonzero(res.classes == truth)[:8]
+        for i, idx in enumerate(np.concatenate([right, wrong])[:16]):
+            a = fig.add_subplot(4, 16, 33 + i + (16 if i >= 8 else 0) - (8 if i >= 8 else 0))
+            a.imshow(x[idx], cmap="gray_r")
+            ok = res.classes[idx] == truth[idx]
+            a.set_title(f"{res.classes[idx]}", color="green" if ok else "red", fontsize=9)
+            a.axis("off")
+    fig.suptitle("pynq-neuro model zoo, evaluated by the integer golden model")
+    fig.tight_layout()
+    path = output / "demo.png"
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
+    return results

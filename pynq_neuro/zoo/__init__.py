@@ -1,0 +1,54 @@
+"""Trained models shipped in the package (numpy only to list them and load integer forms).
+
+``zoo.json`` describes every model: the checkpoint (``.pt``, needs torch), the lowered integer
+network (``.npz``, numpy only), the exact command that reproduced it and its measured accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..golden.network import IntegerNetwork
+
+ZOO_DIR = Path(__file__).parent
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[str, dict[str, Any]]:
+    path = ZOO_DIR / "zoo.json"
+    if not path.exists():
+        return {}
+    return {m["name"]: m for m in json.loads(path.read_text())["models"]}
+
+
+def names() -> list[str]:
+    """Names of the shipped models, e.g. ``tdnn-w2a2``."""
+    return list(_index())
+
+
+def info(name: str) -> dict[str, Any]:
+    """The zoo entry of a model (paths, command, accuracy, bits, synapses)."""
+    try:
+        return dict(_index()[name])
+    except KeyError:
+        raise KeyError(f"no model {name!r} in the zoo; available: {', '.join(names())}") from None
+
+
+def checkpoint_path(name: str) -> Path:
+    return ZOO_DIR / info(name)["checkpoint"]
+
+
+def network_path(name: str) -> Path | None:
+    rel = info(name).get("network")
+    return None if rel is None else ZOO_DIR / rel
+
+
+def load_network(name: str) -> IntegerNetwork:
+    """The integer network of a quantized zoo model (numpy only)."""
+    path = network_path(name)
+    if path is None:
+        raise ValueError(f"{name} is a floating-point model and has no integer form")
+    return IntegerNetwork.load(path)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up everything the project needs in a virtual environment (default .venv): Python
+# packages from setup.py's extras and, when missing and running as root, Debian packages.
+# Safe to run repeatedly: it does nothing when setup.py and this script are unchanged.
+set -euo pipefail
+
+VENV=${VENV:-.venv}
+EXTRAS=${EXTRAS:-train,plot,dev}
+APT_PACKAGES=${APT_PACKAGES:-}
+PYTHON=${PYTHON:-python3}
+
+cd "$(dirname "$0")/.."
+
+missing=()
+for pkg in $APT_PACKAGES; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "setup: please install these Debian packages: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+stamp="$VENV/.pynq-neuro-setup"
+want="$(cat setup.py scripts/setup.sh | sha256sum | cut -c1-16) $EXTRAS"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+echo "setup: installing pynq-neuro[$EXTRAS] into $VENV (torch comes as a CPU wheel)"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 \
+    | grep -v "is neither a file nor a directory" || true
+"$VENV/bin/python" -c "import pynq_neuro, numpy, torch" 
+echo "$want" > "$stamp"
