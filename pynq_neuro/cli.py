@@ -29,9 +29,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
     g = p.add_argument_group("model")
     g.add_argument("--family", choices=("tdnn", "mlp"), default="tdnn")
-    g.add_argument("--channels", type=_ints, default=(128, 128), help="hidden widths, e.g. 128,128")
-    g.add_argument("--taps", type=_ints, default=(4, 3), help="TDNN taps per hidden layer")
-    g.add_argument("--strides", type=_ints, default=(2, 2), help="TDNN strides per hidden layer")
+    g.add_argument("--channels", type=_ints, default=(128, 128, 128),
+                   help="hidden widths (default 128,128,128)")
+    g.add_argument("--taps", type=_ints, default=(3, 3, 3), help="TDNN taps per hidden layer")
+    g.add_argument("--strides", type=_ints, default=(1, 2, 2), help="TDNN strides per hidden layer")
     g.add_argument("--wbits", type=int, help="weight bits 1..8 (omit for float)")
     g.add_argument("--abits", type=int, help="activation bits 1..8 (omit for float)")
     g.add_argument("--input-bits", type=int, default=8, help="pixel bits kept (default 8)")

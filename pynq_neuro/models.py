@@ -38,9 +38,9 @@ class ModelConfig:
     """
 
     family: str = "tdnn"
-    channels: tuple[int, ...] = (128, 128)
-    taps: tuple[int, ...] = (4, 3)
-    strides: tuple[int, ...] = (2, 2)
+    channels: tuple[int, ...] = (128, 128, 128)
+    taps: tuple[int, ...] = (3, 3, 3)
+    strides: tuple[int, ...] = (1, 2, 2)
     wbits: int | None = None
     abits: int | None = None
     input_bits: int = 8

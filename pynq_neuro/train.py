@@ -61,13 +61,13 @@ class TrainConfig:
 def recommended_hparams(wbits: int | None, abits: int | None) -> dict[str, Any]:
     """Per-precision defaults: fewer bits need a gentler, longer fine-tune (binary most of all)."""
     if wbits is None:
-        return {"epochs": 12, "lr": 3e-3, "weight_decay": 5e-4}
+        return {"epochs": 20, "lr": 3e-3, "weight_decay": 5e-4}
     low = min(wbits, abits or wbits)
-    if low == 1:
-        return {"epochs": 20, "lr": 1e-3, "weight_decay": 0.0}
+    if low == 1:  # binary: long, gentle, no decay pulling latent weights into the sign flip
+        return {"epochs": 40, "lr": 1e-3, "weight_decay": 0.0}
     if low == 2:
-        return {"epochs": 15, "lr": 1e-3, "weight_decay": 5e-5}
-    return {"epochs": 10, "lr": 5e-4, "weight_decay": 1e-4}
+        return {"epochs": 30, "lr": 1e-3, "weight_decay": 5e-5}
+    return {"epochs": 20, "lr": 5e-4, "weight_decay": 1e-4}
 
 
 def resolve(cfg: TrainConfig, model_cfg: ModelConfig) -> TrainConfig:
@@ -183,7 +183,11 @@ def train(
     warm_info = None
     if cfg.warm_start is not None:
         warm = load_checkpoint(cfg.warm_start)
-        missing, unexpected = model.load_state_dict(warm["state_dict"], strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(warm["state_dict"], strict=False)
+        except RuntimeError as e:
+            raise ValueError(f"warm start {cfg.warm_start} does not match the architecture: "
+                             f"{e}") from None
         if unexpected or any(not k.endswith("step") for k in missing):
             raise ValueError(
                 f"warm start {cfg.warm_start} does not match the architecture "

@@ -39,35 +39,38 @@ def check_images(images: np.ndarray) -> np.ndarray:
 
 def input_codes(net: IntegerNetwork, images: np.ndarray) -> np.ndarray:
     """First-layer activations (N, frames = rows, channels = columns): ``pixel >> shift``."""
-    return (images >> net.input_shift).astype(np.int64)
+    return images >> net.input_shift
+
+
+def _exact_dtype(bound: int) -> type:
+    """float32 when every integer up to ``bound`` is exact in it, else float64."""
+    return np.float32 if bound < 2**24 else np.float64
 
 
 def accumulate(layer: IntLayer, acts: np.ndarray, in_max: int) -> np.ndarray:
-    """Accumulators (N, out_frames, out_channels) of one layer for activations (N, T, C)."""
+    """Accumulators (N, out_frames, out_channels) of one layer for activations (N, T, C).
+
+    The result holds exact integers in a floating-point dtype (see :func:`_exact_dtype`).
+    """
     n = acts.shape[0]
-    windows = sliding_window_view(acts, layer.taps, axis=1)[:, :: layer.stride]
+    dtype = _exact_dtype(layer.accumulator_bound(in_max) + 1)
+    windows = sliding_window_view(acts.astype(dtype), layer.taps, axis=1)[:, :: layer.stride]
     windows = windows[:, : layer.out_frames]  # (N, T_out, C, K)
     flat = windows.transpose(0, 1, 3, 2).reshape(n * layer.out_frames, -1)  # tap-major, like codes
-    dtype = np.float32 if layer.accumulator_bound(in_max) < 2**24 else np.float64
     w = layer.weights().reshape(layer.out_channels, -1).T.astype(dtype)
-    acc = flat.astype(dtype) @ w
-    return acc.astype(np.int64).reshape(n, layer.out_frames, layer.out_channels)
+    return (flat @ w).reshape(n, layer.out_frames, layer.out_channels)
 
 
 def threshold(layer: IntLayer, acc: np.ndarray) -> np.ndarray:
-    """Activations: how many of each neuron's sorted thresholds the accumulator reaches."""
-    th = layer.thresholds.T  # (levels, out_channels)
-    units = np.arange(layer.out_channels)
-    count = np.zeros(acc.shape, dtype=np.int64)
-    step = 2 ** (layer.act_bits - 1)
-    while step:  # binary search over the nondecreasing thresholds
-        cand = count + step
-        count = np.where(acc >= th[cand - 1, units], cand, count)
-        step //= 2
+    """Activations: how many of each neuron's thresholds the accumulator reaches."""
+    th = layer.thresholds.T.astype(acc.dtype)  # (levels, out_channels), exact: |th| <= bound + 1
+    count = np.zeros(acc.shape, dtype=np.int16)
+    for level in th:
+        np.add(count, acc >= level, out=count, casting="unsafe")
     return count
 
 
-def run(net: IntegerNetwork, images: np.ndarray, batch: int = 2500,
+def run(net: IntegerNetwork, images: np.ndarray, batch: int = 1000,
         trace: bool = False) -> GoldenResult:
     """Classify uint8 digits with the integer network."""
     images = check_images(images)
@@ -78,15 +81,18 @@ def run(net: IntegerNetwork, images: np.ndarray, batch: int = 2500,
         for i, layer in enumerate(net.layers):
             acc = accumulate(layer, acts, net.in_max(i))
             if layer.is_classifier:
-                logits.append(acc[:, 0, :] + layer.bias.astype(np.int64))
+                logits.append(acc[:, 0, :].astype(np.int64) + layer.bias.astype(np.int64))
             else:
                 acts = threshold(layer, acc)
-                layer_acts.append(acts)
-        traces.append(layer_acts)
+                if trace:
+                    layer_acts.append(acts)
+        if trace:
+            traces.append(layer_acts)
     all_logits = np.concatenate(logits) if logits else np.zeros((0, net.num_classes), np.int64)
     activations = None
     if trace:
-        activations = [np.concatenate([t[i] for t in traces]) for i in range(len(traces[0]))]
+        activations = [np.concatenate([t[i] for t in traces]).astype(np.int64)
+                       for i in range(len(traces[0]))]
     return GoldenResult(all_logits, all_logits.argmax(axis=1), activations)
 
 

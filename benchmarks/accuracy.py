@@ -1,0 +1,106 @@
+"""Accuracy benchmark: every shipped model on the full MNIST test set.
+
+For each model: accuracy of the integer model (golden model; the float reference in torch),
+synapse count, training time as measured when the model was trained, golden-model run time, and
+disagreements between the fake-quantized torch model and the golden model. Writes
+``benchmarks/results/accuracy.json`` and ``accuracy.png``. ``--retrain`` first retrains the zoo
+with ``scripts/build_zoo.py`` (about 30 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+# Published MNIST results of FPGA/neuromorphic systems, for the plot.
+ANCHORS = [
+    {"system": "BNN-PYNQ LFC W1A1 (PYNQ-Z2)", "accuracy": 0.9847, "synapses": 2_913_000},
+    {"system": "INsight neuromorphic", "accuracy": 0.9764, "synapses": None},
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--retrain", action="store_true", help="retrain the zoo first")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if args.retrain:
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "build_zoo.py")], check=True)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from pynq_neuro import zoo
+    from pynq_neuro.cli import evaluate
+    from pynq_neuro.data import load_mnist
+
+    load_mnist("test")  # warm the loader so timings measure the models
+    entries = []
+    for name in zoo.names():
+        info = zoo.info(name)
+        quantized = info["wbits"] is not None
+        r = evaluate(name, check_torch=quantized)
+        start = time.perf_counter()
+        evaluate(name)
+        entry = {
+            "model": name,
+            "wbits": info["wbits"] if quantized else 32,
+            "abits": info["abits"] if quantized else 32,
+            "accuracy": r["accuracy"],
+            "images": r["images"],
+            "synapses": r["synapses"],
+            "train_seconds": info["train_seconds"],
+            "engine": r["engine"],
+            "eval_seconds": r["seconds"],
+            "torch_golden_mismatches": r.get("torch_golden_mismatches"),
+            "torch_float32_golden_mismatches": r.get("torch_float32_golden_mismatches"),
+            "end_to_end_eval_seconds": time.perf_counter() - start,
+        }
+        entries.append(entry)
+        print(json.dumps(entry))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "accuracy.json").write_text(json.dumps(entries, indent=2) + "\n")
+    plot(entries, RESULTS / "accuracy.png")
+    print(f"wrote {RESULTS / 'accuracy.json'} and accuracy.png")
+    return 0
+
+
+def plot(entries: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for e in entries:
+        label = "float" if e["wbits"] == 32 else f"W{e['wbits']}A{e['abits']}"
+        ax.scatter(e["synapses"], 100 * e["accuracy"], s=60, zorder=3)
+        ax.annotate(f"pynq-neuro {label}\n{100 * e['accuracy']:.2f} %",
+                    (e["synapses"], 100 * e["accuracy"]), textcoords="offset points",
+                    xytext=(8, -4), fontsize=8)
+    for a in ANCHORS:
+        if a["synapses"]:
+            ax.scatter(a["synapses"], 100 * a["accuracy"], marker="x", color="k")
+            ax.annotate(a["system"], (a["synapses"], 100 * a["accuracy"]),
+                        textcoords="offset points", xytext=(-60, 8), fontsize=8)
+        else:
+            ax.axhline(100 * a["accuracy"], color="gray", ls=":", lw=1)
+            ax.text(1.2e5, 100 * a["accuracy"] + 0.03, a["system"], fontsize=8, color="gray")
+    ax.set_xscale("log")
+    ax.set_xlabel("stored synapses (weights)")
+    ax.set_ylabel("MNIST test accuracy (%), 10,000 digits")
+    ax.set_title("Integer-model accuracy vs. synapses")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

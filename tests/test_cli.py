@@ -1,0 +1,115 @@
+"""The pynq-neuro command line: eval --json, zoo listing, errors, and a short training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pynq_neuro import zoo
+from pynq_neuro.cli import main
+from pynq_neuro.data import DataError, load_mnist
+
+EVAL_KEYS = {"model", "accuracy", "images", "wbits", "abits", "synapses", "engine"}
+
+
+def train_split_available() -> bool:
+    try:
+        load_mnist("train", download=False)
+        return True
+    except DataError:
+        return False
+
+
+def test_eval_json_of_each_quantized_zoo_model(capsys):
+    names = [n for n in zoo.names() if zoo.network_path(n) is not None]
+    assert {"tdnn-w1a1", "tdnn-w2a2", "tdnn-w4a4"} <= set(names)
+    for name in names:
+        assert main(["eval", name, "--images", "1000", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert EVAL_KEYS <= set(out)
+        info = zoo.info(name)
+        assert (out["wbits"], out["abits"]) == (info["wbits"], info["abits"])
+        assert out["images"] == 1000 and out["engine"] == "golden"
+        assert out["synapses"] == info["synapses"] < 150_000
+        assert out["accuracy"] > 0.97
+
+
+def test_zoo_listing_names_the_reproducing_commands(capsys):
+    assert main(["zoo"]) == 0
+    text = capsys.readouterr().out
+    for name in zoo.names():
+        assert name in text
+        assert all(c.startswith("pynq-neuro train") for c in zoo.info(name)["commands"])
+
+
+def test_errors_are_reported_not_raised(tmp_path, capsys):
+    assert main(["eval", "no-such-model"]) == 2
+    assert "neither a zoo model" in capsys.readouterr().err
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    assert main(["eval", str(tmp_path / "bad.npz")]) == 2
+    assert "not a readable integer network" in capsys.readouterr().err
+    assert main(["eval", "tdnn-w2a2", "--images", "0"]) == 2
+
+
+def test_module_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "pynq_neuro", "--version"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("pynq-neuro ")
+
+
+@pytest.mark.skipif(not train_split_available(), reason="MNIST training split not available")
+def test_short_training_run_is_bit_exact_and_reproducible(tmp_path, capsys):
+    pytest.importorskip("torch")
+    common = ["--channels", "24,16", "--taps", "4,3", "--strides", "2,2", "--train-images",
+              "2048", "--quiet", "--threads", "2"]
+    warm = tmp_path / "float.pt"
+    assert main(["train", *common, "--epochs", "1", "-o", str(warm)]) == 0
+    q = tmp_path / "w2a2.pt"
+    assert main(["train", *common, "--epochs", "1", "--wbits", "2", "--abits", "2",
+                 "--warm-start", str(warm), "-o", str(q)]) == 0
+    capsys.readouterr()
+    assert q.with_suffix(".npz").exists()
+    assert main(["eval", str(q), "--images", "2000", "--check-torch", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["torch_golden_mismatches"] == 0
+    assert out["accuracy"] > 0.5  # far above chance after one short epoch
+    assert main(["eval", str(q.with_suffix(".npz")), "--images", "2000", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == out["accuracy"]
+
+    import torch
+
+    from pynq_neuro.train import load_checkpoint
+
+    ckpt = load_checkpoint(q)
+    assert ckpt["model_config"]["wbits"] == 2 and ckpt["warm_start"]["path"] == str(warm)
+    assert ckpt["command"].startswith("pynq-neuro train")
+    assert len(ckpt["history"]) == 1
+    # same seed, same command: the same weights
+    q2 = tmp_path / "again.pt"
+    assert main(["train", *common, "--epochs", "1", "--wbits", "2", "--abits", "2",
+                 "--warm-start", str(warm), "-o", str(q2)]) == 0
+    a, b = load_checkpoint(q2)["state_dict"], ckpt["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_warm_start_must_match_architecture(tmp_path):
+    torch = pytest.importorskip("torch")
+    from pynq_neuro.models import ModelConfig, NeuroNet
+    from pynq_neuro.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, TrainConfig, train
+
+    other = NeuroNet(ModelConfig(channels=(8,), taps=(3,), strides=(1,)))
+    path = tmp_path / "other.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                "state_dict": other.state_dict(), "metrics": {"test_accuracy": 0}}, path)
+    if not train_split_available():
+        pytest.skip("MNIST training split not available")
+    with pytest.raises(ValueError, match="does not match the architecture"):
+        train(ModelConfig(channels=(16,), taps=(3,), strides=(1,), wbits=2, abits=2),
+              TrainConfig(epochs=1, warm_start=str(path), train_images=256), progress=False,
+              log=lambda s: None)

@@ -1,0 +1,49 @@
+"""Everything that runs on the board imports and works with numpy alone (no torch, no pynq,
+no matplotlib), as on the PYNQ-Z2 image."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+BLOCKER = textwrap.dedent("""
+    import sys, importlib.abc
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in {'torch', 'pynq', 'matplotlib', 'tqdm', 'scipy'}:
+                raise ImportError('blocked on the board: ' + name)
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def run_blocked(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_blocker_really_blocks():
+    r = run_blocked("import torch")
+    assert r.returncode != 0 and "blocked on the board" in r.stderr
+
+
+def test_board_modules_import_and_classify_with_numpy_only():
+    r = run_blocked("""
+        import json, numpy as np
+        import pynq_neuro, pynq_neuro.data, pynq_neuro.golden, pynq_neuro.zoo
+        from pynq_neuro.cli import main
+        from pynq_neuro.golden import run
+        x, y = pynq_neuro.data.load_mnist('test')
+        name = [n for n in pynq_neuro.zoo.names() if pynq_neuro.zoo.network_path(n)][0]
+        res = run(pynq_neuro.zoo.load_network(name), x[:300])
+        print(json.dumps({'acc': float((res.classes == y[:300]).mean()),
+                          'mods': sorted(m for m in sys.modules if m.split('.')[0] == 'torch')}))
+        main(['eval', name, '--images', '300', '--json'])
+    """)
+    assert r.returncode == 0, r.stderr
+    first, rest = r.stdout.split("\n", 1)
+    info = json.loads(first)
+    assert info["mods"] == [] and info["acc"] > 0.95
+    out = json.loads(rest)
+    assert out["engine"] == "golden" and out["images"] == 300 and out["accuracy"] > 0.95
