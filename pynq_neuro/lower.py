@@ -23,12 +23,24 @@ from .models import NeuroNet
 from .quant import QuantLinear
 
 
-def _td_codes(layer: torch.nn.Module, in_frames: int, in_channels: int) -> np.ndarray:
-    """Integer codes in (out, taps, in) order for a time-delay or a linear layer."""
-    k = layer.weight_quant.codes(layer.weight.double()).numpy().astype(np.int64)
+def _td_layout(t: np.ndarray, layer: torch.nn.Module, in_frames: int,
+               in_channels: int) -> np.ndarray:
+    """A weight-shaped array in (out, taps, in) order for a time-delay or a linear layer."""
     if isinstance(layer, QuantLinear):  # a dense layer over all input frames
-        return k.reshape(k.shape[0], in_frames, in_channels)
-    return k.transpose(0, 2, 1).copy()  # conv weight is (out, in, taps)
+        return t.reshape(t.shape[0], in_frames, in_channels).copy()
+    return t.transpose(0, 2, 1).copy()  # conv weight is (out, in, taps)
+
+
+def _td_codes(layer: torch.nn.Module, in_frames: int,
+              in_channels: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Integer codes and the synapse mask (``None`` when dense), both (out, taps, in)."""
+    k = layer.weight_quant.codes(layer.weight.double()).numpy().astype(np.int64)
+    codes = _td_layout(k, layer, in_frames, in_channels)
+    if layer.weight_mask is None:
+        return codes, None
+    mask = _td_layout(layer.weight_mask.numpy() != 0, layer, in_frames, in_channels)
+    codes[~mask] = 0
+    return codes, mask
 
 
 def _thresholds(s: np.ndarray, c: np.ndarray, out_step: float, levels: int,
@@ -56,7 +68,7 @@ def lower(model: NeuroNet, meta: dict | None = None) -> IntegerNetwork:
     layers: list[IntLayer] = []
     in_max = 2**cfg.input_bits - 1
     for layer, norm, act in zip(model.layers, model.norms, model.acts):
-        codes = _td_codes(layer, frames, channels)
+        codes, mask = _td_codes(layer, frames, channels)
         taps = codes.shape[1]
         stride = 1 if isinstance(layer, QuantLinear) else int(layer.stride[0])
         g = (norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)).numpy()
@@ -66,20 +78,22 @@ def lower(model: NeuroNet, meta: dict | None = None) -> IntegerNetwork:
         s = g * in_step * w_step / 2.0
         neg = s < 0
         codes[neg] = -codes[neg] - 1
+        if mask is not None:
+            codes[~mask] = 0
         out_step = float(act.step.double().clamp_min(1e-8))
         tmp = IntLayer(channels, codes.shape[0], taps, stride, frames, layer.weight_quant.bits,
-                       codes, act.bits)
+                       codes, act.bits, mask=mask)
         bound = tmp.accumulator_bound(in_max)
         tmp.thresholds = _thresholds(np.abs(s), c, out_step, 2**act.bits - 1, bound)
         layers.append(tmp)
         frames, channels, in_step, in_max = tmp.out_frames, tmp.out_channels, out_step, act.q_p
     clf = model.classifier
-    codes = _td_codes(clf, frames, channels)
+    codes, mask = _td_codes(clf, frames, channels)
     bias_step = model.double().classifier_bias_step()
     model.float()
     bias = torch.floor(clf.bias.double() / bias_step.double() + 0.5).numpy().astype(np.int64)
     layers.append(IntLayer(channels, codes.shape[0], codes.shape[1], 1, frames,
-                           clf.weight_quant.bits, codes, None, None, bias))
+                           clf.weight_quant.bits, codes, None, None, bias, mask))
     info = {"name": cfg.name, "family": cfg.family, "wbits": cfg.wbits, "abits": cfg.abits,
             "input_bits": cfg.input_bits, **(meta or {})}
     net = IntegerNetwork(cfg.input_bits, layers, meta=info)

@@ -155,5 +155,6 @@ class NeuroNet(nn.Module):
         return (logits, hidden) if return_hidden else logits
 
     def synapses(self) -> int:
-        """Stored weights (synapses): every weight of every layer, biases excluded."""
-        return sum(m.weight.numel() for m in [*self.layers, self.classifier])
+        """Stored weights (synapses) of every layer, biases excluded; pruned ones do not count."""
+        return sum(int(m.weight.numel() if m.weight_mask is None else m.weight_mask.count_nonzero())
+                   for m in [*self.layers, self.classifier])

@@ -158,6 +158,92 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
+def fit(
+    model: NeuroNet,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    on_epoch_start: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Optimise ``model`` on digits ``xs`` (float pixels) and labels ``ys``; returns the history.
+
+    ``cfg`` must be resolved (no ``None`` fields). ``on_epoch_start(epoch)`` runs before each
+    epoch (gradual pruning uses it).
+    """
+    opt = torch.optim.Adam(param_groups(model, 0.0), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(xs) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
+    decayed = opt.param_groups[0]["params"]
+    history = []
+    start = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
+        model.train()
+        perm = torch.randperm(len(xs), generator=gen)
+        loss_sum, correct = 0.0, 0
+        batches = range(0, len(xs), cfg.batch_size)
+        for i in _progress(batches, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress):
+            idx = perm[i:i + cfg.batch_size]
+            x = augment(xs[idx], cfg.max_shift, gen)
+            logits = model(x)
+            loss = F.cross_entropy(logits, ys[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if cfg.weight_decay:
+                lr = opt.param_groups[0]["lr"]
+                with torch.no_grad():
+                    for p in decayed:
+                        p.mul_(1.0 - lr * cfg.weight_decay)
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == ys[idx]).sum())
+        entry = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / len(xs),
+            "train_accuracy": correct / len(xs),
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(entry)
+        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {entry['loss']:.4f} "
+            f"train acc {entry['train_accuracy']:.4f} ({entry['seconds']:.0f} s)")
+    return history
+
+
+def checkpoint_dict(model: NeuroNet, cfg: TrainConfig, history: list[dict[str, Any]],
+                    accuracy: float, command: str, **extra: Any) -> dict[str, Any]:
+    """The checkpoint of a trained model (see the module docstring)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_config": model.config.to_dict(),
+        "train_config": asdict(cfg),
+        "state_dict": model.state_dict(),
+        "metrics": {
+            "test_accuracy": accuracy,
+            "train_seconds": history[-1]["seconds"] if history else 0.0,
+            "synapses": model.synapses(),
+            "threads": cfg.threads,
+        },
+        "history": history,
+        "command": command,
+        "torch_version": torch.__version__,
+        **extra,
+    }
+
+
+def save_checkpoint(ckpt: dict[str, Any], output: str | Path) -> None:
+    """Write a checkpoint, creating its folder."""
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, output)
+
+
 def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -199,68 +285,16 @@ def train(
             log("note: quantization-aware training without a warm start")
         init_quantizers(model, xs[:2048])
 
-    opt = torch.optim.Adam(param_groups(model, 0.0), lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(xs) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
-    )
-    decayed = opt.param_groups[0]["params"]
-    history = []
-    start = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        model.train()
-        perm = torch.randperm(len(xs), generator=gen)
-        loss_sum, correct = 0.0, 0
-        batches = range(0, len(xs), cfg.batch_size)
-        for i in _progress(batches, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress):
-            idx = perm[i:i + cfg.batch_size]
-            x = augment(xs[idx], cfg.max_shift, gen)
-            logits = model(x)
-            loss = F.cross_entropy(logits, ys[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if cfg.weight_decay:
-                lr = opt.param_groups[0]["lr"]
-                with torch.no_grad():
-                    for p in decayed:
-                        p.mul_(1.0 - lr * cfg.weight_decay)
-            sched.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == ys[idx]).sum())
-        entry = {
-            "epoch": epoch + 1,
-            "loss": loss_sum / len(xs),
-            "train_accuracy": correct / len(xs),
-            "seconds": time.perf_counter() - start,
-        }
-        history.append(entry)
-        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {entry['loss']:.4f} "
-            f"train acc {entry['train_accuracy']:.4f} ({entry['seconds']:.0f} s)")
-    train_seconds = time.perf_counter() - start
+    history = fit(model, xs, ys, cfg, gen, log=log, progress=progress)
+    train_seconds = history[-1]["seconds"] if history else 0.0
     _, pred = predict(model, test_x)
     accuracy = float((pred == test_y).mean())
     log(f"{model_cfg.name}: test accuracy {accuracy:.4f} ({model.synapses()} synapses, "
         f"{train_seconds:.0f} s)")
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "model_config": model_cfg.to_dict(),
-        "train_config": asdict(cfg),
-        "state_dict": model.state_dict(),
-        "metrics": {
-            "test_accuracy": accuracy,
-            "train_seconds": train_seconds,
-            "synapses": model.synapses(),
-            "threads": cfg.threads,
-        },
-        "warm_start": warm_info,
-        "history": history,
-        "command": command if command is not None else shlex.join(["pynq-neuro", *sys.argv[1:]]),
-        "torch_version": torch.__version__,
-    }
+    if command is None:
+        command = shlex.join(["pynq-neuro", *sys.argv[1:]])
+    ckpt = checkpoint_dict(model, cfg, history, accuracy, command, warm_start=warm_info)
     if output is not None:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(ckpt, output)
+        save_checkpoint(ckpt, output)
         log(f"saved {output}")
     return ckpt

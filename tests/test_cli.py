@@ -67,9 +67,9 @@ def test_module_entry_point_runs():
 def test_short_training_run_is_bit_exact_and_reproducible(tmp_path, capsys):
     pytest.importorskip("torch")
     common = ["--channels", "24,16", "--taps", "4,3", "--strides", "2,2", "--train-images",
-              "2048", "--quiet", "--threads", "2"]
+              "4096", "--quiet", "--threads", "2"]
     warm = tmp_path / "float.pt"
-    assert main(["train", *common, "--epochs", "1", "-o", str(warm)]) == 0
+    assert main(["train", *common, "--epochs", "2", "-o", str(warm)]) == 0
     q = tmp_path / "w2a2.pt"
     assert main(["train", *common, "--epochs", "1", "--wbits", "2", "--abits", "2",
                  "--warm-start", str(warm), "-o", str(q)]) == 0

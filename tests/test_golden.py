@@ -23,6 +23,9 @@ def random_network(rng: np.random.Generator, spec, wbits: int, abits: int,
         lo, hi = -(2 ** (wbits - 1)), 2 ** (wbits - 1)
         codes = rng.integers(lo, hi, (out, taps, channels))
         layer = IntLayer(channels, out, taps, stride, frames, wbits, codes)
+        if wbits % 2:  # sparse layers for odd widths
+            layer.mask = rng.random(codes.shape) < 0.4
+            layer.codes[~layer.mask] = 0
         if last:
             layer.bias = rng.integers(-50, 50, out)
         else:
@@ -50,6 +53,8 @@ def literal_reference(net: IntegerNetwork, image: np.ndarray) -> np.ndarray:
                 acc = 0
                 for k in range(layer.taps):
                     for c in range(layer.in_channels):
+                        if layer.mask is not None and not layer.mask[o, k, c]:
+                            continue  # pruned synapse: no connection
                         acc += (2 * int(layer.codes[o, k, c]) + 1) * a[t * layer.stride + k][c]
                 if layer.is_classifier:
                     frame.append(acc + int(layer.bias[o]))
@@ -133,6 +138,8 @@ def _header(arrays, change):
     (lambda a: a.__setitem__("thresholds0", a["thresholds0"] * 10**9), "accumulator range"),
     (lambda a: a.pop("bias1"), "bias"),
     (lambda a: a.pop("thresholds0"), "thresholds"),
+    (lambda a: a.__setitem__("mask0", np.ones((2, 2), bool)), "mask"),
+    (lambda a: a.__setitem__("mask0", np.ones(a["codes0"].shape, np.int8)), "mask"),
     (lambda a: _header(a, lambda h: h.__setitem__("version", 99)), "version"),
     (lambda a: _header(a, lambda h: h.__setitem__("format", "other")), "not a"),
     (lambda a: _header(a, lambda h: h["layers"][0].__setitem__("out_channels", 8)), "shape"),

@@ -33,6 +33,9 @@ def random_model(cfg: ModelConfig, seed: int) -> NeuroNet:
             norm.running_mean.copy_(torch.randn(n, generator=gen) * 2)
             norm.running_var.copy_(torch.rand(n, generator=gen) * 4 + 0.1)
         model.classifier.bias.copy_(torch.randn(10, generator=gen))
+    if cfg.wbits % 2:  # odd widths: prune about 60 % of the synapses of every layer
+        for layer in [*model.layers, model.classifier]:
+            layer.set_mask(torch.rand(layer.weight.shape, generator=gen) > 0.6)
     return model.eval()
 
 
@@ -89,11 +92,25 @@ def test_golden_matches_torch_exactly(cfg: ModelConfig, tmp_path):
     assert np.array_equal(result.classes, logits.argmax(axis=1))
     for layer in net.layers[:-1]:
         assert layer.act_bits == cfg.abits and layer.weight_bits == cfg.wbits
+    if cfg.wbits % 2:
+        kept = sum(int(m.weight_mask.sum()) for m in [*model.layers, model.classifier])
+        assert net.synapses == kept < model.synapses()
+        assert all(np.all(l.codes[~l.mask] == 0) for l in net.layers)
+
+
+def test_pruned_checkpoint_state_loads_into_a_fresh_model():
+    cfg = ModelConfig("tdnn", (9,), (5,), (3,), wbits=3, abits=2)
+    model = random_model(cfg, seed=5)
+    fresh = NeuroNet(cfg)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.layers[0].weight_mask, model.layers[0].weight_mask)
+    assert fresh.layers[0].weight_mask.sum() < fresh.layers[0].weight.numel()
 
 
 def test_negative_scale_flips_codes_within_range():
     cfg = ModelConfig("tdnn", (6,), (3,), (2,), wbits=1, abits=2)
     model = random_model(cfg, seed=3)
+    model.layers[0].set_mask(None)
     with torch.no_grad():
         model.norms[0].weight.fill_(-1.0)
     net = lower(model)

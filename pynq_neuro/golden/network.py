@@ -46,6 +46,8 @@ class IntLayer:
         act_bits: output activation width of a hidden layer; ``None`` for the classifier.
         thresholds: int64 (out_channels, 2^act_bits - 1), nondecreasing along each row.
         bias: int64 (out_channels,), classifier only.
+        mask: optional bool (out_channels, taps, in_channels); a synapse exists where True.
+            ``None`` means dense. Codes of absent synapses are stored as 0.
     """
 
     in_channels: int
@@ -58,6 +60,7 @@ class IntLayer:
     act_bits: int | None = None
     thresholds: np.ndarray | None = None
     bias: np.ndarray | None = None
+    mask: np.ndarray | None = None
 
     @property
     def out_frames(self) -> int:
@@ -69,11 +72,14 @@ class IntLayer:
 
     @property
     def synapses(self) -> int:
-        return int(self.codes.size)
+        """Stored synapses: present connections (weights are shared across frames)."""
+        return int(self.codes.size if self.mask is None else np.count_nonzero(self.mask))
 
     def weights(self) -> np.ndarray:
-        """Effective odd integer weights ``2k + 1``, int64 (out_channels, taps, in_channels)."""
-        return 2 * self.codes.astype(np.int64) + 1
+        """Integer weights, int64 (out_channels, taps, in_channels): ``2k + 1`` where a synapse
+        exists, 0 where it was pruned."""
+        w = 2 * self.codes.astype(np.int64) + 1
+        return w if self.mask is None else w * self.mask
 
     def accumulator_bound(self, in_max: int) -> int:
         """Largest ``|acc|`` over all inputs with activations in ``0..in_max``."""
@@ -94,6 +100,10 @@ class IntLayer:
             raise NetworkError(f"codes have shape {self.codes.shape}, expected {shape}")
         if not np.issubdtype(self.codes.dtype, np.integer):
             raise NetworkError(f"codes must be integers, got {self.codes.dtype}")
+        if self.mask is not None:
+            if self.mask.shape != shape or self.mask.dtype != np.bool_:
+                raise NetworkError(f"mask must be bool of shape {shape}, got "
+                                   f"{self.mask.dtype} {self.mask.shape}")
         lo, hi = -(2 ** (self.weight_bits - 1)), 2 ** (self.weight_bits - 1) - 1
         if self.codes.size and (self.codes.min() < lo or self.codes.max() > hi):
             raise NetworkError(f"codes outside [{lo}, {hi}] for {self.weight_bits}-bit weights")
@@ -195,6 +205,8 @@ class IntegerNetwork:
                 arrays[f"thresholds{i}"] = layer.thresholds.astype(np.int64)
             if layer.bias is not None:
                 arrays[f"bias{i}"] = layer.bias.astype(np.int64)
+            if layer.mask is not None:
+                arrays[f"mask{i}"] = layer.mask.astype(np.bool_)
         with open(path, "wb") as f:
             np.savez_compressed(f, **arrays)
 
@@ -221,6 +233,7 @@ class IntegerNetwork:
                     codes=arrays[f"codes{i}"].astype(np.int64),
                     thresholds=arrays.get(f"thresholds{i}"),
                     bias=arrays.get(f"bias{i}"),
+                    mask=arrays.get(f"mask{i}"),
                 )
                 for i, spec in enumerate(header["layers"])
             ]

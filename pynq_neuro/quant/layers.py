@@ -6,6 +6,9 @@ receptive field and ``stride`` frames separate two output frames. The weights ar
 time. With ``weight_bits=None`` the layers are plain floating-point layers, so a full-precision
 warm start and its quantized successor share one state-dict layout.
 
+A layer may carry a pruning mask (``weight_mask``); pruned synapses are absent, not zero-valued
+weights, since the weight grid has no zero level.
+
 A layer whose output feeds the classifier directly may quantize its bias to the accumulator
 grid (``bias_step``), which makes integer logits exactly proportional to the real ones.
 """
@@ -19,12 +22,13 @@ from torch import nn
 from .quantizers import SymmetricWeightQuantizer, round_ste
 
 
-class _QuantWeightMixin:
+class _QuantWeightMixin(nn.Module):
     weight: torch.Tensor
     bias: torch.Tensor | None
     weight_quant: SymmetricWeightQuantizer | None
 
     def _init_quant(self, weight_bits: int | None, per_channel: bool) -> None:
+        self.register_buffer("weight_mask", None)
         if weight_bits is None:
             self.weight_quant = None
         else:
@@ -32,8 +36,21 @@ class _QuantWeightMixin:
                 weight_bits, self.weight.shape[0], per_channel=per_channel
             )
 
+    def set_mask(self, mask: torch.Tensor | None) -> None:
+        """Keep only the synapses where ``mask`` is nonzero (``None``: dense again)."""
+        if mask is not None:
+            mask = mask.to(self.weight.dtype).reshape(self.weight.shape)
+        self.weight_mask = mask
+
     def quantized_weight(self) -> torch.Tensor:
-        return self.weight if self.weight_quant is None else self.weight_quant(self.weight)
+        w = self.weight if self.weight_quant is None else self.weight_quant(self.weight)
+        return w if self.weight_mask is None else w * self.weight_mask
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a pruned checkpoint carries masks: create the buffer so that it loads
+        if prefix + "weight_mask" in state_dict and self.weight_mask is None:
+            self.weight_mask = torch.ones_like(self.weight)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def quantized_bias(self, bias_step: torch.Tensor | None) -> torch.Tensor | None:
         if self.bias is None or bias_step is None:
