@@ -1,4 +1,4 @@
-"""The ``pynq-neuro`` command line: train, eval, zoo and demo.
+"""The ``pynq-neuro`` command line: train, compress, eval, compile, inspect, zoo and demo.
 
 Evaluation of an integer network (``.npz`` or a zoo name) needs numpy only; training and
 evaluation of checkpoints import torch on demand.
@@ -61,6 +61,35 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _foldings(text: str):
+    from .compiler.mapping import Folding
+
+    try:
+        return [Folding(*(int(v) for v in item.lower().split("x"))) for item in text.split(",")]
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"expected GROUPSxLANES per layer, e.g. 4x128,4x128,2x64,1x5; got {text!r}")
+
+
+def _add_compile(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compile", help="map a quantized network onto neuron arrays")
+    p.add_argument("source", help="zoo name, integer network (.npz), checkpoint (.pt) or "
+                                  "artifact directory")
+    p.add_argument("-o", "--output", required=True, help="artifact directory to write")
+    p.add_argument("--target", type=float, default=300_000.0,
+                   help="throughput target in digits/s (default 300000)")
+    p.add_argument("--clock-mhz", type=float, default=100.0)
+    p.add_argument("--luts", type=int, default=53_200, help="LUT budget (default: xc7z020)")
+    p.add_argument("--bram36", type=int, default=140, help="BRAM36 budget")
+    p.add_argument("--dsp", type=int, default=220, help="DSP48 budget")
+    p.add_argument("--folding", type=_foldings, help="explicit GROUPSxLANES per layer")
+    p.add_argument("--hardware", help="map onto the hardware of this artifact (run-time load)")
+    p.add_argument("--sample-digits", type=int, default=1000,
+                   help="test digits for the folding search and cycle model")
+    p.add_argument("--data-dir", help="MNIST directory")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -69,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_eval(sub)
+    _add_compile(sub)
+    p = sub.add_parser("inspect", help="summary and plots of a compiled artifact")
+    p.add_argument("artifact", help="artifact directory")
+    p.add_argument("--plots", help="folder for the plots (default: ARTIFACT/inspect)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON")
+    try:
+        from .compiler.compress_cli import register
+    except ImportError:  # torch-free installs have no compression passes
+        pass
+    else:
+        register(sub)
     sub.add_parser("zoo", help="list the shipped models")
     p = sub.add_parser("demo", help="evaluate the shipped models and plot the results")
     p.add_argument("--images", type=int, help="evaluate only the first N test digits")
@@ -122,13 +163,17 @@ def evaluate(model: str, images: int | None = None, data_dir: str | None = None,
         ckpt_path = zoo.checkpoint_path(model)
         if zoo.network_path(model) is not None:
             net = zoo.load_network(model)
+    elif Path(model).is_dir():
+        from .compiler.artifact import load_artifact
+
+        net = load_artifact(model).network
     elif model.endswith(".npz"):
         net = IntegerNetwork.load(model)
     elif model.endswith(".pt"):
         ckpt_path = Path(model)
     else:
         raise ValueError(f"{model!r} is neither a zoo model ({', '.join(zoo.names())}), "
-                         "a checkpoint (.pt) nor an integer network (.npz)")
+                         "a checkpoint (.pt), an integer network (.npz) nor an artifact folder")
     result: dict[str, Any] = {"model": model, "images": int(len(x))}
     torch_model = None
     if ckpt_path is not None and (net is None or check_torch):
@@ -180,6 +225,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .compiler.artifact import load_artifact
+    from .compiler.compile import CompileConfig, compile_network
+    from .compiler.inspect import summary_table
+    from .compiler.resources import Budget
+    from .data import load_mnist
+
+    start = time.perf_counter()
+    cfg = CompileConfig(
+        target_images_per_s=args.target,
+        budget=Budget(luts=args.luts, bram36=args.bram36, dsp=args.dsp,
+                      clock_mhz=args.clock_mhz),
+        foldings=args.folding, hardware=args.hardware, sample_digits=args.sample_digits)
+    images = load_mnist("test", args.data_dir)[0][: args.sample_digits]
+    manifest = compile_network(args.source, args.output, cfg, images)
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({**manifest, "compile_seconds": seconds}, indent=2))
+    else:
+        print(summary_table(load_artifact(args.output)))
+        print(f"compiled in {seconds:.2f} s -> {args.output}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .compiler.artifact import load_artifact
+    from .compiler.inspect import plot, summary_table
+
+    art = load_artifact(args.artifact)
+    if args.json:
+        m = art.manifest
+        print(json.dumps({"network": m["network"], "hardware": m["hardware"],
+                          "performance": m.get("performance")}, indent=2))
+    else:
+        print(summary_table(art))
+    if not args.no_plots:
+        for path in plot(art, Path(args.plots or Path(args.artifact) / "inspect")):
+            print(f"plot: {path}")
+    return 0
+
+
 def cmd_zoo() -> int:
     from . import zoo
 
@@ -215,8 +301,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_eval(args)
         if args.command == "zoo":
             return cmd_zoo()
+        if args.command == "compile":
+            return cmd_compile(args)
+        if args.command == "inspect":
+            return cmd_inspect(args)
+        if args.command == "compress":
+            from .compiler.compress_cli import run as run_compress
+
+            return run_compress(args)
         return cmd_demo(args)
     except (DataError, NetworkError, ValueError, KeyError, FileNotFoundError) as e:
+        # ArtifactError is a ValueError
         print(f"pynq-neuro: error: {e}", file=sys.stderr)
         return 2
 

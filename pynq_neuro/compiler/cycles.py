@@ -1,0 +1,211 @@
+"""Cycle model of the event-driven neuron arrays (numpy only).
+
+The model follows the microarchitecture of ``docs/compiler.md``; its constants are hardware
+parameters that the RTL reproduces:
+
+* pixels arrive as 32-bit beats, four per beat, seven beats per row, at most one beat a cycle;
+  rows go into a ring of ``ROW_BUFFERS`` row buffers;
+* layer ``l`` handles its input frames in order. For frame ``t`` the *event phase* takes
+  ``FRAME_OVERHEAD + max_g sum_{events e of group g} max(1, sum_{active taps k} words(k, c_e))``
+  cycles (a zero activation is no event and costs nothing); then every output frame that is
+  complete gets a *threshold phase* of ``locals * groups + THRESHOLD_LATENCY`` cycles (partial
+  sums of the G groups are added lane by lane, thresholds compared, events written);
+* output frames go into a ring of ``FRAME_BUFFERS`` frame buffers; a threshold phase waits for a
+  free buffer, which the next layer frees when its event phase for that frame ends;
+* the classifier's threshold phase is the argmax; the result leaves ``RESULT_LATENCY`` cycles
+  later.
+
+Digits stream back to back; the model returns per-digit latency and per-layer busy cycles, and
+the steady-state throughput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..golden.model import run
+from ..golden.network import IntegerNetwork
+from .mapping import LayerMap
+
+BEATS_PER_ROW = 7
+ROW_BUFFERS = 2
+FRAME_BUFFERS = 2
+FRAME_OVERHEAD = 2
+THRESHOLD_LATENCY = 3
+RESULT_LATENCY = 2
+
+
+@dataclass
+class CycleReport:
+    """Predicted cycles for a set of digits streamed back to back."""
+
+    digits: int
+    layer_cycles: np.ndarray        # (layers, digits): busy cycles of each layer per digit
+    latency: np.ndarray             # (digits,): first beat accepted to result
+    result_times: np.ndarray        # (digits,): cycle of each result
+    input_cycles: int = 28 * BEATS_PER_ROW
+    constants: dict = field(default_factory=lambda: {
+        "BEATS_PER_ROW": BEATS_PER_ROW, "ROW_BUFFERS": ROW_BUFFERS,
+        "FRAME_BUFFERS": FRAME_BUFFERS, "FRAME_OVERHEAD": FRAME_OVERHEAD,
+        "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "RESULT_LATENCY": RESULT_LATENCY})
+
+    @property
+    def cycles_per_digit(self) -> float:
+        """Steady-state cycles between results with back-to-back digits."""
+        if self.digits < 2:
+            return float(self.result_times[0])
+        return float(self.result_times[-1] - self.result_times[0]) / (self.digits - 1)
+
+    def images_per_s(self, clock_mhz: float) -> float:
+        return clock_mhz * 1e6 / self.cycles_per_digit
+
+    def summary(self, clock_mhz: float = 100.0) -> dict:
+        lc = self.layer_cycles
+        return {
+            "digits": self.digits,
+            "cycles_per_digit": self.cycles_per_digit,
+            "images_per_s": self.images_per_s(clock_mhz),
+            "latency_cycles_mean": float(self.latency.mean()),
+            "latency_cycles_p99": float(np.percentile(self.latency, 99)),
+            "layer_cycles_mean": [float(v) for v in lc.mean(axis=1)],
+            "layer_cycles_p99": [float(v) for v in np.percentile(lc, 99, axis=1)],
+            "bottleneck_layer": int(np.argmax(lc.mean(axis=1))),
+            "input_cycles": self.input_cycles,
+        }
+
+
+def active_taps(lm: LayerMap) -> list[list[int]]:
+    """For each input frame, the taps ``k`` through which it reaches an emitted output frame."""
+    L = lm.layer
+    out = []
+    for t in range(L.in_frames):
+        taps = [t - tau * L.stride for tau in range(lm.frames_emitted)
+                if 0 <= t - tau * L.stride < L.taps and t < lm.frames_used]
+        out.append(taps)
+    return out
+
+
+def event_costs(lm: LayerMap) -> np.ndarray:
+    """Cycles of one event at (frame t, channel c): ``max(1, sum words)``; 0 if dropped."""
+    L, G = lm.layer, lm.groups
+    cost = np.zeros((L.in_frames, L.in_channels), np.int64)
+    c = np.arange(L.in_channels)
+    w = lm.words[c % G, :, c // G]  # (C, K)
+    for t, taps in enumerate(active_taps(lm)):
+        if t < lm.frames_used:
+            cost[t] = np.maximum(1, w[:, taps].sum(axis=1)) if taps else 1
+    return cost
+
+
+def event_phase_cycles(lm: LayerMap, acts: np.ndarray) -> np.ndarray:
+    """(digits, in_frames) event-phase cycles for input activations (digits, T, C)."""
+    cost = event_costs(lm)
+    work = (acts > 0) * cost[None]  # (N, T, C)
+    G = lm.groups
+    C = work.shape[2]
+    pad = (-C) % G
+    if pad:
+        work = np.concatenate([work, np.zeros(work.shape[:2] + (pad,), work.dtype)], axis=2)
+    per_group = work.reshape(work.shape[0], work.shape[1], -1, G).sum(axis=2)
+    return per_group.max(axis=2) + FRAME_OVERHEAD
+
+
+def threshold_cycles(lm: LayerMap) -> int:
+    return lm.locals * lm.groups + THRESHOLD_LATENCY
+
+
+def completions(lm: LayerMap) -> list[int]:
+    """Number of emitted output frames that complete at each input frame."""
+    L = lm.layer
+    done = [0] * L.in_frames
+    for tau in range(lm.frames_emitted):
+        done[tau * L.stride + L.taps - 1] += 1
+    return done
+
+
+def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray) -> CycleReport:
+    """Predict cycles for ``images`` (uint8 (N, 28, 28)) streamed back to back."""
+    res = run(net, images, trace=True)
+    n = len(images)
+    ev = [event_phase_cycles(lm, res.activations[i]) for i, lm in enumerate(maps)]
+    frames = [lm.frames_used for lm in maps]
+    done_at = [completions(lm) for lm in maps]
+    thr = [threshold_cycles(lm) for lm in maps]
+    L = len(maps)
+
+    # Global frame streams: layer l handles frames_used frames per digit.
+    total = [n * f for f in frames]
+    ev_end = [np.zeros(t, np.int64) for t in total]       # event phase end of each frame
+    out_end: list[list[int]] = [[] for _ in range(L)]      # end of each emitted output frame
+    busy = np.zeros((L, n), np.int64)
+    pos = [0] * L
+    free_at = [0] * L  # layer l busy until
+    row_end = np.zeros(n * 28, np.int64)
+    first_beat = np.zeros(n, np.int64)
+    result = np.zeros(n, np.int64)
+
+    # rows: accepted one beat per cycle into ROW_BUFFERS buffers
+    def row_ready(w: int) -> int | None:
+        """End of acceptance of global row w, or None if it waits for layer 0."""
+        digit, r = divmod(w, 28)
+        prev = row_end[w - 1] if w else 0
+        if w >= ROW_BUFFERS:
+            d2, r2 = divmod(w - ROW_BUFFERS, 28)
+            if r2 < frames[0]:
+                u = d2 * frames[0] + r2
+                if u >= pos[0]:
+                    return None
+                prev = max(prev, ev_end[0][u])
+        if r == 0:
+            first_beat[digit] = prev
+        return prev + BEATS_PER_ROW
+
+    rows_done = 0
+    progress = True
+    while progress:
+        progress = False
+        while rows_done < n * 28:
+            e = row_ready(rows_done)
+            if e is None:
+                break
+            row_end[rows_done] = e
+            rows_done += 1
+            progress = True
+        for l in range(L):
+            while pos[l] < total[l]:
+                u = pos[l]
+                digit, t = divmod(u, frames[l])
+                if l == 0:
+                    w = digit * 28 + t
+                    if w >= rows_done:
+                        break
+                    avail = row_end[w]
+                else:
+                    if u >= len(out_end[l - 1]):
+                        break
+                    avail = out_end[l - 1][u]
+                k = done_at[l][t]
+                # a threshold phase needs a free output buffer (freed by the next layer)
+                need = len(out_end[l]) + k - FRAME_BUFFERS
+                if l + 1 < L and k and need >= 0 and need >= pos[l + 1]:
+                    break
+                start = max(free_at[l], avail)
+                end = start + ev[l][digit, t]
+                ev_end[l][u] = end
+                for j in range(k):
+                    v = len(out_end[l])
+                    if l + 1 < L and v >= FRAME_BUFFERS:
+                        end = max(end, ev_end[l + 1][v - FRAME_BUFFERS])
+                    end += thr[l]
+                    out_end[l].append(end)
+                    if l == L - 1:
+                        result[digit] = end + RESULT_LATENCY
+                busy[l, digit] += ev[l][digit, t] + k * thr[l]
+                free_at[l] = end
+                pos[l] += 1
+                progress = True
+    if any(p < t for p, t in zip(pos, total)):
+        raise RuntimeError("cycle model deadlocked; check FRAME_BUFFERS and the layer chain")
+    return CycleReport(n, busy, result - first_beat, result)

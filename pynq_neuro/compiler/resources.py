@@ -1,0 +1,105 @@
+"""Resource model of the neuron arrays for the xc7z020 (numpy only).
+
+An estimate for choosing the folding; ``pynq-neuro estimate`` synthesizes the real design with
+Yosys. Memories go to block RAM (RAMB36/RAMB18 in their legal aspect ratios) when they hold more
+than ``LUTRAM_MAX_BITS``, else to distributed RAM (about 48 bits per LUT in RAM32M/RAM64M).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from .mapping import LayerMap
+
+LUTRAM_MAX_BITS = 4096
+LUTRAM_BITS_PER_LUT = 48
+# (depth, width) aspect ratios of simple-dual-port block RAMs
+RAMB36_SHAPES = [(32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72)]
+RAMB18_SHAPES = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the design may use (default: the whole xc7z020) and the clock."""
+
+    luts: int = 53_200
+    ffs: int = 106_400
+    bram36: int = 140
+    dsp: int = 220
+    clock_mhz: float = 100.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Resources:
+    luts: float = 0.0
+    ffs: float = 0.0
+    bram36: float = 0.0
+    dsp: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.luts + other.luts, self.ffs + other.ffs,
+                         self.bram36 + other.bram36, self.dsp + other.dsp)
+
+    def fits(self, budget: Budget, fraction: float = 1.0) -> bool:
+        return (self.luts <= fraction * budget.luts and self.bram36 <= fraction * budget.bram36
+                and self.ffs <= fraction * budget.ffs and self.dsp <= fraction * budget.dsp)
+
+    def to_dict(self) -> dict:
+        return {"luts": round(self.luts), "ffs": round(self.ffs),
+                "bram36": round(self.bram36, 1), "dsp": self.dsp}
+
+
+def block_ram(depth: int, width: int) -> float:
+    """BRAM36 equivalents for a ``depth`` x ``width`` memory (best legal tiling)."""
+    if depth <= 0 or width <= 0:
+        return 0.0
+    b36 = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in RAMB36_SHAPES)
+    b18 = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in RAMB18_SHAPES)
+    return min(float(b36), 0.5 * b18)
+
+
+def memory(depth: int, width: int) -> Resources:
+    """A memory as block RAM or, when small, distributed RAM."""
+    bits = depth * width
+    if bits <= LUTRAM_MAX_BITS:
+        return Resources(luts=math.ceil(bits / LUTRAM_BITS_PER_LUT) + width / 4)
+    return Resources(bram36=block_ram(depth, width))
+
+
+def layer_resources(lm: LayerMap, in_bits: int) -> Resources:
+    """Estimated resources of one layer's neuron array."""
+    L, G, P = lm.layer, lm.groups, lm.lanes
+    A = lm.acc_bits
+    slots = -(-L.taps // L.stride)
+    r = Resources(luts=250, ffs=300)  # sequencing, event fetch, handshakes
+    for g in range(G):
+        r += memory(lm.synapse_depth, lm.word_bits)
+        r += memory(lm.index_depth, lm.index_bits)
+    # per lane and group: product (weight x activation), accumulate, partial-sum RAM
+    mult = (L.weight_bits + 1) * in_bits if in_bits > 1 else L.weight_bits + 1
+    acc_ram = math.ceil(A * slots * lm.locals / 32) * 2
+    r += Resources(luts=G * P * (mult + A + acc_ram), ffs=G * P * (A + L.weight_bits + 4))
+    # per lane: partial-sum reduction and threshold search (one comparator) or bias add
+    r += Resources(luts=P * 2 * A, ffs=P * (A + 8))
+    r += Resources(luts=math.ceil(P * lm.locals * lm.param_bits / LUTRAM_BITS_PER_LUT))
+    # event buffers to the next layer: FRAME_BUFFERS frames of activations
+    if not L.is_classifier:
+        r += memory(2 * lm.locals, P * L.act_bits)
+    else:
+        r += Resources(luts=P * A, ffs=P * A)  # argmax tree
+    return r
+
+
+def network_resources(maps: list[LayerMap], input_bits: int) -> list[Resources]:
+    """Per-layer estimates; the first entry is the input unit and control (AXI, registers)."""
+    shell = Resources(luts=1500, ffs=2000) + memory(2 * 28, 28 * input_bits)
+    out = [shell]
+    in_bits = input_bits
+    for lm in maps:
+        out.append(layer_resources(lm, in_bits))
+        in_bits = lm.layer.act_bits or 0
+    return out

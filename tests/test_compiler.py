@@ -1,0 +1,223 @@
+"""Compiler: mapping round trips, artifacts rebuild the exact network, corrupt artifacts are
+refused, the cycle model behaves, and the CLI compiles and inspects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from pynq_neuro.compiler.artifact import (ArtifactError, load_artifact, pack_binary,
+                                          unpack_binary, banks_of)
+from pynq_neuro.compiler.compile import CompileConfig, compile_network
+from pynq_neuro.compiler.cycles import simulate
+from pynq_neuro.compiler.mapping import Folding, map_layer, map_network, unpack_layer
+from pynq_neuro.golden import run
+
+from test_golden import digits, random_network  # noqa: E402  (shared generators)
+
+
+def sparse_network(seed: int, wbits: int = 3, abits: int = 2, density: float = 0.3):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, [(13, 3, 1), (9, 2, 2), (0, 0, 0)], wbits, abits)
+    for layer in net.layers:
+        layer.mask = rng.random(layer.codes.shape) < density
+        layer.codes[~layer.mask] = 0
+    net.validate()
+    return net
+
+
+FOLDINGS = [Folding(1, 1), Folding(2, 3), Folding(3, 5), Folding(4, 13), Folding(8, 2)]
+
+
+@pytest.mark.parametrize("fold", FOLDINGS, ids=str)
+@pytest.mark.parametrize("wbits", [1, 2, 5, 8])
+def test_memory_images_reproduce_the_layer(fold, wbits):
+    net = sparse_network(wbits, wbits=wbits)
+    for i, layer in enumerate(net.layers):
+        f = Folding(min(fold.groups, layer.in_channels), min(fold.lanes, layer.out_channels))
+        lm = map_layer(net, i, f)
+        codes, mask, params = unpack_layer(lm)
+        assert np.array_equal(mask, layer.mask)
+        assert np.array_equal(codes[mask], layer.codes[layer.mask])
+        want = layer.bias[:, None] if layer.is_classifier else layer.thresholds
+        assert np.array_equal(params, want)
+        # geometry-only mapping agrees with the packed one
+        light = map_layer(net, i, f, pack=False)
+        assert np.array_equal(light.words, lm.words) and light.synapse_depth == lm.synapse_depth
+        # each column takes as many words as its fullest lane
+        for g in range(f.groups):
+            assert sum(len(w) for w in [lm.synapse_words[g]]) == int(lm.words[g].sum())
+
+
+def test_sparsity_shortens_columns():
+    dense = sparse_network(1, density=1.0)
+    sparse = sparse_network(1, density=0.2)
+    f = Folding(1, 3)
+    assert map_layer(sparse, 1, f).synapse_depth < map_layer(dense, 1, f).synapse_depth
+
+
+@pytest.mark.parametrize("source", ["mem", "bin"])
+def test_artifact_rebuilds_the_exact_network(tmp_path, source):
+    net = sparse_network(7)
+    images = digits(np.random.default_rng(0), 64)
+    manifest = compile_network(net, tmp_path / "a", CompileConfig(foldings=[
+        Folding(2, 4), Folding(3, 9), Folding(1, 10)]), images)
+    art = load_artifact(tmp_path / "a", source=source)
+    a, b = run(net, images), run(art.network, images)
+    assert np.array_equal(a.logits, b.logits)
+    assert art.fingerprint == manifest["hardware"]["fingerprint"]
+    assert (tmp_path / "a" / "neuro_params.vh").read_text().count("`define PN_L2_LANES 10") == 1
+    coe = (tmp_path / "a" / "coe" / "L0_syn_g0.coe").read_text()
+    assert "memory_initialization_radix=16;" in coe
+
+
+def test_binary_stream_round_trip_and_layout(tmp_path):
+    net = sparse_network(8)
+    maps = map_network(net, [Folding(2, 4), Folding(3, 9), Folding(1, 10)])
+    banks = banks_of(maps)
+    blob = pack_binary(banks)
+    assert blob[:4] == b"PNNB" and len(blob) % 4 == 0
+    back = unpack_binary(blob)
+    assert [(b.layer, b.kind, b.bank, b.words) for b in back] == \
+        [(b.layer, b.kind, b.bank, b.words) for b in banks]
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("art") / "a"
+    compile_network(sparse_network(9), path, CompileConfig(foldings=[
+        Folding(2, 4), Folding(3, 9), Folding(1, 10)]), digits(np.random.default_rng(1), 32))
+    return path
+
+
+def _copy(src, tmp_path):
+    dst = tmp_path / "c"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_manifest(path, change):
+    m = json.loads((path / "manifest.json").read_text())
+    change(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+CORRUPTIONS = {
+    "no manifest": (lambda p: (p / "manifest.json").unlink(), "no manifest"),
+    "bad json": (lambda p: (p / "manifest.json").write_text("{"), "not valid JSON"),
+    "other format": (lambda p: _edit_manifest(p, lambda m: m.update(format="x")), "not a"),
+    "future version": (lambda p: _edit_manifest(p, lambda m: m.update(version=2)), "version 2"),
+    "hardware edited": (lambda p: _edit_manifest(
+        p, lambda m: m["hardware"]["layers"][0].update(lanes=5)), "fingerprint"),
+    "mem edited": (lambda p: (p / "mem" / "L1_syn_g0.mem").write_text(
+        (p / "mem" / "L1_syn_g0.mem").read_text().replace("1", "3", 1)), "SHA-256"),
+    "mem missing": (lambda p: (p / "mem" / "L0_par.mem").unlink(), "missing file"),
+    "bin edited": (lambda p: (p / "network.bin").write_bytes(
+        (p / "network.bin").read_bytes()[:-1] + b"\0"), "SHA-256"),
+    "depth lie": (lambda p: _edit_manifest(
+        p, lambda m: m["memories"][0].update(depth=m["memories"][0]["depth"] + 1)), "words"),
+    "memories dropped": (lambda p: _edit_manifest(p, lambda m: m["memories"].pop()), "manifest"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_corrupt_artifacts_are_refused(artifact_dir, tmp_path, case):
+    corrupt, message = CORRUPTIONS[case]
+    path = _copy(artifact_dir, tmp_path)
+    corrupt(path)
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(path)
+
+
+def test_fuzzed_load_streams_are_refused_or_exact(artifact_dir):
+    """Random byte flips, truncations and extensions of network.bin: never a wrong network."""
+    blob = (artifact_dir / "network.bin").read_bytes()
+    good = unpack_binary(blob)
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        data = bytearray(blob)
+        kind = trial % 3
+        if kind == 0:
+            for _ in range(rng.integers(1, 4)):
+                data[rng.integers(0, len(data))] ^= 1 << rng.integers(0, 8)
+        elif kind == 1:
+            data = data[: rng.integers(0, len(data))]
+        else:
+            data += bytes(rng.integers(0, 256, rng.integers(1, 9)).astype(np.uint8))
+        try:
+            banks = unpack_binary(bytes(data))
+        except ArtifactError:
+            continue
+        assert [b.words for b in banks] == [b.words for b in good]  # only harmless edits pass
+
+
+def test_fuzzed_mem_images_are_refused(artifact_dir, tmp_path):
+    """A .mem with a valid checksum but garbage content is caught by the structural checks."""
+    rng = np.random.default_rng(4)
+    refused = 0
+    for trial in range(20):
+        path = tmp_path / f"f{trial}"
+        shutil.copytree(artifact_dir, path)
+        m = json.loads((path / "manifest.json").read_text())
+        entry = m["memories"][rng.integers(0, len(m["memories"]))]
+        lines = (path / entry["mem"]).read_text().splitlines()
+        i = rng.integers(0, len(lines))
+        lines[i] = "f" * len(lines[i]) if trial % 2 else "zz"
+        text = "\n".join(lines) + "\n"
+        (path / entry["mem"]).write_text(text)
+        import hashlib
+
+        entry["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        (path / "manifest.json").write_text(json.dumps(m))
+        try:
+            load_artifact(path)
+        except ArtifactError:
+            refused += 1
+            continue
+        # what passes is an all-ones word that still decodes to something valid: a full
+        # synapse word, a -1 parameter row; never a non-hex line
+        assert trial % 2 and entry["kind"] in ("synapse", "params")
+    assert refused >= 10
+
+
+def test_hardware_compatibility(artifact_dir, tmp_path):
+    art = load_artifact(artifact_dir)
+    art.check_hardware(art.manifest["hardware"])
+    other = json.loads(json.dumps(art.manifest["hardware"]))
+    other["layers"][1]["lanes"] = 3
+    with pytest.raises(ArtifactError, match="lanes"):
+        art.check_hardware(other)
+    with pytest.raises(ArtifactError, match="layers"):
+        art.check_hardware({"layers": other["layers"][:2]})
+
+
+def test_compile_onto_existing_hardware(artifact_dir, tmp_path):
+    """A different network of the same shape maps onto the same build (run-time load)."""
+    net = sparse_network(10, density=0.25)
+    images = digits(np.random.default_rng(5), 16)
+    cfg = CompileConfig(hardware=str(artifact_dir))
+    compile_network(net, tmp_path / "b", cfg, images)
+    a, b = load_artifact(artifact_dir), load_artifact(tmp_path / "b")
+    a.check_hardware(b.manifest["hardware"])
+    assert np.array_equal(run(b.network, images).logits, run(net, images).logits)
+    too_big = sparse_network(10, density=1.0)
+    with pytest.raises(ValueError, match="needs .* the hardware has"):
+        compile_network(too_big, tmp_path / "c", cfg, images)
+
+
+def test_cycle_model_counts_events():
+    net = sparse_network(11, density=0.5)
+    maps = map_network(net, [Folding(1, 13), Folding(1, 9), Folding(1, 10)])
+    blank = np.zeros((4, 28, 28), np.uint8)
+    busy = digits(np.random.default_rng(6), 4)
+    r0, r1 = simulate(maps, net, blank), simulate(maps, net, busy)
+    # a blank digit has no input events: layer 0 costs only frame overheads and thresholds
+    assert r0.layer_cycles[0].max() < r1.layer_cycles[0].min()
+    assert r1.cycles_per_digit >= 28 * 7  # never faster than the pixel stream
+    assert np.all(r1.latency > 0) and np.all(np.diff(r1.result_times) > 0)
+    more = map_network(net, [Folding(4, 13), Folding(4, 9), Folding(1, 10)])
+    assert simulate(more, net, busy).layer_cycles[1].mean() < r1.layer_cycles[1].mean()
