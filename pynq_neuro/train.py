@@ -108,7 +108,7 @@ def predict(model: NeuroNet, images: np.ndarray | torch.Tensor, batch: int = 200
     """Logits and predicted classes of ``model`` (evaluation mode) for uint8 digits."""
     model.eval()
     model = model.to(dtype)
-    x = torch.as_tensor(np.asarray(images))
+    x = torch.from_numpy(np.array(images))
     logits = [model(x[i:i + batch].to(dtype)) for i in range(0, len(x), batch)]
     out = torch.cat(logits).numpy()
     model.float()

@@ -1,0 +1,1 @@
+"""Neuromorphic compiler: factorization passes (torch), time-delay mapping, hardware mapping and artifacts."""

@@ -1,0 +1,174 @@
+"""The ``compress`` subcommand: factorization passes and fine-tunes on a trained checkpoint.
+
+``register(subparsers)`` adds the subcommand to an ``argparse`` parser; ``run(args)`` executes
+it (errors are raised as ``ValueError``/``DataError`` for the caller to report). Low-rank passes
+(``--low-rank LAYER:RANK``, repeatable) run first, in the order given, then pruning
+(``--budget`` or ``--sparsity``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from typing import Any
+
+DESCRIPTION = "factorize a trained checkpoint (low rank, pruning) with short fine-tunes"
+
+
+def _low_rank_spec(text: str) -> tuple[int, int]:
+    try:
+        layer, rank = text.split(":")
+        return int(layer), int(rank)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LAYER:RANK, e.g. 1:16, got {text!r}")
+
+
+def _sparsity(text: str) -> float | list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected S or S1,S2,... (floats), got {text!r}")
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``compress`` subcommand; returns its parser."""
+    p = subparsers.add_parser("compress", help=DESCRIPTION, description=DESCRIPTION)
+    p.add_argument("checkpoint", help="trained checkpoint (.pt)")
+    p.add_argument("-o", "--output", required=True,
+                   help="checkpoint to write (.pt); a quantized one also gets its .npz")
+    g = p.add_argument_group("passes (low rank first, then pruning)")
+    target = g.add_mutually_exclusive_group()
+    target.add_argument("--budget", type=int, help="global synapse budget over all layers")
+    target.add_argument("--sparsity", type=_sparsity,
+                        help="share of weights to prune: S, or S1,S2,... per layer incl. the "
+                             "classifier")
+    g.add_argument("--lanes", type=_lanes,
+                   help="lane-balanced pruning for these lanes per layer (with --sparsity)")
+    g.add_argument("--min-per-unit", type=int, default=1,
+                   help="synapses every unit keeps at least (default 1)")
+    g.add_argument("--low-rank", type=_low_rank_spec, action="append", default=[],
+                   metavar="LAYER:RANK",
+                   help="factorize a layer (index; the classifier is the last) with this rank; "
+                        "repeatable")
+    g = p.add_argument_group("fine-tune")
+    g.add_argument("--epochs", type=int, help="fine-tune epochs per pass (default 4)")
+    g.add_argument("--lr", type=float, help="peak learning rate (default 0.3 x the QAT one)")
+    g.add_argument("--threads", type=int, default=2, help="torch threads")
+    g.add_argument("--train-images", type=int, help="use only the first N training digits")
+    g.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", help="MNIST directory (default: search order of the loader)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the passes report as JSON")
+    return p
+
+
+def _lanes(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected lanes per layer like 32,32,16,5; got {text!r}")
+    return values
+
+
+def passes_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The pass list of the command-line options."""
+    passes: list[dict[str, Any]] = [
+        {"pass": "low_rank", "layer": layer, "rank": rank} for layer, rank in args.low_rank
+    ]
+    if args.budget is not None:
+        passes.append({"pass": "prune", "budget": args.budget, "min_per_unit": args.min_per_unit})
+    elif args.sparsity is not None and args.lanes is not None:
+        passes.append({"pass": "prune", "sparsity": args.sparsity, "lanes": args.lanes})
+    elif args.sparsity is not None:
+        passes.append({"pass": "prune", "sparsity": args.sparsity,
+                       "min_per_unit": args.min_per_unit})
+    if args.lanes is not None and args.sparsity is None:
+        raise ValueError("--lanes (lane-balanced pruning) needs --sparsity")
+    if not passes:
+        raise ValueError("nothing to do: give --budget, --sparsity or --low-rank")
+    return passes
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The canonical command that reproduces ``args``."""
+    cmd = ["pynq-neuro", "compress", args.checkpoint, "-o", args.output]
+    for layer, rank in args.low_rank:
+        cmd += ["--low-rank", f"{layer}:{rank}"]
+    if args.budget is not None:
+        cmd += ["--budget", str(args.budget)]
+    if args.sparsity is not None:
+        s = args.sparsity
+        cmd += ["--sparsity", ",".join(map(str, s)) if isinstance(s, list) else str(s)]
+    if args.lanes is not None:
+        cmd += ["--lanes", ",".join(map(str, args.lanes))]
+    if args.min_per_unit != 1:
+        cmd += ["--min-per-unit", str(args.min_per_unit)]
+    for opt in ("epochs", "lr", "train_images", "data_dir"):
+        if getattr(args, opt) is not None:
+            cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
+    cmd += ["--threads", str(args.threads), "--seed", str(args.seed)]
+    return shlex.join(cmd)
+
+
+def _shape(row: dict[str, Any]) -> str:
+    return "x".join(map(str, row["shape"]))
+
+
+def format_pass(entry: dict[str, Any]) -> str:
+    """A per-layer table of the connections before and after one pass."""
+    before = {r["name"]: r for r in entry["before"]}
+    w = max(len(r["name"]) + len(_shape(r)) for r in [*entry["before"], *entry["after"]]) + 2
+    lines = [f"  {'before':<{w}}{'kept':>8}  | {'after':<{w}}{'kept':>8}{'of':>8}"]
+    shown: set[str] = set()
+    for row, origin in zip(entry["after"], entry["origin"]):
+        left = " " * (w + 8)
+        if origin not in shown:
+            b = before[origin]
+            left = f"{b['name'] + ' ' + _shape(b):<{w}}{b['kept']:>8}"
+            shown.add(origin)
+        lines.append(f"  {left}  | {row['name'] + ' ' + _shape(row):<{w}}{row['kept']:>8}"
+                     f"{row['total']:>8}")
+    lines.append(f"  {'total':<{w}}{entry['synapses_before']:>8}  | {'total':<{w}}"
+                 f"{entry['synapses_after']:>8}")
+    return "\n".join(lines)
+
+
+def format_report(passes: list[dict[str, Any]]) -> str:
+    out = []
+    for n, entry in enumerate(passes):
+        params = " ".join(f"{k}={v}" for k, v in entry["params"].items())
+        out.append(f"pass {n + 1}: {entry['pass']} {params} ({entry['epochs']} epochs, "
+                   f"lr {entry['lr']:g}): test accuracy {100 * entry['accuracy']:.2f} %, "
+                   f"{entry['seconds']:.0f} s")
+        out.append(format_pass(entry))
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute the ``compress`` subcommand."""
+    from .factorize import DEFAULT_EPOCHS, compress
+
+    passes = passes_from_args(args)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    ckpt = compress(
+        args.checkpoint, passes,
+        finetune_epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, lr=args.lr,
+        threads=args.threads, train_images=args.train_images, seed=args.seed,
+        data_dir=args.data_dir, output=args.output, log=log, progress=not args.quiet,
+        command=command_line(args),
+    )
+    if args.json:
+        print(json.dumps(ckpt["passes"], indent=2))
+        return 0
+    print(format_report(ckpt["passes"]))
+    src = ckpt["source"]
+    if src.get("accuracy") is not None:
+        print(f"source {src['synapses']} synapses, accuracy {100 * src['accuracy']:.2f} %; "
+              f"result {ckpt['metrics']['synapses']} synapses, accuracy "
+              f"{100 * ckpt['metrics']['test_accuracy']:.2f} %")
+    return 0

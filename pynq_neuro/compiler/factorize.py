@@ -1,0 +1,654 @@
+"""Factorization passes: magnitude pruning (at once or gradual) and low-rank factorization.
+
+Each pass turns a trained network into a more sparsely connected one; :func:`compress` follows
+every pass with a short quantization-aware fine-tune (``train.fit``) and reports the connections
+of every layer before and after.
+
+* Pruning sets the layers' masks: a pruned synapse is absent (the weight grid has no zero level).
+  Synapses compete by importance ``|w| / step`` (the weight in units of its output unit's
+  quantizer step; the layer's RMS weight for a float model), so a global budget compares layers
+  fairly. Every output unit keeps at least ``min_per_unit`` synapses and pruned synapses stay
+  pruned.
+* Gradual pruning (:class:`GradualPruner`, an ``on_epoch_start`` hook of ``train.fit``) reaches
+  the target with the cubic schedule of Zhu & Gupta (2017) over the first 60 % of the epochs.
+* Low-rank factorization (:func:`low_rank`) replaces a layer ``C -> O`` (K taps, stride S) by
+  ``C -> 2r`` (K taps, stride S) and ``2r -> O`` (one tap). From ``W ~ U_r S_r V_r^T`` the first
+  layer gets ``[A; -A]`` with ``A = sqrt(S_r) V_r^T`` and the second ``[B, -B]`` with
+  ``B = U_r sqrt(S_r)``: since ``relu(z) - relu(-z) = z`` the ReLU of the bottleneck loses
+  nothing. The result is an ordinary :class:`NeuroNet` with one more hidden layer, so lowering
+  and the golden model apply unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import load_mnist
+from ..models import ModelConfig, NeuroNet
+from ..quant import QuantTDConv
+from ..quant.quantizers import MIN_STEP
+from ..train import (
+    TrainConfig,
+    checkpoint_dict,
+    fit,
+    load_checkpoint,
+    model_from_checkpoint,
+    predict,
+    recommended_hparams,
+    save_checkpoint,
+)
+
+Target = Union[int, list]  # a global synapse count, or one count per layer
+Sparsity = Union[float, Sequence[float]]
+
+DEFAULT_EPOCHS = 4
+LR_FACTOR = 0.3  # fine-tune peak learning rate relative to quantization-aware training
+RAMP = 0.6  # share of the fine-tune epochs over which gradual pruning ramps
+INIT_IMAGES = 2048  # training digits used to initialise new quantizer steps
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def layer_modules(model: NeuroNet) -> list[nn.Module]:
+    """Hidden layers, then the classifier."""
+    return [*model.layers, model.classifier]
+
+
+def layer_names(model: NeuroNet) -> list[str]:
+    """State-dict names of :func:`layer_modules`: ``layers.0``, ..., ``classifier``."""
+    return [f"layers.{i}" for i in range(len(model.layers))] + ["classifier"]
+
+
+def kept_mask(layer: nn.Module) -> torch.Tensor:
+    """Boolean mask (weight shape) of the synapses a layer keeps."""
+    if layer.weight_mask is None:
+        return torch.ones(layer.weight.shape, dtype=torch.bool, device=layer.weight.device)
+    return layer.weight_mask != 0
+
+
+def connections(model: NeuroNet) -> list[dict[str, Any]]:
+    """Per layer (hidden layers, then the classifier): name, kind, weight shape, total weights
+    and kept (unmasked) synapses."""
+    rows = []
+    for name, layer in zip(layer_names(model), layer_modules(model)):
+        rows.append({
+            "name": name,
+            "kind": "time-delay" if isinstance(layer, QuantTDConv) else "dense",
+            "shape": list(layer.weight.shape),
+            "total": int(layer.weight.numel()),
+            "kept": int(kept_mask(layer).sum()),
+        })
+    return rows
+
+
+def total_kept(rows: list[dict[str, Any]]) -> int:
+    return sum(r["kept"] for r in rows)
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+@torch.no_grad()
+def importance(layer: nn.Module) -> torch.Tensor:
+    """``|w|`` of every synapse in units of its output unit's weight step, or of the RMS of the
+    layer's kept weights for a float layer (weight-shaped)."""
+    w = layer.weight.detach().abs()
+    if layer.weight_quant is not None:
+        step = layer.weight_quant.step.detach().abs().clamp_min(MIN_STEP)
+        return w / step.reshape([-1] + [1] * (w.dim() - 1))
+    kept = w[kept_mask(layer)]
+    rms = kept.pow(2).mean().sqrt() if kept.numel() else w.new_tensor(1.0)
+    return w / rms.clamp_min(1e-12)
+
+
+def _per_unit(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1)
+
+
+def minimum_kept(model: NeuroNet, min_per_unit: int) -> list[int]:
+    """Per layer, the synapses that keeping ``min_per_unit`` per output unit requires."""
+    return [int(_per_unit(kept_mask(m)).sum(1).clamp(max=min_per_unit).sum())
+            for m in layer_modules(model)]
+
+
+def _forced(scores: torch.Tensor, kept: torch.Tensor, min_per_unit: int) -> torch.Tensor:
+    """The ``min_per_unit`` most important kept synapses of each unit (2-D, unit by row)."""
+    forced = torch.zeros_like(kept)
+    n = min(min_per_unit, scores.shape[1])
+    if n > 0:
+        forced.scatter_(1, scores.topk(n, dim=1).indices, True)
+    return forced & kept
+
+
+def _select(scores: list[torch.Tensor], kept: list[torch.Tensor], keep: int,
+            min_per_unit: int) -> list[torch.Tensor]:
+    """Masks keeping exactly ``keep`` of the kept synapses of the given layers: the per-unit
+    minimum first, then the most important of the rest over all layers together."""
+    shapes = [s.shape for s in scores]
+    scores = [_per_unit(s).masked_fill(~_per_unit(k), -math.inf) for s, k in zip(scores, kept)]
+    kept = [_per_unit(k) for k in kept]
+    forced = [_forced(s, k, min_per_unit) for s, k in zip(scores, kept)]
+    flat = torch.cat([s.masked_fill(f, -math.inf).flatten() for s, f in zip(scores, forced)])
+    rest = min(keep - sum(int(f.sum()) for f in forced), int(torch.isfinite(flat).sum()))
+    chosen = torch.zeros(flat.shape, dtype=torch.bool)
+    if rest > 0:
+        chosen[flat.topk(rest).indices] = True
+    masks, offset = [], 0
+    for f, shape in zip(forced, shapes):
+        n = f.numel()
+        masks.append((f | chosen[offset:offset + n].reshape(f.shape)).reshape(shape))
+        offset += n
+    return masks
+
+
+def apply_target(model: NeuroNet, target: Target, min_per_unit: int = 1) -> None:
+    """Prune to ``target``: a global synapse count, or one count per layer (incl. classifier).
+
+    Counts must lie between :func:`minimum_kept` and the synapses kept now (see
+    :func:`resolve_target`)."""
+    layers = layer_modules(model)
+    scores = [importance(m) for m in layers]
+    kept = [kept_mask(m) for m in layers]
+    if isinstance(target, int):
+        masks = _select(scores, kept, target, min_per_unit)
+    else:
+        masks = [_select([s], [k], t, min_per_unit)[0] for s, k, t in zip(scores, kept, target)]
+    for layer, mask in zip(layers, masks):
+        if layer.weight_mask is not None or not bool(mask.all()):
+            layer.set_mask(mask)
+
+
+def _sparsities(model: NeuroNet, sparsity: Sparsity) -> list[float]:
+    n = len(model.layers) + 1
+    if isinstance(sparsity, (int, float)):
+        values = [float(sparsity)] * n
+    else:
+        values = [float(s) for s in sparsity]
+        if len(values) != n:
+            raise ValueError(f"sparsity needs one value per layer including the classifier "
+                             f"({n}), got {len(values)}")
+    for s in values:
+        if not 0.0 <= s < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {s}")
+    return values
+
+
+def resolve_target(model: NeuroNet, sparsity: Sparsity | None = None, budget: int | None = None,
+                   min_per_unit: int = 1) -> Target:
+    """The pruning target of a sparsity (per-layer counts) or a budget (a global count).
+
+    Sparsity is the share of a layer's weights to remove; a layer already sparser stays as it
+    is, and the per-unit minimum wins over the sparsity. A budget must be reachable: at most the
+    synapses kept now, at least the per-unit minimum.
+    """
+    if (sparsity is None) == (budget is None):
+        raise ValueError("give either a sparsity or a connection budget")
+    if isinstance(min_per_unit, bool) or not isinstance(min_per_unit, int) or min_per_unit < 0:
+        raise ValueError(f"min_per_unit must be an integer >= 0, got {min_per_unit!r}")
+    rows = connections(model)
+    minimum = minimum_kept(model, min_per_unit)
+    if budget is not None:
+        if isinstance(budget, bool) or int(budget) != budget:
+            raise ValueError(f"budget must be an integer, got {budget!r}")
+        budget = int(budget)
+        total, kept = sum(r["total"] for r in rows), total_kept(rows)
+        if budget > total:
+            raise ValueError(f"budget {budget} is larger than the network ({total} weights)")
+        if budget > kept:
+            raise ValueError(f"budget {budget} exceeds the {kept} synapses the network keeps; "
+                             "pruning cannot restore pruned synapses")
+        if budget < sum(minimum):
+            raise ValueError(f"budget {budget} is below the {sum(minimum)} synapses needed to "
+                             f"keep {min_per_unit} per unit")
+        return budget
+    return [min(r["kept"], max(m, round((1.0 - s) * r["total"])))
+            for r, m, s in zip(rows, minimum, _sparsities(model, sparsity))]
+
+
+def prune_magnitude(model: NeuroNet, sparsity: Sparsity | None = None,
+                    budget: int | None = None, min_per_unit: int = 1) -> list[dict[str, Any]]:
+    """Magnitude pruning at once, by setting masks; returns :func:`connections` after.
+
+    Args:
+        sparsity: share of each layer's weights to remove, one value or one per layer
+            (hidden layers, then the classifier).
+        budget: total synapses to keep over all layers (layers compete by importance).
+        min_per_unit: synapses every output unit keeps at least (no dead neurons).
+    """
+    apply_target(model, resolve_target(model, sparsity, budget, min_per_unit), min_per_unit)
+    return connections(model)
+
+
+@dataclass
+class GradualPruner:
+    """Gradual magnitude pruning as the ``on_epoch_start`` hook of ``train.fit``.
+
+    Before epoch ``e`` of the first ``ramp_epochs`` (about ``ramp`` of ``epochs``) the model is
+    pruned to ``final + (initial - final) * (1 - (e + 1) / ramp_epochs)^3`` synapses (per layer
+    for a sparsity, over all layers for a budget); afterwards the masks stay fixed.
+    """
+
+    model: NeuroNet = field(repr=False)
+    epochs: int
+    sparsity: Sparsity | None = None
+    budget: int | None = None
+    min_per_unit: int = 1
+    ramp: float = RAMP
+    initial: Target = field(init=False)
+    final: Target = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"gradual pruning needs at least one epoch, got {self.epochs}")
+        if not 0.0 < self.ramp <= 1.0:
+            raise ValueError(f"ramp must be in (0, 1], got {self.ramp}")
+        self.final = resolve_target(self.model, self.sparsity, self.budget, self.min_per_unit)
+        rows = connections(self.model)
+        self.initial = (total_kept(rows) if isinstance(self.final, int)
+                        else [r["kept"] for r in rows])
+
+    @property
+    def ramp_epochs(self) -> int:
+        return max(1, min(self.epochs, round(self.ramp * self.epochs)))
+
+    def fraction(self, epoch: int) -> float:
+        """Share of the pruning done before ``epoch``: ``1 - (1 - t)^3``."""
+        t = min(epoch + 1, self.ramp_epochs) / self.ramp_epochs
+        return 1.0 - (1.0 - t) ** 3
+
+    def target(self, epoch: int) -> Target:
+        left = 1.0 - self.fraction(epoch)
+        if isinstance(self.final, int):
+            return self.final + round((self.initial - self.final) * left)
+        return [f + round((i - f) * left) for i, f in zip(self.initial, self.final)]
+
+    def schedule(self) -> list[int]:
+        """Total synapses kept during each epoch."""
+        return [t if isinstance(t, int) else sum(t)
+                for t in (self.target(e) for e in range(self.epochs))]
+
+    def __call__(self, epoch: int) -> None:
+        if epoch < self.ramp_epochs:
+            apply_target(self.model, self.target(epoch), self.min_per_unit)
+
+
+# ------------------------------------------------------------------ lane-balanced pruning
+
+
+def lane_locals(layer: nn.Module, lanes: int) -> int:
+    """Output units per lane when the layer runs on ``lanes`` processing elements."""
+    if not 1 <= lanes <= layer.weight.shape[0]:
+        raise ValueError(f"lanes must be in 1..{layer.weight.shape[0]}, got {lanes}")
+    return -(-layer.weight.shape[0] // lanes)
+
+
+@torch.no_grad()
+def balanced_mask(layer: nn.Module, lanes: int, keep: int) -> torch.Tensor:
+    """Mask keeping, for every column and lane, the ``keep`` most important kept synapses."""
+    locals_ = lane_locals(layer, lanes)
+    scores = _per_unit(importance(layer)).masked_fill(~_per_unit(kept_mask(layer)), -math.inf)
+    out, cols = scores.shape
+    padded = scores.new_full((locals_ * lanes, cols), -math.inf)
+    padded[:out] = scores
+    grid = padded.reshape(locals_, lanes, cols)
+    k = min(keep, locals_)
+    chosen = torch.zeros(grid.shape, dtype=torch.bool)
+    chosen.scatter_(0, grid.topk(k, dim=0).indices, True)
+    chosen &= torch.isfinite(grid)
+    return chosen.reshape(locals_ * lanes, cols)[:out].reshape(layer.weight.shape)
+
+
+def prune_balanced(model: NeuroNet, lanes: Sequence[int], keep: Sequence[int]) -> list[dict]:
+    """Lane-balanced pruning: layer ``l`` keeps ``keep[l]`` synapses per lane and column with
+    ``lanes[l]`` lanes (hidden layers, then the classifier); returns :func:`connections`."""
+    layers = layer_modules(model)
+    if len(lanes) != len(layers) or len(keep) != len(layers):
+        raise ValueError(f"lanes and keep need one value per layer ({len(layers)})")
+    for layer, p, k in zip(layers, lanes, keep):
+        if k < 1:
+            raise ValueError(f"keep must be >= 1 synapse per lane and column, got {k}")
+        if k >= lane_locals(layer, p) and layer.weight_mask is None:
+            continue
+        layer.set_mask(balanced_mask(layer, p, k))
+    return connections(model)
+
+
+def balanced_keep(model: NeuroNet, lanes: Sequence[int], sparsity: Sparsity) -> list[int]:
+    """Synapses per lane and column that approach each layer's sparsity (at least 1)."""
+    layers = layer_modules(model)
+    if len(lanes) != len(layers):
+        raise ValueError(f"lanes needs one value per layer including the classifier "
+                         f"({len(layers)}), got {len(lanes)}")
+    return [max(1, round((1.0 - s) * lane_locals(m, p)))
+            for m, p, s in zip(layers, lanes, _sparsities(model, sparsity))]
+
+
+@dataclass
+class BalancedPruner:
+    """Gradual lane-balanced pruning (``on_epoch_start`` hook of ``train.fit``): the synapses
+    per lane and column fall from all to ``keep`` along the cubic schedule of
+    :class:`GradualPruner`, then stay fixed."""
+
+    model: NeuroNet = field(repr=False)
+    epochs: int
+    lanes: Sequence[int]
+    sparsity: Sparsity
+    ramp: float = RAMP
+    keep: list[int] = field(init=False)
+    start: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"gradual pruning needs at least one epoch, got {self.epochs}")
+        self.keep = balanced_keep(self.model, self.lanes, self.sparsity)
+        self.start = [lane_locals(m, p) for m, p in zip(layer_modules(self.model), self.lanes)]
+
+    @property
+    def ramp_epochs(self) -> int:
+        return max(1, min(self.epochs, round(self.ramp * self.epochs)))
+
+    def target(self, epoch: int) -> list[int]:
+        t = min(epoch + 1, self.ramp_epochs) / self.ramp_epochs
+        left = (1.0 - t) ** 3
+        return [k + round((s - k) * left) for s, k in zip(self.start, self.keep)]
+
+    def __call__(self, epoch: int) -> None:
+        if epoch < self.ramp_epochs:
+            prune_balanced(self.model, self.lanes, self.target(epoch))
+
+
+# --------------------------------------------------------------------------- low rank
+
+
+def factorized_config(cfg: ModelConfig, layer_index: int, rank: int) -> ModelConfig:
+    """The configuration after :func:`low_rank` of layer ``layer_index`` (the classifier is
+    ``len(cfg.channels)``): a bottleneck of ``2 * rank`` units is inserted before it."""
+    i, width = layer_index, 2 * rank
+    channels = cfg.channels[:i] + (width,) + cfg.channels[i:]
+    if cfg.family != "tdnn":
+        return dataclasses.replace(cfg, channels=channels)
+    if i == len(cfg.channels):  # the bottleneck sees all frames; the classifier then one
+        taps = cfg.taps + (cfg.frames()[-1],)
+        strides = cfg.strides + (1,)
+    else:
+        taps = cfg.taps[:i] + (cfg.taps[i], 1) + cfg.taps[i + 1:]
+        strides = cfg.strides[:i] + (cfg.strides[i], 1) + cfg.strides[i + 1:]
+    return dataclasses.replace(cfg, channels=channels, taps=taps, strides=strides)
+
+
+def factorized_origin(model: NeuroNet, layer_index: int) -> list[str]:
+    """For each layer after :func:`low_rank`, the name of the layer it comes from."""
+    names = layer_names(model)
+    return names[:layer_index + 1] + names[layer_index:]
+
+
+def _check_low_rank(model: NeuroNet, layer_index: int, rank: int) -> torch.Tensor:
+    n = len(model.layers)
+    if isinstance(layer_index, bool) or not isinstance(layer_index, int) \
+            or not 0 <= layer_index <= n:
+        raise ValueError(f"layer index {layer_index!r} out of range: 0..{n - 1} are the hidden "
+                         f"layers, {n} is the classifier")
+    w = layer_modules(model)[layer_index].quantized_weight().detach().double()
+    w = _per_unit(w)
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= min(w.shape):
+        raise ValueError(f"rank {rank!r} out of range for layer {layer_index} with a "
+                         f"{w.shape[0]} x {w.shape[1]} weight matrix: 1..{min(w.shape)}")
+    return w
+
+
+def _copy_unchanged(src: NeuroNet, dst: NeuroNet, layer_index: int) -> None:
+    for j in range(len(src.layers)):
+        if j == layer_index:
+            continue
+        k = j if j < layer_index else j + 1
+        dst.layers[k].load_state_dict(src.layers[j].state_dict())
+        dst.norms[k].load_state_dict(src.norms[j].state_dict())
+        dst.acts[k].load_state_dict(src.acts[j].state_dict())
+    if layer_index < len(src.layers):
+        dst.classifier.load_state_dict(src.classifier.state_dict())
+        dst.norms[layer_index + 1].load_state_dict(src.norms[layer_index].state_dict())
+        dst.acts[layer_index + 1].load_state_dict(src.acts[layer_index].state_dict())
+    else:
+        dst.classifier.bias.copy_(src.classifier.bias)
+
+
+def _passthrough(norm: nn.BatchNorm1d) -> None:
+    """Batch norm that is the identity in evaluation mode."""
+    norm.weight.fill_(1.0)
+    norm.bias.zero_()
+    norm.running_mean.zero_()
+    norm.running_var.fill_(1.0 - norm.eps)
+
+
+def _init_steps(model: NeuroNet, layer_index: int, images: Any) -> None:
+    """MSE-optimal steps for the two new layers and the bottleneck's activations."""
+    first = model.layers[layer_index]
+    second = layer_modules(model)[layer_index + 1]
+    first.weight_quant.init_from(first.weight)
+    second.weight_quant.init_from(second.weight)
+    model.eval()
+    if not isinstance(images, torch.Tensor):
+        images = torch.from_numpy(np.array(images))
+    x = model.frontend(images.float())
+    for j in range(layer_index):
+        x = model.acts[j](model.norms[j](model.layers[j](x)))
+    model.acts[layer_index].init_from(model.norms[layer_index](first(x)))
+
+
+@torch.no_grad()
+def low_rank(model: NeuroNet, layer_index: int, rank: int, images: Any = None) -> NeuroNet:
+    """A new model in which layer ``layer_index`` is factorized with rank ``rank``.
+
+    Hidden layer ``i`` (``C -> O``, K taps, stride S) becomes ``C -> 2r`` (K taps, stride S) +
+    pass-through batch norm + activation, then ``2r -> O`` (one tap) followed by the original
+    batch norm and activation; index ``len(model.layers)`` factorizes the classifier into a
+    bottleneck over all frames and a one-tap classifier. The factorized weight is the one the
+    model uses (quantized and masked); the new layers are dense, every other layer is copied.
+    A quantized model needs ``images`` (uint8 training digits, (N, 28, 28)) to initialise the
+    new steps. Raises ``ValueError`` for a layer index or rank out of range.
+    """
+    w = _check_low_rank(model, layer_index, rank)
+    if model.config.quantized and images is None:
+        raise ValueError("a quantized model needs training digits to initialise the new steps")
+    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+    root = s[:rank].sqrt()
+    a = root[:, None] * vh[:rank]  # (r, C * K)
+    b = u[:, :rank] * root[None, :]  # (O, r)
+    new = NeuroNet(factorized_config(model.config, layer_index, rank))
+    _copy_unchanged(model, new, layer_index)
+    first = new.layers[layer_index]
+    second = layer_modules(new)[layer_index + 1]
+    first.weight.copy_(torch.cat([a, -a]).reshape(first.weight.shape))
+    second.weight.copy_(torch.cat([b, -b], dim=1).reshape(second.weight.shape))
+    _passthrough(new.norms[layer_index])
+    if new.config.quantized:
+        _init_steps(new, layer_index, images[:INIT_IMAGES])
+    return new.train(model.training)
+
+
+# --------------------------------------------------------------------------- compress
+
+
+PASS_KEYS = {
+    "low_rank": {"layer", "rank", "epochs", "lr"},
+    "prune": {"budget", "sparsity", "min_per_unit", "lanes", "epochs", "lr"},
+}
+
+
+def check_pass(spec: dict[str, Any]) -> dict[str, Any]:
+    """Validate the form of one pass description (values are checked when it is applied)."""
+    if not isinstance(spec, dict) or spec.get("pass") not in PASS_KEYS:
+        raise ValueError(f"a pass is a dict with 'pass' in {sorted(PASS_KEYS)}, got {spec!r}")
+    kind = spec["pass"]
+    unknown = set(spec) - PASS_KEYS[kind] - {"pass"}
+    if unknown:
+        raise ValueError(f"unknown keys for a {kind} pass: {sorted(unknown)}")
+    if kind == "low_rank" and not {"layer", "rank"} <= set(spec):
+        raise ValueError("a low_rank pass needs 'layer' and 'rank'")
+    if kind == "prune" and ("budget" in spec) == ("sparsity" in spec):
+        raise ValueError("a prune pass needs either 'budget' or 'sparsity'")
+    if kind == "prune" and "lanes" in spec and "sparsity" not in spec:
+        raise ValueError("lane-balanced pruning ('lanes') takes a 'sparsity', not a budget")
+    if spec.get("epochs", 0) < 0:
+        raise ValueError(f"epochs must be >= 0, got {spec['epochs']}")
+    return dict(spec)
+
+
+def accuracy(model: NeuroNet, images: np.ndarray, labels: np.ndarray) -> float:
+    _, pred = predict(model, images)
+    return float((pred == labels).mean())
+
+
+@dataclass
+class _Data:
+    xs: torch.Tensor
+    ys: torch.Tensor
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+def _load_data(data_dir: str | None, train_images: int | None) -> _Data:
+    train_x, train_y = load_mnist("train", data_dir)
+    test_x, test_y = load_mnist("test", data_dir)
+    if train_images is not None:
+        if train_images < 1:
+            raise ValueError(f"train_images must be >= 1, got {train_images}")
+        train_x, train_y = train_x[:train_images], train_y[:train_images]
+    return _Data(torch.from_numpy(np.array(train_x)).float(),
+                 torch.from_numpy(np.array(train_y)).long(), np.array(test_x), test_y)
+
+
+def _apply_pass(model: NeuroNet, spec: dict[str, Any], cfg: TrainConfig, data: _Data,
+                gen: torch.Generator, log: Callable[[str], None],
+                progress: bool) -> tuple[NeuroNet, list[str], list[dict[str, Any]]]:
+    """Apply one pass and its fine-tune; returns the model, the layers' origins, the history."""
+    hook = None
+    if spec["pass"] == "low_rank":
+        origin = factorized_origin(model, spec["layer"])
+        model = low_rank(model, spec["layer"], spec["rank"], data.xs[:INIT_IMAGES])
+    else:
+        origin = layer_names(model)
+        if spec.get("lanes") is not None:
+            lanes, sparsity = list(spec["lanes"]), spec["sparsity"]
+            if cfg.epochs == 0:
+                prune_balanced(model, lanes, balanced_keep(model, lanes, sparsity))
+            else:
+                hook = BalancedPruner(model, cfg.epochs, lanes, sparsity)
+            history = fit(model, data.xs, data.ys, cfg, gen, log=log, progress=progress,
+                          on_epoch_start=hook) if cfg.epochs else []
+            return model, origin, history
+        prune = {k: spec.get(k) for k in ("sparsity", "budget")}
+        prune["min_per_unit"] = spec.get("min_per_unit", 1)
+        if cfg.epochs == 0:
+            prune_magnitude(model, **prune)
+        else:
+            hook = GradualPruner(model, cfg.epochs, **prune)
+    history = fit(model, data.xs, data.ys, cfg, gen, log=log, progress=progress,
+                  on_epoch_start=hook) if cfg.epochs else []
+    return model, origin, history
+
+
+def compress(
+    checkpoint: str | Path | dict[str, Any],
+    passes: Sequence[dict[str, Any]],
+    finetune_epochs: int = DEFAULT_EPOCHS,
+    lr: float | None = None,
+    *,
+    weight_decay: float | None = None,
+    batch_size: int = 128,
+    max_shift: int = 2,
+    threads: int = 2,
+    train_images: int | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    output: str | Path | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Apply factorization passes to a checkpoint, each followed by a fine-tune on MNIST.
+
+    ``passes`` run in order, e.g. ``[{"pass": "low_rank", "layer": 1, "rank": 16},
+    {"pass": "prune", "budget": 30000}]`` (a pass may override ``epochs`` and ``lr``; a prune
+    pass takes ``budget`` or ``sparsity`` and ``min_per_unit``, and prunes gradually during its
+    fine-tune). The learning rate defaults to ``LR_FACTOR`` times the quantization-aware one.
+    Returns the checkpoint of the result, whose ``passes`` entry reports for each pass its
+    parameters, the connections per layer before and after, the test accuracy after the
+    fine-tune and the seconds taken. With ``output`` it is saved, and a quantized result is also
+    lowered to an integer network next to it (``.npz``).
+    """
+    passes = [check_pass(p) for p in passes]
+    if not passes:
+        raise ValueError("no passes to apply")
+    if finetune_epochs < 0:
+        raise ValueError(f"finetune_epochs must be >= 0, got {finetune_epochs}")
+    source = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    model = model_from_checkpoint(source)
+    rec = recommended_hparams(model.config.wbits, model.config.abits)
+    base = TrainConfig(
+        epochs=finetune_epochs, lr=rec["lr"] * LR_FACTOR if lr is None else lr,
+        weight_decay=rec["weight_decay"] if weight_decay is None else weight_decay,
+        batch_size=batch_size, max_shift=max_shift, seed=seed, threads=threads,
+        train_images=train_images, data_dir=data_dir,
+    )
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    data = _load_data(data_dir, train_images)
+    acc = accuracy(model, data.test_x, data.test_y)
+    log(f"source: {model.config.name}, {model.synapses()} synapses, test accuracy {acc:.4f}")
+
+    report: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    elapsed = 0.0
+    for n, spec in enumerate(passes):
+        start = time.perf_counter()
+        cfg = dataclasses.replace(base, epochs=spec.get("epochs", base.epochs),
+                                  lr=spec.get("lr", base.lr))
+        before = connections(model)
+        params = {k: v for k, v in spec.items() if k not in ("pass", "epochs", "lr")}
+        log(f"pass {n + 1}/{len(passes)}: {spec['pass']} {params}")
+        model, origin, hist = _apply_pass(model, spec, cfg, data, gen, log, progress)
+        history += [{**h, "pass": n + 1, "seconds": h["seconds"] + elapsed} for h in hist]
+        elapsed += hist[-1]["seconds"] if hist else 0.0
+        acc = accuracy(model, data.test_x, data.test_y)
+        after = connections(model)
+        report.append({
+            "pass": spec["pass"], "params": params, "epochs": cfg.epochs, "lr": cfg.lr,
+            "before": before, "after": after, "origin": origin,
+            "synapses_before": total_kept(before), "synapses_after": total_kept(after),
+            "accuracy": acc, "seconds": time.perf_counter() - start,
+        })
+        log(f"pass {n + 1}/{len(passes)}: {total_kept(before)} -> {total_kept(after)} "
+            f"synapses, test accuracy {acc:.4f} ({report[-1]['seconds']:.0f} s)")
+
+    if command is None:
+        command = shlex.join(["pynq-neuro", *sys.argv[1:]])
+    src_info = {"path": None if isinstance(checkpoint, dict) else str(checkpoint),
+                "model_config": source["model_config"],
+                "accuracy": source.get("metrics", {}).get("test_accuracy"),
+                "synapses": source.get("metrics", {}).get("synapses"),
+                "command": source.get("command")}
+    ckpt = checkpoint_dict(model, base, history, acc, command, passes=report, source=src_info)
+    if output is not None:
+        save_checkpoint(ckpt, output)
+        log(f"saved {output}")
+        if model.config.quantized:
+            from ..lower import lower
+
+            npz = Path(output).with_suffix(".npz")
+            lower(model, meta={"checkpoint": Path(output).name}).save(npz)
+            log(f"saved {npz} (integer network)")
+    return ckpt
