@@ -187,9 +187,19 @@ def verilog_header(manifest: dict[str, Any]) -> str:
     ]
     for name, value in hw["constants"].items():
         lines.append(f"`define PN_{name} {value}")
+    load_bits = max(max(l["word_bits"], l["index_bits"], l["lanes"] * l["param_bits"])
+                    for l in hw["layers"])
+    lines.append(f"`define PN_LOAD_BITS {load_bits}")
+    lines.append(f"`define PN_LOGIT_BITS {hw['layers'][-1]['acc_bits']}")
+    lines.append(f"`define PN_FINGERPRINT 64'h{hw['fingerprint']}")
     for i, layer in enumerate(hw["layers"]):
         for key in HW_LAYER_FIELDS:
             lines.append(f"`define PN_L{i}_{key.upper()} {layer[key]}")
+    # the same fields as packed vectors, 32 bits per layer, layer 0 least significant, for
+    # generate loops: `PN_V_LANES[32*i +: 32]
+    for key in HW_LAYER_FIELDS:
+        items = ", ".join(f"32'd{layer[key]}" for layer in reversed(hw["layers"]))
+        lines.append(f"`define PN_V_{key.upper()} {{{items}}}")
     lines.append("`endif")
     return "\n".join(lines) + "\n"
 

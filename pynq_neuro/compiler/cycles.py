@@ -6,8 +6,8 @@ parameters that the RTL reproduces:
 * pixels arrive as 32-bit beats, four per beat, seven beats per row, at most one beat a cycle;
   rows go into a ring of ``ROW_BUFFERS`` row buffers;
 * layer ``l`` handles its input frames in order. For frame ``t`` the *event phase* takes
-  ``FRAME_OVERHEAD + max_g sum_{events e of group g} max(1, sum_{active taps k} words(k, c_e))``
-  cycles (a zero activation is no event and costs nothing); then every output frame that is
+  ``FRAME_OVERHEAD + max_g sum_{events e of group g} sum_{active taps k} max(1, words(k, c_e))``
+  cycles (an event that reaches no output frame still takes one cycle) (a zero activation is no event and costs nothing); then every output frame that is
   complete gets a *threshold phase* of ``locals * groups + THRESHOLD_LATENCY`` cycles (partial
   sums of the G groups are added lane by lane, thresholds compared, events written);
 * output frames go into a ring of ``FRAME_BUFFERS`` frame buffers; a threshold phase waits for a
@@ -88,14 +88,15 @@ def active_taps(lm: LayerMap) -> list[list[int]]:
 
 
 def event_costs(lm: LayerMap) -> np.ndarray:
-    """Cycles of one event at (frame t, channel c): ``max(1, sum words)``; 0 if dropped."""
+    """Cycles of one event at (frame t, channel c): ``sum over active taps of max(1, words)``
+    (at least 1); 0 for frames past ``frames_used``, whose events are never produced."""
     L, G = lm.layer, lm.groups
     cost = np.zeros((L.in_frames, L.in_channels), np.int64)
     c = np.arange(L.in_channels)
     w = lm.words[c % G, :, c // G]  # (C, K)
     for t, taps in enumerate(active_taps(lm)):
         if t < lm.frames_used:
-            cost[t] = np.maximum(1, w[:, taps].sum(axis=1)) if taps else 1
+            cost[t] = np.maximum(1, w[:, taps]).sum(axis=1) if taps else 1
     return cost
 
 

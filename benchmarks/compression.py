@@ -1,0 +1,172 @@
+"""Compression benchmark: accuracy versus stored synapses for the shipped quantized models.
+
+For each model and pruning level: ``pynq-neuro compress`` (passes plus fine-tune), then
+``pynq-neuro compile`` with the default target, then the golden model of the artifact on the full
+test set. Writes ``benchmarks/results/compression.json`` (model, wbits, abits, synapses, accuracy,
+compile_seconds, modeled_images_per_s, bram_bits, ...) and ``compression.png``.
+
+Usage: ``python benchmarks/compression.py [--models tdnn-w2a2 ...] [--levels NAME ...]``
+(about 2 minutes per model and level on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+WORK = ROOT / "build" / "compression"
+
+# name -> compress options (lanes and sparsity per layer: three hidden layers, classifier)
+LEVELS = {
+    "dense": None,
+    "balanced-58k": {"lanes": [32, 32, 32, 5], "sparsity": [0.5, 0.5, 0.5, 0.5]},
+    "balanced-27k": {"lanes": [32, 32, 16, 5], "sparsity": [0.5, 0.75, 0.875, 0.5]},
+    "balanced-24k": {"lanes": [32, 32, 16, 5], "sparsity": [0.75, 0.75, 0.875, 0.5]},
+    "balanced-17k": {"lanes": [16, 16, 16, 5], "sparsity": [0.875, 0.875, 0.875, 0.5]},
+    "unstructured-27k": {"budget": 27000},
+    "lowrank-unstructured-27k": {"low_rank": (2, 24), "budget": 27000},
+}
+FINETUNE_EPOCHS = 8
+
+ANCHORS = [
+    {"system": "BNN-PYNQ LFC W1A1", "accuracy": 0.9847, "synapses": 2_913_000},
+    {"system": "INsight", "accuracy": 0.9764, "synapses": None},
+]
+
+
+def passes_for(level: dict) -> list[dict]:
+    passes = []
+    if "low_rank" in level:
+        layer, rank = level["low_rank"]
+        passes.append({"pass": "low_rank", "layer": layer, "rank": rank})
+    if "lanes" in level:
+        passes.append({"pass": "prune", "lanes": level["lanes"], "sparsity": level["sparsity"]})
+    elif "budget" in level:
+        passes.append({"pass": "prune", "budget": level["budget"]})
+    return passes
+
+
+def run_point(model: str, level_name: str, threads: int) -> dict:
+    from pynq_neuro import zoo
+    from pynq_neuro.compiler.artifact import load_artifact
+    from pynq_neuro.compiler.compile import CompileConfig, compile_network
+    from pynq_neuro.compiler.factorize import compress
+    from pynq_neuro.data import load_mnist
+    from pynq_neuro.golden import run
+
+    level = LEVELS[level_name]
+    out = WORK / f"{model}-{level_name}"
+    out.mkdir(parents=True, exist_ok=True)
+    compress_seconds = 0.0
+    if level is None:
+        source = str(zoo.network_path(model))
+    else:
+        passes = passes_for(level)
+        if "low_rank" in level:  # the rank pass precedes pruning and changes the layer count
+            passes[0]["epochs"] = FINETUNE_EPOCHS // 2
+        start = time.perf_counter()
+        compress(zoo.checkpoint_path(model), passes, FINETUNE_EPOCHS, threads=threads,
+                 output=out / "model.pt", progress=False, log=lambda s: None,
+                 command=f"benchmarks/compression.py {model} {level_name}")
+        compress_seconds = time.perf_counter() - start
+        source = str(out / "model.npz")
+    x, y = load_mnist("test")
+    start = time.perf_counter()
+    manifest = compile_network(source, out / "artifact", CompileConfig(), x[:1000])
+    compile_seconds = time.perf_counter() - start
+    art = load_artifact(out / "artifact")
+    res = run(art.network, x)
+    from pynq_neuro.golden import IntegerNetwork
+
+    ref = run(IntegerNetwork.load(source), x)
+    mismatches = int((ref.logits != res.logits).any(axis=1).sum())
+    perf = manifest["performance"]
+    est = perf["resources_estimate"]
+    info = zoo.info(model)
+    return {
+        "model": model,
+        "level": level_name,
+        "wbits": info["wbits"],
+        "abits": info["abits"],
+        "synapses": art.network.synapses,
+        "accuracy": float((res.classes == y).mean()),
+        "accuracy_uncompressed": info["accuracy"],
+        "images": int(len(y)),
+        "compress_seconds": compress_seconds,
+        "compile_seconds": compile_seconds,
+        "modeled_images_per_s": perf["cycle_model"]["images_per_s"],
+        "modeled_cycles_per_digit": perf["cycle_model"]["cycles_per_digit"],
+        "latency_cycles_p99": perf["cycle_model"]["latency_cycles_p99"],
+        "bram_bits": int(sum(m["depth"] * m["width"] for m in manifest["memories"])),
+        "bram36_estimate": est["total"]["bram36"],
+        "lut_estimate": est["total"]["luts"],
+        "fits_half": est["fits_half"],
+        "foldings": [[l["groups"], l["lanes"]] for l in manifest["hardware"]["layers"]],
+        "passes": passes_for(level) if level else [],
+        "artifact_vs_integer_model_mismatches": mismatches,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=["tdnn-w2a2", "tdnn-w1a1"])
+    parser.add_argument("--levels", nargs="*", default=list(LEVELS))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    path = RESULTS / "compression.json"
+    entries = json.loads(path.read_text()) if path.exists() else []
+    for model in args.models:
+        for level in args.levels:
+            entry = run_point(model, level, args.threads)
+            entries = [e for e in entries if (e["model"], e["level"]) != (model, level)]
+            entries.append(entry)
+            print(json.dumps(entry), flush=True)
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(entries, indent=2) + "\n")
+    plot(entries, RESULTS / "compression.png")
+    print(f"wrote {path} and compression.png")
+    return 0
+
+
+def plot(entries: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for model in sorted({e["model"] for e in entries}):
+        pts = sorted((e for e in entries if e["model"] == model), key=lambda e: e["synapses"])
+        ax.plot([e["synapses"] for e in pts], [100 * e["accuracy"] for e in pts], "o-",
+                label=model)
+        for e in pts:
+            ax.annotate(e["level"], (e["synapses"], 100 * e["accuracy"]), fontsize=6,
+                        textcoords="offset points", xytext=(4, -8))
+    for a in ANCHORS:
+        if a["synapses"]:
+            ax.scatter(a["synapses"], 100 * a["accuracy"], marker="x", color="k")
+            ax.annotate(a["system"], (a["synapses"], 100 * a["accuracy"]), fontsize=7,
+                        textcoords="offset points", xytext=(-70, 6))
+        else:
+            ax.axhline(100 * a["accuracy"], color="gray", ls=":", lw=1)
+            ax.text(2e4, 100 * a["accuracy"] + 0.03, a["system"], fontsize=7, color="gray")
+    ax.set_xscale("log")
+    ax.set_xlabel("stored synapses")
+    ax.set_ylabel("MNIST test accuracy (%), integer model of the artifact")
+    ax.set_title("Accuracy versus synapses after compression")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
