@@ -2,20 +2,28 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+HDL_TOOLS := iverilog verilator yosys
 
-.PHONY: setup demo test bench clean
+.PHONY: setup setup-sim demo test sim bench clean
 
 setup:
-	@VENV=$(VENV) bash scripts/setup.sh
+	@VENV=$(VENV) EXTRAS=train,plot,dev bash scripts/setup.sh
+
+setup-sim:
+	@VENV=$(VENV) EXTRAS=train,plot,dev,sim APT_PACKAGES="$(HDL_TOOLS)" bash scripts/setup.sh
 
 demo: setup
 	$(VENV)/bin/pynq-neuro demo
 
-test: setup
+test: setup-sim
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+sim: setup-sim
+	$(MAKE) -C sim PYTHON=$(abspath $(PY))
 
 bench: setup
 	$(PY) benchmarks/accuracy.py
+	$(PY) benchmarks/compression.py
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache sim/sim_build

@@ -72,4 +72,28 @@ def run_demo(output: Path, images: int | None = None, data_dir: str | None = Non
     path = output / "demo.png"
     fig.savefig(path, dpi=110)
     print(f"plot: {path}")
+    compile_default(output / "artifact", x, y, data_dir)
     return results
+
+
+def compile_default(output: Path, x: np.ndarray, y: np.ndarray,
+                    data_dir: str | None = None) -> None:
+    """Compile the zoo's hardware model and check the artifact's golden model."""
+    from . import zoo
+    from .compiler.artifact import load_artifact
+    from .compiler.compile import CompileConfig, compile_network
+    from .compiler.inspect import plot, summary_table
+    from .golden import run
+
+    name = zoo.hardware_default()
+    print(f"\ncompiling {name} for the xc7z020 ...")
+    compile_network(name, output, CompileConfig(), x[:1000])
+    art = load_artifact(output)
+    print(summary_table(art))
+    res = run(art.network, x)
+    ref = run(zoo.load_network(name), x)
+    same = int((res.logits == ref.logits).all(axis=1).sum())
+    print(f"artifact golden model: accuracy {100 * (res.classes == y).mean():.2f} %, "
+          f"logits identical to the integer model on {same}/{len(x)} digits")
+    for p in plot(art, output / "inspect"):
+        print(f"plot: {p}")

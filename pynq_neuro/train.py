@@ -64,7 +64,7 @@ def recommended_hparams(wbits: int | None, abits: int | None) -> dict[str, Any]:
         return {"epochs": 20, "lr": 3e-3, "weight_decay": 5e-4}
     low = min(wbits, abits or wbits)
     if low == 1:  # binary: long, gentle, no decay pulling latent weights into the sign flip
-        return {"epochs": 40, "lr": 1e-3, "weight_decay": 0.0}
+        return {"epochs": 30, "lr": 1e-3, "weight_decay": 0.0}
     if low == 2:
         return {"epochs": 30, "lr": 1e-3, "weight_decay": 5e-5}
     return {"epochs": 20, "lr": 5e-4, "weight_decay": 1e-4}

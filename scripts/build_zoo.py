@@ -1,8 +1,9 @@
 """Train the shipped model zoo from scratch and record how each model was made.
 
-Runs the ``pynq-neuro train`` commands below in order (float warm start first), evaluates every
-model on the full MNIST test set (integer models with the golden model) and writes
-``pynq_neuro/zoo/zoo.json``. Usage: ``python scripts/build_zoo.py [--only NAME ...]``.
+Runs the ``pynq-neuro`` commands below in order (float warm start, quantization-aware training,
+compression), evaluates every model on the full MNIST test set (integer models with the golden
+model) and writes ``pynq_neuro/zoo/zoo.json``. Usage:
+``python scripts/build_zoo.py [--only NAME ...] [--index-only]``.
 """
 
 from __future__ import annotations
@@ -14,50 +15,59 @@ import subprocess
 import sys
 from pathlib import Path
 
-ZOO = Path(__file__).resolve().parents[1] / "pynq_neuro" / "zoo"
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "pynq_neuro" / "zoo"
+Z = "pynq_neuro/zoo/"
+WARM = ["--warm-start", Z + "tdnn_float.pt"]
+# the lane-balanced sparsity that the default hardware folding uses (lanes per layer)
+SPARSE = ["--sparsity", "0.5,0.75,0.875,0.5", "--lanes", "32,32,16,5", "--epochs", "8"]
 
+# name, weight bits, activation bits, the command that makes it, its parent
 MODELS = [
-    ("tdnn-float", None, None),
-    ("tdnn-w1a1", 1, 1),
-    ("tdnn-w2a2", 2, 2),
-    ("tdnn-w4a4", 4, 4),
+    ("tdnn-float", None, None, ["train", "--quiet", "-o", Z + "tdnn_float.pt"], None),
+    ("tdnn-w1a1", 1, 1, ["train", "--quiet", "-o", Z + "tdnn_w1a1.pt", "--wbits", "1",
+                         "--abits", "1", *WARM], "tdnn-float"),
+    ("tdnn-w2a2", 2, 2, ["train", "--quiet", "-o", Z + "tdnn_w2a2.pt", "--wbits", "2",
+                         "--abits", "2", *WARM], "tdnn-float"),
+    ("tdnn-w4a4", 4, 4, ["train", "--quiet", "-o", Z + "tdnn_w4a4.pt", "--wbits", "4",
+                         "--abits", "4", *WARM], "tdnn-float"),
+    ("tdnn-w1a1-sparse", 1, 1, ["compress", Z + "tdnn_w1a1.pt", "-o",
+                                Z + "tdnn_w1a1_sparse.pt", *SPARSE, "--quiet"], "tdnn-w1a1"),
+    ("tdnn-w2a2-sparse", 2, 2, ["compress", Z + "tdnn_w2a2.pt", "-o",
+                                Z + "tdnn_w2a2_sparse.pt", *SPARSE, "--quiet"], "tdnn-w2a2"),
 ]
+HARDWARE_DEFAULT = "tdnn-w2a2-sparse"
 
 
-def command(name: str, wbits: int | None, abits: int | None) -> list[str]:
-    file = name.replace("-", "_") + ".pt"
-    cmd = ["pynq-neuro", "train", "--quiet", "-o", f"pynq_neuro/zoo/{file}"]
-    if wbits is not None:
-        cmd += ["--wbits", str(wbits), "--abits", str(abits),
-                "--warm-start", "pynq_neuro/zoo/tdnn_float.pt"]
-    return cmd
+def chain(name: str) -> list[str]:
+    """The commands that reproduce ``name`` from scratch, parents first."""
+    spec = {m[0]: m for m in MODELS}[name]
+    parent = spec[4]
+    return (chain(parent) if parent else []) + [shlex.join(["pynq-neuro", *spec[3]])]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", help="train only these models")
+    parser.add_argument("--only", nargs="*", help="make only these models")
+    parser.add_argument("--index-only", action="store_true", help="only rewrite zoo.json")
     args = parser.parse_args()
-    sys.path.insert(0, str(ZOO.parents[1]))
+    sys.path.insert(0, str(ROOT))
     from pynq_neuro.cli import evaluate
     from pynq_neuro.train import load_checkpoint
 
-    root = ZOO.parents[1]
-    bin_dir = Path(sys.executable).parent
-    for name, wbits, abits in MODELS:
-        if args.only and name not in args.only:
+    exe = Path(sys.executable).parent / "pynq-neuro"
+    for name, *_, cmd, _parent in MODELS:
+        if args.index_only or (args.only and name not in args.only):
             continue
-        cmd = command(name, wbits, abits)
-        print("$", shlex.join(cmd), flush=True)
-        subprocess.run([str(bin_dir / cmd[0]), *cmd[1:]], cwd=root, check=True)
+        print("$", shlex.join(["pynq-neuro", *cmd]), flush=True)
+        subprocess.run([str(exe), *cmd], cwd=ROOT, check=True)
 
     entries = []
-    for name, wbits, abits in MODELS:
+    for name, wbits, abits, cmd, parent in MODELS:
         file = name.replace("-", "_")
         if not (ZOO / f"{file}.pt").exists():
             continue
         ckpt = load_checkpoint(ZOO / f"{file}.pt")
-        commands = [shlex.join(command(n, w, a)) for n, w, a in MODELS
-                    if n == "tdnn-float" and wbits is not None] + [ckpt["command"]]
         r = evaluate(str(ZOO / f"{file}.pt"))
         entries.append({
             "name": name,
@@ -70,10 +80,11 @@ def main() -> int:
             "engine": r["engine"],
             "synapses": r["synapses"],
             "train_seconds": ckpt["metrics"]["train_seconds"],
-            "warm_start": None if wbits is None else "tdnn-float",
-            "commands": commands,
+            "parent": parent,
+            "hardware_default": name == HARDWARE_DEFAULT,
+            "commands": chain(name),
         })
-        print(f"{name}: {100 * r['accuracy']:.2f} % ({r['engine']})")
+        print(f"{name}: {100 * r['accuracy']:.2f} % ({r['engine']}, {r['synapses']} synapses)")
     (ZOO / "zoo.json").write_text(json.dumps({"models": entries}, indent=2) + "\n")
     return 0
 

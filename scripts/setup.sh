@@ -27,16 +27,29 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 stamp="$VENV/.pynq-neuro-setup"
-want="$(cat setup.py scripts/setup.sh | sha256sum | cut -c1-16) $EXTRAS"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    exit 0
+hash="$(cat setup.py scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ] && [ -x "$VENV/bin/python" ]; then
+    read -r have_hash have_extras < "$stamp" || true
+    covered=yes
+    for extra in ${EXTRAS//,/ }; do
+        case ",$have_extras," in *",$extra,"*) ;; *) covered=no ;; esac
+    done
+    if [ "$have_hash" = "$hash" ] && [ "$covered" = yes ]; then
+        exit 0
+    fi
+    # keep what was installed before, add what is asked now
+    EXTRAS="$(echo "$have_extras,$EXTRAS" | tr ',' '\n' | grep -v '^$' | sort -u | paste -sd, -)"
 fi
 if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
 echo "setup: installing pynq-neuro[$EXTRAS] into $VENV (torch comes as a CPU wheel)"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 \
-    | grep -v "is neither a file nor a directory" || true
-"$VENV/bin/python" -c "import pynq_neuro, numpy, torch" 
-echo "$want" > "$stamp"
+if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" \
+        > "$VENV/pip-install.log" 2>&1; then
+    grep -v "is neither a file nor a directory" "$VENV/pip-install.log" >&2
+    echo "setup: pip install failed (log: $VENV/pip-install.log)" >&2
+    exit 1
+fi
+"$VENV/bin/python" -c "import pynq_neuro, numpy, torch"
+echo "$hash $EXTRAS" > "$stamp"

@@ -45,7 +45,7 @@ def test_zoo_listing_names_the_reproducing_commands(capsys):
     text = capsys.readouterr().out
     for name in zoo.names():
         assert name in text
-        assert all(c.startswith("pynq-neuro train") for c in zoo.info(name)["commands"])
+        assert all(c.startswith(("pynq-neuro train", "pynq-neuro compress")) for c in zoo.info(name)["commands"])
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):

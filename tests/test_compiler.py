@@ -221,3 +221,29 @@ def test_cycle_model_counts_events():
     assert np.all(r1.latency > 0) and np.all(np.diff(r1.result_times) > 0)
     more = map_network(net, [Folding(4, 13), Folding(4, 9), Folding(1, 10)])
     assert simulate(more, net, busy).layer_cycles[1].mean() < r1.layer_cycles[1].mean()
+
+
+@pytest.mark.parametrize("family", ["mlp", "tdnn"])
+def test_checkpoint_families_compile_to_exact_artifacts(tmp_path, family):
+    """Both model families become time-delay layers and compile; the artifact's golden model
+    equals the torch model (float64) bit for bit."""
+    torch = pytest.importorskip("torch")
+    from pynq_neuro.lower import lower
+    from pynq_neuro.models import ModelConfig
+
+    from test_lowering import random_model, torch_codes
+
+    cfg = (ModelConfig("mlp", (23, 11), wbits=2, abits=2) if family == "mlp"
+           else ModelConfig("tdnn", (12, 7), (4, 2), (3, 1), wbits=3, abits=2))
+    model = random_model(cfg, seed=21)
+    net = lower(model)
+    if family == "mlp":  # a dense layer over the image is one output frame with 28 taps
+        assert (net.layers[0].taps, net.layers[0].in_channels, net.layers[0].out_frames) == \
+            (28, 28, 1)
+    images = digits(np.random.default_rng(9), 40)
+    compile_network(net, tmp_path / "a", CompileConfig(sample_digits=40), images)
+    art = load_artifact(tmp_path / "a")
+    logits, _ = torch_codes(model, images)
+    res = run(art.network, images)
+    assert np.array_equal(res.classes, logits.argmax(axis=1))
+    assert np.array_equal(res.logits, run(net, images).logits)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..golden.model import run
 from ..golden.network import IntegerNetwork
 from .artifact import load_artifact, write_artifact
 from .cycles import simulate
@@ -69,6 +70,7 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
         from ..data import load_mnist
 
         images = load_mnist("test")[0][: cfg.sample_digits]
+    activations = run(net, images, trace=True).activations
     note = "explicit foldings"
     overrides: list[dict[str, int]] = [{} for _ in net.layers]
     if cfg.hardware is not None:
@@ -85,9 +87,10 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
         if len(folds) != len(net.layers):
             raise ValueError(f"{len(folds)} foldings given for {len(net.layers)} layers")
     else:
-        folds, note = choose_foldings(net, images, cfg.target_images_per_s, cfg.budget)
+        folds, note = choose_foldings(net, images, cfg.target_images_per_s, cfg.budget,
+                                      activations)
     maps = [map_layer(net, i, f, **o) for i, (f, o) in enumerate(zip(folds, overrides))]
-    report = simulate(maps, net, images)
+    report = simulate(maps, net, images, activations)
     res = network_resources(maps, net.input_bits)
     total = sum(res[1:], res[0])
     b = cfg.budget

@@ -126,11 +126,16 @@ def completions(lm: LayerMap) -> list[int]:
     return done
 
 
-def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray) -> CycleReport:
-    """Predict cycles for ``images`` (uint8 (N, 28, 28)) streamed back to back."""
-    res = run(net, images, trace=True)
+def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
+             activations: list[np.ndarray] | None = None) -> CycleReport:
+    """Predict cycles for ``images`` (uint8 (N, 28, 28)) streamed back to back.
+
+    ``activations`` (the golden model's trace of ``images``) saves running the network again.
+    """
+    if activations is None:
+        activations = run(net, images, trace=True).activations
     n = len(images)
-    ev = [event_phase_cycles(lm, res.activations[i]) for i, lm in enumerate(maps)]
+    ev = [event_phase_cycles(lm, activations[i]) for i, lm in enumerate(maps)]
     frames = [lm.frames_used for lm in maps]
     done_at = [completions(lm) for lm in maps]
     thr = [threshold_cycles(lm) for lm in maps]

@@ -10,10 +10,11 @@ from ..golden.model import run
 from ..golden.network import IntegerNetwork
 from .cycles import completions, event_phase_cycles, simulate, threshold_cycles
 from .mapping import Folding, LayerMap, map_layer
-from .resources import Budget, Resources, layer_resources
+from .resources import Budget, Resources, layer_resources, network_resources
 
 GROUP_CHOICES = (1, 2, 4, 8)
 BRAM_LUT_WEIGHT = 400  # one BRAM36 is worth this many LUTs when ranking foldings
+MAX_ROUNDS = 4  # pipeline checks, each tightening the per-layer target by 7 %
 
 
 @dataclass
@@ -55,32 +56,46 @@ def candidates(net: IntegerNetwork, index: int, acts: np.ndarray,
 
 
 def choose_foldings(net: IntegerNetwork, images: np.ndarray, target_images_per_s: float,
-                    budget: Budget) -> tuple[list[Folding], str]:
+                    budget: Budget,
+                    activations: list[np.ndarray] | None = None) -> tuple[list[Folding], str]:
     """The cheapest folding per layer whose mean busy cycles meet the target.
 
     Returns the foldings and a note; when the target cannot be met the fastest foldings are
     returned and the note says so. The whole pipeline is then checked with :func:`simulate`
     and the per-layer target tightened until it is met (at most a few rounds).
     """
-    res = run(net, images, trace=True)
+    if activations is None:
+        activations = run(net, images, trace=True).activations
     in_bits = [net.input_bits] + [l.act_bits for l in net.layers[:-1]]
-    cands = [candidates(net, i, res.activations[i], in_bits[i]) for i in range(len(net.layers))]
+    cands = [candidates(net, i, activations[i], in_bits[i]) for i in range(len(net.layers))]
     target = budget.clock_mhz * 1e6 / target_images_per_s
-    note = "target met"
+    shell = network_resources([], net.input_bits)[0]
     per_layer = target
-    for _ in range(8):
+    limited = False
+    for _ in range(MAX_ROUNDS + 12):
         chosen = []
         for cs in cands:
             ok = [c for c in cs if c.cycles_mean <= per_layer]
             chosen.append(min(ok, key=lambda c: _cost(c.resources)) if ok
                           else min(cs, key=lambda c: (c.cycles_mean, _cost(c.resources))))
+        total = sum((c.resources for c in chosen), shell)
+        if not total.fits(budget) and any(c.cycles_mean > 1 for c in chosen):
+            per_layer *= 1.1  # over budget: trade throughput for resources
+            limited = True
+            continue
         folds = [c.folding for c in chosen]
         maps = [map_layer(net, i, f, pack=False) for i, f in enumerate(folds)]
-        rep = simulate(maps, net, images)
-        if rep.cycles_per_digit <= target:
+        rep = simulate(maps, net, images, activations)
+        if rep.cycles_per_digit <= target or limited:
             break
         per_layer *= 0.93
+    achieved = rep.images_per_s(budget.clock_mhz)
+    if rep.cycles_per_digit <= target:
+        note = "target met"
+    elif limited:
+        note = (f"target {target_images_per_s:,.0f} digits/s not met within the resource "
+                f"budget: the model predicts {achieved:,.0f}")
     else:
         note = (f"target {target_images_per_s:,.0f} digits/s not met: the model predicts "
-                f"{rep.images_per_s(budget.clock_mhz):,.0f} with the fastest foldings tried")
+                f"{achieved:,.0f} with the fastest foldings tried")
     return folds, note

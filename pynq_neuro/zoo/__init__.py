@@ -52,3 +52,11 @@ def load_network(name: str) -> IntegerNetwork:
     if path is None:
         raise ValueError(f"{name} is a floating-point model and has no integer form")
     return IntegerNetwork.load(path)
+
+
+def hardware_default() -> str:
+    """The zoo model that the default hardware build is compiled from."""
+    for name, entry in _index().items():
+        if entry.get("hardware_default"):
+            return name
+    raise KeyError("no zoo model is marked as the hardware default")
