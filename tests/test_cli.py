@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pynq_neuro import zoo
+from helpers import train_split_available
 from pynq_neuro.cli import main
-from pynq_neuro.data import DataError, load_mnist
 
 EVAL_KEYS = {"model", "accuracy", "images", "wbits", "abits", "synapses", "engine"}
-
-
-def train_split_available() -> bool:
-    try:
-        load_mnist("train", download=False)
-        return True
-    except DataError:
-        return False
 
 
 def test_eval_json_of_each_quantized_zoo_model(capsys):
@@ -45,7 +34,8 @@ def test_zoo_listing_names_the_reproducing_commands(capsys):
     text = capsys.readouterr().out
     for name in zoo.names():
         assert name in text
-        assert all(c.startswith(("pynq-neuro train", "pynq-neuro compress")) for c in zoo.info(name)["commands"])
+        assert all(c.startswith(("pynq-neuro train", "pynq-neuro compress"))
+                   for c in zoo.info(name)["commands"])
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):
@@ -113,3 +103,16 @@ def test_warm_start_must_match_architecture(tmp_path):
         train(ModelConfig(channels=(16,), taps=(3,), strides=(1,), wbits=2, abits=2),
               TrainConfig(epochs=1, warm_start=str(path), train_images=256), progress=False,
               log=lambda s: None)
+
+
+def test_demo_evaluates_the_zoo_and_compiles_the_hardware_model(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("torch")  # the float reference model is evaluated by torch
+    assert main(["demo", "--images", "300", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {r["model"] for r in results} == set(zoo.names())
+    assert all(r["images"] == 300 and r["accuracy"] > 0.95 for r in results)
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+    assert (tmp_path / "artifact" / "manifest.json").exists()
+    assert "logits identical to the integer model on 10000/10000 digits" in out

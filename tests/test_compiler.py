@@ -231,7 +231,8 @@ def test_checkpoint_families_compile_to_exact_artifacts(tmp_path, family):
     from pynq_neuro.lower import lower
     from pynq_neuro.models import ModelConfig
 
-    from test_lowering import random_model, torch_codes
+    from helpers import torch_codes
+    from test_lowering import random_model
 
     cfg = (ModelConfig("mlp", (23, 11), wbits=2, abits=2) if family == "mlp"
            else ModelConfig("tdnn", (12, 7), (4, 2), (3, 1), wbits=3, abits=2))

@@ -23,7 +23,8 @@ from pynq_neuro.compiler.factorize import (  # noqa: E402
     minimum_kept,
     prune_magnitude,
 )
-from pynq_neuro.data import DataError, load_mnist  # noqa: E402
+from pynq_neuro.data import load_mnist  # noqa: E402
+from helpers import torch_codes, train_split_available  # noqa: E402
 from pynq_neuro.golden import IntegerNetwork, run as golden_run  # noqa: E402
 from pynq_neuro.lower import lower  # noqa: E402
 from pynq_neuro.models import ModelConfig, NeuroNet  # noqa: E402
@@ -275,18 +276,6 @@ def test_low_rank_copies_every_other_layer():
     assert torch.all(new.layers[1].weight_quant.step > 0)
 
 
-def torch_codes(model: NeuroNet, images: np.ndarray):
-    with torch.no_grad():
-        model.double()
-        logits, hidden = model(torch.from_numpy(images).double(), return_hidden=True)
-        model.float()
-    codes = []
-    for h, act in zip(hidden, model.acts):
-        a = torch.round(h / act.step.detach().double()).numpy().astype(np.int64)
-        codes.append(a.transpose(0, 2, 1) if a.ndim == 3 else a[:, None, :])
-    return logits.numpy(), codes
-
-
 @pytest.mark.parametrize("cfg,index,rank", [(TDNN, 1, 3), (TDNN, 0, 5), (MLP, 1, 4),
                                             (TDNN, 2, 2)],
                          ids=["tdnn-layer1", "tdnn-layer0", "mlp-layer1", "tdnn-classifier"])
@@ -336,14 +325,6 @@ def test_pass_descriptions_are_checked():
 # --------------------------------------------------------------------------- compress
 # (one torch thread: these tiny models gain nothing from more, and it keeps them fast on a
 # loaded machine)
-
-
-def train_split_available() -> bool:
-    try:
-        load_mnist("train", download=False)
-        return True
-    except DataError:
-        return False
 
 
 needs_train = pytest.mark.skipif(not train_split_available(),

@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from helpers import torch_codes  # noqa: E402
 from pynq_neuro.golden import IntegerNetwork, run  # noqa: E402
 from pynq_neuro.lower import lower  # noqa: E402
 from pynq_neuro.models import ModelConfig, NeuroNet  # noqa: E402
@@ -37,18 +38,6 @@ def random_model(cfg: ModelConfig, seed: int) -> NeuroNet:
         for layer in [*model.layers, model.classifier]:
             layer.set_mask(torch.rand(layer.weight.shape, generator=gen) > 0.6)
     return model.eval()
-
-
-def torch_codes(model: NeuroNet, images: np.ndarray):
-    with torch.no_grad():
-        model.double()
-        logits, hidden = model(torch.from_numpy(images).double(), return_hidden=True)
-        model.float()
-    codes = []
-    for h, act in zip(hidden, model.acts):
-        a = torch.round(h / act.step.double()).detach().numpy().astype(np.int64)
-        codes.append(a.transpose(0, 2, 1) if a.ndim == 3 else a[:, None, :])
-    return logits.detach().numpy(), codes
 
 
 def digits(n: int, seed: int) -> np.ndarray:
@@ -93,8 +82,9 @@ def test_golden_matches_torch_exactly(cfg: ModelConfig, tmp_path):
     for layer in net.layers[:-1]:
         assert layer.act_bits == cfg.abits and layer.weight_bits == cfg.wbits
     if cfg.wbits % 2:
-        kept = sum(int(m.weight_mask.sum()) for m in [*model.layers, model.classifier])
-        assert net.synapses == kept < model.synapses()
+        layers = [*model.layers, model.classifier]
+        kept = sum(int(m.weight_mask.sum()) for m in layers)
+        assert net.synapses == kept == model.synapses() < sum(m.weight.numel() for m in layers)
         assert all(np.all(l.codes[~l.mask] == 0) for l in net.layers)
 
 
