@@ -29,7 +29,8 @@ ANCHORS = [
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--retrain", action="store_true", help="retrain the zoo first")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 is robust when other jobs share the cores)")
     args = parser.parse_args()
     if args.retrain:
         subprocess.run([sys.executable, str(ROOT / "scripts" / "build_zoo.py")], check=True)

@@ -24,12 +24,16 @@ WORK = ROOT / "build" / "compression"
 # name -> compress options (lanes and sparsity per layer: three hidden layers, classifier)
 LEVELS = {
     "dense": None,
+    # the shipped compressed model (scripts/build_zoo.py: lanes 32,32,16,5, 27,008 synapses)
+    "zoo-sparse": "zoo",
     "balanced-58k": {"lanes": [32, 32, 32, 5], "sparsity": [0.5, 0.5, 0.5, 0.5]},
-    "balanced-27k": {"lanes": [32, 32, 16, 5], "sparsity": [0.5, 0.75, 0.875, 0.5]},
-    "balanced-24k": {"lanes": [32, 32, 16, 5], "sparsity": [0.75, 0.75, 0.875, 0.5]},
     "balanced-17k": {"lanes": [16, 16, 16, 5], "sparsity": [0.875, 0.875, 0.875, 0.5]},
     "unstructured-27k": {"budget": 27000},
     "lowrank-unstructured-27k": {"low_rank": (2, 24), "budget": 27000},
+}
+SWEEP = {
+    "tdnn-w2a2": list(LEVELS),
+    "tdnn-w1a1": ["dense", "zoo-sparse", "balanced-17k"],
 }
 FINETUNE_EPOCHS = 8
 
@@ -65,6 +69,9 @@ def run_point(model: str, level_name: str, threads: int) -> dict:
     compress_seconds = 0.0
     if level is None:
         source = str(zoo.network_path(model))
+    elif level == "zoo":
+        source = str(zoo.network_path(f"{model}-sparse"))
+        compress_seconds = zoo.info(f"{model}-sparse")["train_seconds"]
     else:
         passes = passes_for(level)
         if "low_rank" in level:  # the rank pass precedes pruning and changes the layer count
@@ -107,16 +114,18 @@ def run_point(model: str, level_name: str, threads: int) -> dict:
         "lut_estimate": est["total"]["luts"],
         "fits_half": est["fits_half"],
         "foldings": [[l["groups"], l["lanes"]] for l in manifest["hardware"]["layers"]],
-        "passes": passes_for(level) if level else [],
+        "passes": (passes_for(level) if isinstance(level, dict) else
+                   zoo.info(f"{model}-sparse")["commands"][-1] if level == "zoo" else []),
         "artifact_vs_integer_model_mismatches": mismatches,
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="*", default=["tdnn-w2a2", "tdnn-w1a1"])
-    parser.add_argument("--levels", nargs="*", default=list(LEVELS))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", nargs="*", default=list(SWEEP))
+    parser.add_argument("--levels", nargs="*", help=f"default: {SWEEP}")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 is robust when other jobs share the cores)")
     args = parser.parse_args()
     import torch
 
@@ -124,7 +133,7 @@ def main() -> int:
     path = RESULTS / "compression.json"
     entries = json.loads(path.read_text()) if path.exists() else []
     for model in args.models:
-        for level in args.levels:
+        for level in args.levels or SWEEP.get(model, list(LEVELS)):
             entry = run_point(model, level, args.threads)
             entries = [e for e in entries if (e["model"], e["level"]) != (model, level)]
             entries.append(entry)
