@@ -7,9 +7,11 @@ parameters that the RTL reproduces:
   rows go into a ring of ``ROW_BUFFERS`` row buffers;
 * layer ``l`` handles its input frames in order. For frame ``t`` the *event phase* takes
   ``FRAME_OVERHEAD + max_g sum_{events e of group g} sum_{active taps k} max(1, words(k, c_e))``
-  cycles (an event that reaches no output frame still takes one cycle) (a zero activation is no event and costs nothing); then every output frame that is
-  complete gets a *threshold phase* of ``locals * groups + THRESHOLD_LATENCY`` cycles (partial
-  sums of the G groups are added lane by lane, thresholds compared, events written);
+  cycles (a zero activation is no event and costs nothing; an event that reaches no output
+  frame still takes one cycle); then every output frame that is complete gets a *threshold
+  phase* of ``locals + THRESHOLD_LATENCY`` cycles (each cycle every lane reads one neuron's
+  partial sums from all G groups at once, adds them in a pipelined adder tree, compares the
+  thresholds and writes the activation);
 * output frames go into a ring of ``FRAME_BUFFERS`` frame buffers; a threshold phase waits for a
   free buffer, which the next layer frees when its event phase for that frame ends;
 * the classifier's threshold phase is the argmax; the result leaves ``RESULT_LATENCY`` cycles
@@ -33,7 +35,7 @@ BEATS_PER_ROW = 7
 ROW_BUFFERS = 2
 FRAME_BUFFERS = 2
 FRAME_OVERHEAD = 2
-THRESHOLD_LATENCY = 3
+THRESHOLD_LATENCY = 4
 RESULT_LATENCY = 2
 
 
@@ -114,7 +116,7 @@ def event_phase_cycles(lm: LayerMap, acts: np.ndarray) -> np.ndarray:
 
 
 def threshold_cycles(lm: LayerMap) -> int:
-    return lm.locals * lm.groups + THRESHOLD_LATENCY
+    return lm.locals + THRESHOLD_LATENCY
 
 
 def completions(lm: LayerMap) -> list[int]:

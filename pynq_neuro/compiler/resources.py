@@ -70,6 +70,21 @@ def memory(depth: int, width: int) -> Resources:
     return Resources(bram36=block_ram(depth, width))
 
 
+def product_luts(weight_bits: int, in_bits: int) -> int:
+    """LUTs of ``(2k + 1) * a`` for a ``weight_bits`` code and an ``in_bits`` activation:
+    shift-and-add of the weight's bits (a 1-bit weight only flips the sign, which the
+    accumulator's add/subtract absorbs)."""
+    if in_bits <= 1:
+        return weight_bits + 1  # select the weight or zero
+    return (weight_bits - 1) * (in_bits + weight_bits)
+
+
+def lutram_luts(depth: int, width: int) -> int:
+    """Distributed RAM with one write and one asynchronous read port (RAM32M: 32 x 6 in
+    4 LUTs)."""
+    return -(-width // 6) * 4 * -(-depth // 32)
+
+
 def layer_resources(lm: LayerMap, in_bits: int) -> Resources:
     """Estimated resources of one layer's neuron array."""
     L, G, P = lm.layer, lm.groups, lm.lanes
@@ -79,24 +94,23 @@ def layer_resources(lm: LayerMap, in_bits: int) -> Resources:
     for g in range(G):
         r += memory(lm.synapse_depth, lm.word_bits)
         r += memory(lm.index_depth, lm.index_bits)
-    # per lane and group: product (weight x activation), accumulate, partial-sum RAM
-    mult = (L.weight_bits + 1) * in_bits if in_bits > 1 else L.weight_bits + 1
-    acc_ram = math.ceil(A * slots * lm.locals / 32) * 2
-    r += Resources(luts=G * P * (mult + A + acc_ram), ffs=G * P * (A + L.weight_bits + 4))
-    # per lane: partial-sum reduction and threshold search (one comparator) or bias add
-    r += Resources(luts=P * 2 * A, ffs=P * (A + 8))
-    r += Resources(luts=math.ceil(P * lm.locals * lm.param_bits / LUTRAM_BITS_PER_LUT))
-    # event buffers to the next layer: FRAME_BUFFERS frames of activations
-    if not L.is_classifier:
-        r += memory(2 * lm.locals, P * L.act_bits)
-    else:
-        r += Resources(luts=P * A, ffs=P * A)  # argmax tree
+    # per lane and group: product, accumulate (add/subtract), partial-accumulator RAM
+    per_pe = product_luts(L.weight_bits, in_bits) + A + lutram_luts(slots * lm.locals, A)
+    r += Resources(luts=G * P * per_pe, ffs=G * P * (A + L.weight_bits + 2))
+    # per lane: adder tree over the groups, threshold comparators (or the bias add)
+    compare = lm.levels * -(-A // 2)
+    r += Resources(luts=P * ((G - 1) * A + compare), ffs=P * (A + 8))
+    r += Resources(luts=lutram_luts(lm.locals, P * lm.param_bits))
+    if L.is_classifier:
+        r += Resources(luts=P * A, ffs=P * A)  # argmax compare tree
+    # event selection in the input frame buffer: a priority encoder and value mux per group
+    r += Resources(luts=G * (2 * lm.local_channels + in_bits * lm.local_channels // 4))
     return r
 
 
 def network_resources(maps: list[LayerMap], input_bits: int) -> list[Resources]:
     """Per-layer estimates; the first entry is the input unit and control (AXI, registers)."""
-    shell = Resources(luts=1500, ffs=2000) + memory(2 * 28, 28 * input_bits)
+    shell = Resources(luts=1500, ffs=2000 + 2 * 28 * (input_bits + 1))
     out = [shell]
     in_bits = input_bits
     for lm in maps:
