@@ -35,7 +35,7 @@ SWEEP = {
     "tdnn-w2a2": list(LEVELS),
     "tdnn-w1a1": ["dense", "zoo-sparse", "balanced-17k"],
 }
-FINETUNE_EPOCHS = 8
+FINETUNE_EPOCHS = 12
 
 ANCHORS = [
     {"system": "BNN-PYNQ LFC W1A1", "accuracy": 0.9847, "synapses": 2_913_000},

@@ -20,7 +20,7 @@ ZOO = ROOT / "pynq_neuro" / "zoo"
 Z = "pynq_neuro/zoo/"
 WARM = ["--warm-start", Z + "tdnn_float.pt"]
 # the lane-balanced sparsity that the default hardware folding uses (lanes per layer)
-SPARSE = ["--sparsity", "0.5,0.75,0.875,0.5", "--lanes", "32,32,16,5", "--epochs", "8",
+SPARSE = ["--sparsity", "0.5,0.75,0.875,0.5", "--lanes", "32,32,16,5",
           "--threads", "1"]
 
 # name, weight bits, activation bits, the command that makes it, its parent

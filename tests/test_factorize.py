@@ -453,3 +453,20 @@ def test_balanced_schedule_reaches_keep():
     assert connections(model)[0]["kept"] == 12 * 28 * 3 // 3  # 1 of 3 per lane and column
     with pytest.raises(ValueError, match="takes a 'sparsity', not a budget"):
         check_pass({"pass": "prune", "budget": 100, "lanes": [4, 2, 5]})
+
+
+@pytest.mark.parametrize("wbits", [1, 2, 4])
+def test_reclip_keeps_the_quantized_weights_and_restores_gradients(wbits):
+    from pynq_neuro.compiler.factorize import reclip_latent
+
+    model = random_model(ModelConfig("tdnn", (12, 8), (3, 3), (2, 2), wbits=wbits, abits=2), 7)
+    layer = model.layers[0]
+    with torch.no_grad():
+        layer.weight.mul_(50.0)  # push most latent weights far beyond the range
+    before = [m.quantized_weight().detach().clone() for m in layers_of(model)]
+    reclip_latent(model)
+    for m, b in zip(layers_of(model), before):
+        assert torch.equal(m.quantized_weight().detach(), b)
+    w = layer.weight.detach().clone().requires_grad_(True)
+    layer.weight_quant(w).sum().backward()
+    assert bool((w.grad != 0).all())  # every weight learns again

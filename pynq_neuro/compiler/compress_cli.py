@@ -56,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="factorize a layer (index; the classifier is the last) with this rank; "
                         "repeatable")
     g = p.add_argument_group("fine-tune")
-    g.add_argument("--epochs", type=int, help="fine-tune epochs per pass (default 4)")
-    g.add_argument("--lr", type=float, help="peak learning rate (default 0.3 x the QAT one)")
+    g.add_argument("--epochs", type=int, help="fine-tune epochs per pass (default 12)")
+    g.add_argument("--lr", type=float, help="peak learning rate (default: the quantization-aware one)")
     g.add_argument("--threads", type=int, default=2, help="torch threads")
     g.add_argument("--train-images", type=int, help="use only the first N training digits")
     g.add_argument("--seed", type=int, default=0)

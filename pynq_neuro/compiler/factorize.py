@@ -52,10 +52,11 @@ from ..train import (
 Target = Union[int, list]  # a global synapse count, or one count per layer
 Sparsity = Union[float, Sequence[float]]
 
-DEFAULT_EPOCHS = 4
-LR_FACTOR = 0.3  # fine-tune peak learning rate relative to quantization-aware training
+DEFAULT_EPOCHS = 12
+LR_FACTOR = 1.0  # fine-tune peak learning rate relative to quantization-aware training
 RAMP = 0.6  # share of the fine-tune epochs over which gradual pruning ramps
 INIT_IMAGES = 2048  # training digits used to initialise new quantizer steps
+EDGE = 0.01  # reclipped weights sit this fraction of a step inside the quantizer's range
 
 
 # --------------------------------------------------------------------------- connections
@@ -282,6 +283,24 @@ class GradualPruner:
     def __call__(self, epoch: int) -> None:
         if epoch < self.ramp_epochs:
             apply_target(self.model, self.target(epoch), self.min_per_unit)
+            reclip_latent(self.model)
+
+
+@torch.no_grad()
+def reclip_latent(model: NeuroNet) -> None:
+    """Move latent weights beyond the quantizer's range onto its edge.
+
+    A weight outside ``[(qmin + 1/2) step, (qmax + 1/2) step]`` already quantizes to the extreme
+    level but gets no gradient (the clamp blocks it). Magnitude pruning keeps exactly such
+    weights, so without this a pruned binary network could hardly adapt; on the edge they
+    quantize the same and learn again (``EDGE`` keeps rounding from pushing them back out)."""
+    for layer in layer_modules(model):
+        q = layer.weight_quant
+        if q is None:
+            continue
+        step = q.step.detach().clamp_min(MIN_STEP).reshape([-1] + [1] * (layer.weight.dim() - 1))
+        lo, hi = (q.qmin + 0.5 + EDGE) * step, (q.qmax + 0.5 - EDGE) * step
+        layer.weight.copy_(torch.minimum(torch.maximum(layer.weight, lo), hi))
 
 
 # ------------------------------------------------------------------ lane-balanced pruning
@@ -367,6 +386,7 @@ class BalancedPruner:
     def __call__(self, epoch: int) -> None:
         if epoch < self.ramp_epochs:
             prune_balanced(self.model, self.lanes, self.target(epoch))
+            reclip_latent(self.model)
 
 
 # --------------------------------------------------------------------------- low rank
