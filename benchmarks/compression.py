@@ -130,16 +130,16 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    path = RESULTS / "compression.json"
-    entries = json.loads(path.read_text()) if path.exists() else []
     for model in args.models:
         for level in args.levels or SWEEP.get(model, list(LEVELS)):
             entry = run_point(model, level, args.threads)
-            entries = [e for e in entries if (e["model"], e["level"]) != (model, level)]
-            entries.append(entry)
+            # one file per point, so that several runs can share the sweep
+            (WORK / f"{model}-{level}" / "result.json").write_text(json.dumps(entry, indent=2))
             print(json.dumps(entry), flush=True)
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(entries, indent=2) + "\n")
+    entries = [json.loads(p.read_text()) for p in sorted(WORK.glob("*/result.json"))]
+    path = RESULTS / "compression.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entries, indent=2) + "\n")
     plot(entries, RESULTS / "compression.png")
     print(f"wrote {path} and compression.png")
     return 0

@@ -47,3 +47,22 @@ def test_board_modules_import_and_classify_with_numpy_only():
     assert info["mods"] == [] and info["acc"] > 0.95
     out = json.loads(rest)
     assert out["engine"] == "golden" and out["images"] == 300 and out["accuracy"] > 0.95
+
+
+def test_compile_and_artifact_loading_need_numpy_only(tmp_path):
+    r = run_blocked(f"""
+        import numpy as np
+        from pynq_neuro import zoo
+        from pynq_neuro.compiler.artifact import load_artifact
+        from pynq_neuro.compiler.compile import CompileConfig, compile_network
+        from pynq_neuro.data import load_mnist
+        from pynq_neuro.golden import run
+        x, y = load_mnist('test')
+        name = zoo.hardware_default()
+        compile_network(name, r'{tmp_path}/a', CompileConfig(sample_digits=200), x[:200])
+        art = load_artifact(r'{tmp_path}/a', source='bin')
+        same = (run(art.network, x[:500]).logits == run(zoo.load_network(name), x[:500]).logits)
+        print(bool(same.all()))
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True"
