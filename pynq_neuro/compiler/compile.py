@@ -30,7 +30,7 @@ class CompileConfig:
         sample_digits: test digits that drive the folding search and the cycle model.
     """
 
-    target_images_per_s: float = 300_000.0
+    target_images_per_s: float = 250_000.0
     budget: Budget = field(default_factory=Budget)
     foldings: list[Folding] | None = None
     hardware: str | None = None

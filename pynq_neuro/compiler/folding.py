@@ -14,7 +14,7 @@ from .resources import Budget, Resources, layer_resources, network_resources
 
 GROUP_CHOICES = (1, 2, 4, 8)
 BRAM_LUT_WEIGHT = 400  # one BRAM36 is worth this many LUTs when ranking foldings
-MAX_ROUNDS = 4  # pipeline checks, each tightening the per-layer target by 7 %
+MAX_ROUNDS = 4  # bounds the upgrade loop (x16 upgrades)
 
 
 @dataclass
@@ -58,44 +58,58 @@ def candidates(net: IntegerNetwork, index: int, acts: np.ndarray,
 def choose_foldings(net: IntegerNetwork, images: np.ndarray, target_images_per_s: float,
                     budget: Budget,
                     activations: list[np.ndarray] | None = None) -> tuple[list[Folding], str]:
-    """The cheapest folding per layer whose mean busy cycles meet the target.
+    """Foldings that meet the throughput target at the lowest cost within the budget.
 
-    Returns the foldings and a note; when the target cannot be met the fastest foldings are
-    returned and the note says so. The whole pipeline is then checked with :func:`simulate`
-    and the per-layer target tightened until it is met (at most a few rounds).
+    Every layer starts with its cheapest folding; then the bottleneck layer (most busy cycles
+    per digit) is upgraded to the cheapest faster folding that keeps the whole design within
+    the budget, until the slowest layer meets the target or no upgrade fits. The pipeline is
+    then simulated (:func:`simulate`), and while coupling between layers still misses the target
+    the upgrades continue. Returns the foldings and a note saying whether the target was met.
     """
     if activations is None:
         activations = run(net, images, trace=True).activations
     in_bits = [net.input_bits] + [l.act_bits for l in net.layers[:-1]]
-    cands = [candidates(net, i, activations[i], in_bits[i]) for i in range(len(net.layers))]
+    cands = [sorted(candidates(net, i, activations[i], in_bits[i]),
+                    key=lambda c: (_cost(c.resources), c.cycles_mean))
+             for i in range(len(net.layers))]
     target = budget.clock_mhz * 1e6 / target_images_per_s
     shell = network_resources([], net.input_bits)[0]
-    per_layer = target
-    limited = False
-    for _ in range(MAX_ROUNDS + 12):
-        chosen = []
-        for cs in cands:
-            ok = [c for c in cs if c.cycles_mean <= per_layer]
-            chosen.append(min(ok, key=lambda c: _cost(c.resources)) if ok
-                          else min(cs, key=lambda c: (c.cycles_mean, _cost(c.resources))))
-        total = sum((c.resources for c in chosen), shell)
-        if not total.fits(budget) and any(c.cycles_mean > 1 for c in chosen):
-            per_layer *= 1.1  # over budget: trade throughput for resources
-            limited = True
-            continue
-        folds = [c.folding for c in chosen]
+    chosen = [cs[0] for cs in cands]
+
+    def total(sel: list[FoldingChoice]) -> Resources:
+        return sum((c.resources for c in sel), shell)
+
+    def upgrade(layer: int) -> bool:
+        """Replace ``layer``'s folding by the cheapest faster one that fits; False if none."""
+        now = chosen[layer].cycles_mean
+        for c in cands[layer]:  # cheapest first
+            if c.cycles_mean < now:
+                trial = chosen[:layer] + [c] + chosen[layer + 1:]
+                if total(trial).fits(budget):
+                    chosen[layer] = c
+                    return True
+        return False
+
+    rep = None
+    for _ in range(MAX_ROUNDS * 16):
+        slowest = max(range(len(chosen)), key=lambda i: chosen[i].cycles_mean)
+        if chosen[slowest].cycles_mean <= target:
+            maps = [map_layer(net, i, c.folding, pack=False) for i, c in enumerate(chosen)]
+            rep = simulate(maps, net, images, activations)
+            if rep.cycles_per_digit <= target:
+                break
+            busy = rep.layer_cycles.mean(axis=1)
+            slowest = int(np.argmax(busy))
+        if not upgrade(slowest):
+            break
+    folds = [c.folding for c in chosen]
+    if rep is None or rep.cycles_per_digit > target:
         maps = [map_layer(net, i, f, pack=False) for i, f in enumerate(folds)]
         rep = simulate(maps, net, images, activations)
-        if rep.cycles_per_digit <= target or limited:
-            break
-        per_layer *= 0.93
     achieved = rep.images_per_s(budget.clock_mhz)
     if rep.cycles_per_digit <= target:
         note = "target met"
-    elif limited:
+    else:
         note = (f"target {target_images_per_s:,.0f} digits/s not met within the resource "
                 f"budget: the model predicts {achieved:,.0f}")
-    else:
-        note = (f"target {target_images_per_s:,.0f} digits/s not met: the model predicts "
-                f"{achieved:,.0f} with the fastest foldings tried")
     return folds, note
