@@ -76,8 +76,8 @@ def _add_compile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="zoo name, integer network (.npz), checkpoint (.pt) or "
                                   "artifact directory")
     p.add_argument("-o", "--output", required=True, help="artifact directory to write")
-    p.add_argument("--target", type=float, default=300_000.0,
-                   help="throughput target in digits/s (default 300000)")
+    p.add_argument("--target", type=float, default=250_000.0,
+                   help="throughput target in digits/s (default 250000)")
     p.add_argument("--clock-mhz", type=float, default=100.0)
     p.add_argument("--luts", type=int, default=53_200, help="LUT budget (default: xc7z020)")
     p.add_argument("--bram36", type=int, default=140, help="BRAM36 budget")
@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register(sub)
+    try:
+        from .rtl.cli import add_estimate_parser, add_verify_parser
+    except ImportError:  # installed without the RTL tooling
+        pass
+    else:
+        add_verify_parser(sub)
+        add_estimate_parser(sub)
     sub.add_parser("zoo", help="list the shipped models")
     p = sub.add_parser("demo", help="evaluate the shipped models and plot the results")
     p.add_argument("--images", type=int, help="evaluate only the first N test digits")
@@ -305,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_compile(args)
         if args.command == "inspect":
             return cmd_inspect(args)
+        if args.command in ("verify", "estimate"):
+            from .rtl.cli import run_estimate, run_verify
+
+            return run_verify(args) if args.command == "verify" else run_estimate(args)
         if args.command == "compress":
             from .compiler.compress_cli import run as run_compress
 
