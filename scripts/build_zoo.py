@@ -32,8 +32,10 @@ MODELS = [
                          "--abits", "2", *WARM], "tdnn-float"),
     ("tdnn-w4a4", 4, 4, ["train", "--quiet", "-o", Z + "tdnn_w4a4.pt", "--wbits", "4",
                          "--abits", "4", *WARM], "tdnn-float"),
+    # binary networks recover more slowly from pruning: twice the fine-tune
     ("tdnn-w1a1-sparse", 1, 1, ["compress", Z + "tdnn_w1a1.pt", "-o",
-                                Z + "tdnn_w1a1_sparse.pt", *SPARSE, "--quiet"], "tdnn-w1a1"),
+                                Z + "tdnn_w1a1_sparse.pt", *SPARSE, "--epochs", "24", "--quiet"],
+     "tdnn-w1a1"),
     ("tdnn-w2a2-sparse", 2, 2, ["compress", Z + "tdnn_w2a2.pt", "-o",
                                 Z + "tdnn_w2a2_sparse.pt", *SPARSE, "--quiet"], "tdnn-w2a2"),
 ]
