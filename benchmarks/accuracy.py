@@ -16,14 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+from anchors import draw_anchors
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-# Published MNIST results of FPGA/neuromorphic systems, for the plot.
-ANCHORS = [
-    {"system": "BNN-PYNQ LFC W1A1 (PYNQ-Z2)", "accuracy": 0.9847, "synapses": 2_913_000},
-    {"system": "INsight neuromorphic", "accuracy": 0.9764, "synapses": None},
-]
 
 
 def main() -> int:
@@ -93,23 +90,14 @@ def plot(entries: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for e in entries:
-        label = "float" if e["wbits"] == 32 else f"W{e['wbits']}A{e['abits']}"
-        ax.scatter(e["synapses"], 100 * e["accuracy"], s=60, zorder=3)
-        ax.annotate(f"pynq-neuro {label}\n{100 * e['accuracy']:.2f} %",
-                    (e["synapses"], 100 * e["accuracy"]), textcoords="offset points",
-                    xytext=(8, -4), fontsize=8)
-    for a in ANCHORS:
-        if a["synapses"]:
-            ax.scatter(a["synapses"], 100 * a["accuracy"], marker="x", color="k")
-            ax.annotate(a["system"], (a["synapses"], 100 * a["accuracy"]),
-                        textcoords="offset points", xytext=(-60, 8), fontsize=8)
-        else:
-            ax.axhline(100 * a["accuracy"], color="gray", ls=":", lw=1)
-            ax.text(1.2e5, 100 * a["accuracy"] + 0.03, a["system"], fontsize=8, color="gray")
+        ax.scatter(e["synapses"], 100 * e["accuracy"], s=60, zorder=3,
+                   label=f"{e['model']}: {100 * e['accuracy']:.2f} %")
+    draw_anchors(ax, text_x=1.2e5)
     ax.set_xscale("log")
     ax.set_xlabel("stored synapses (weights)")
     ax.set_ylabel("MNIST test accuracy (%), 10,000 digits")
     ax.set_title("Integer-model accuracy vs. synapses")
+    ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from anchors import draw_anchors
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "compression"
@@ -37,10 +39,6 @@ SWEEP = {
 }
 FINETUNE_EPOCHS = 12
 
-ANCHORS = [
-    {"system": "BNN-PYNQ LFC W1A1", "accuracy": 0.9847, "synapses": 2_913_000},
-    {"system": "INsight", "accuracy": 0.9764, "synapses": None},
-]
 
 
 def passes_for(level: dict) -> list[dict]:
@@ -159,14 +157,7 @@ def plot(entries: list[dict], path: Path) -> None:
         for e in pts:
             ax.annotate(e["level"], (e["synapses"], 100 * e["accuracy"]), fontsize=6,
                         textcoords="offset points", xytext=(4, -8))
-    for a in ANCHORS:
-        if a["synapses"]:
-            ax.scatter(a["synapses"], 100 * a["accuracy"], marker="x", color="k")
-            ax.annotate(a["system"], (a["synapses"], 100 * a["accuracy"]), fontsize=7,
-                        textcoords="offset points", xytext=(-70, 6))
-        else:
-            ax.axhline(100 * a["accuracy"], color="gray", ls=":", lw=1)
-            ax.text(2e4, 100 * a["accuracy"] + 0.03, a["system"], fontsize=7, color="gray")
+    draw_anchors(ax, text_x=2e4)
     ax.set_xscale("log")
     ax.set_xlabel("stored synapses")
     ax.set_ylabel("MNIST test accuracy (%), integer model of the artifact")
