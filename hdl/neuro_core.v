@@ -1,0 +1,582 @@
+/*
+ * neuro_core: event-driven TDNN accelerator with AXI4-Stream and AXI4-Lite interfaces.
+ *
+ * s_axis   pixels (196 beats per digit, TLAST on the last) or, with LOAD_MODE, a network.bin
+ *          load stream (pn_loader); a register slice decouples s_axis_tready
+ * m_axis   results: beat 0 {digit counter[15:0], 12'b0, class[3:0]}, with LOGITS_ENABLE ten
+ *          more beats, each a logit sign-extended to 32 bits; TLAST on the last beat of a
+ *          digit. The digit counter counts results since reset or CLEAR_COUNTERS.
+ * s_axil   registers (pn_axil_regs)
+ *
+ * Behaviour around the datapath (pn_net):
+ *  - a short frame (error 1) stops the input, lets the complete digits before it produce their
+ *    results, then resets the datapath (weights are kept) and waits until it has cleared its
+ *    accumulators before the next digit is taken;
+ *  - a long frame or a missing TLAST (error 2) keeps the digit and drops beats up to TLAST;
+ *  - a load stream (s_axis with LOAD_MODE, or LOAD_DATA writes) starts only when no digit is in
+ *    the core; while it runs no new digit is accepted. LOAD_MODE is meant to change between
+ *    digits only;
+ *  - SOFT_RESET clears the input unit, loader and datapath; a result already being sent on
+ *    m_axis is completed so that no packet is cut short.
+ *
+ * The defaults of the parameters come from neuro_params.vh of an artifact; the datapath is
+ * built from the packed per-layer fields. MEM_DIR (default: the macro PN_MEM_DIR, else "")
+ * points to the artifact's mem/ images.
+ */
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+`include "neuro_params.vh"
+
+`ifdef PN_MEM_DIR
+`define PN_CORE_MEM_DIR `PN_MEM_DIR
+`else
+`define PN_CORE_MEM_DIR ""
+`endif
+
+// The packed vectors of neuro_params.vh hold 32 bits per synthesized layer; they are
+// zero-extended to the 8-layer parameter width.
+/* verilator lint_off WIDTH */
+module neuro_core #
+(
+    // number of layers (1..8)
+    parameter NUM_LAYERS = `PN_NUM_LAYERS,
+    // input activation bits (pixel >> (8 - INPUT_BITS))
+    parameter INPUT_BITS = `PN_INPUT_BITS,
+    // per-layer hardware fields, 32 bits per layer, layer 0 least significant
+    parameter [32*8-1:0] V_IN_CHANNELS = `PN_V_IN_CHANNELS,
+    // output units per frame
+    parameter [32*8-1:0] V_OUT_CHANNELS = `PN_V_OUT_CHANNELS,
+    // taps
+    parameter [32*8-1:0] V_TAPS = `PN_V_TAPS,
+    // stride
+    parameter [32*8-1:0] V_STRIDE = `PN_V_STRIDE,
+    // input frames
+    parameter [32*8-1:0] V_IN_FRAMES = `PN_V_IN_FRAMES,
+    // output frames
+    parameter [32*8-1:0] V_OUT_FRAMES = `PN_V_OUT_FRAMES,
+    // input frames used
+    parameter [32*8-1:0] V_FRAMES_USED = `PN_V_FRAMES_USED,
+    // output frames emitted
+    parameter [32*8-1:0] V_FRAMES_EMITTED = `PN_V_FRAMES_EMITTED,
+    // weight code bits
+    parameter [32*8-1:0] V_WEIGHT_BITS = `PN_V_WEIGHT_BITS,
+    // activation bits (0: classifier)
+    parameter [32*8-1:0] V_ACT_BITS = `PN_V_ACT_BITS,
+    // event groups
+    parameter [32*8-1:0] V_GROUPS = `PN_V_GROUPS,
+    // lanes
+    parameter [32*8-1:0] V_LANES = `PN_V_LANES,
+    // local indices per lane
+    parameter [32*8-1:0] V_LOCALS = `PN_V_LOCALS,
+    // local channels per group
+    parameter [32*8-1:0] V_LOCAL_CHANNELS = `PN_V_LOCAL_CHANNELS,
+    // bits of a local index
+    parameter [32*8-1:0] V_LOCAL_BITS = `PN_V_LOCAL_BITS,
+    // bits of a lane entry
+    parameter [32*8-1:0] V_ENTRY_BITS = `PN_V_ENTRY_BITS,
+    // bits of a synapse word
+    parameter [32*8-1:0] V_WORD_BITS = `PN_V_WORD_BITS,
+    // accumulator bits
+    parameter [32*8-1:0] V_ACC_BITS = `PN_V_ACC_BITS,
+    // thresholds per neuron (1: classifier bias)
+    parameter [32*8-1:0] V_LEVELS = `PN_V_LEVELS,
+    // parameter bits per lane
+    parameter [32*8-1:0] V_PARAM_BITS = `PN_V_PARAM_BITS,
+    // synapse bank depth
+    parameter [32*8-1:0] V_SYNAPSE_DEPTH = `PN_V_SYNAPSE_DEPTH,
+    // synapse address bits
+    parameter [32*8-1:0] V_ADDR_BITS = `PN_V_ADDR_BITS,
+    // word count bits
+    parameter [32*8-1:0] V_COUNT_BITS = `PN_V_COUNT_BITS,
+    // index entry bits
+    parameter [32*8-1:0] V_INDEX_BITS = `PN_V_INDEX_BITS,
+    // index bank depth
+    parameter [32*8-1:0] V_INDEX_DEPTH = `PN_V_INDEX_DEPTH,
+    // width of the load data port (widest memory word)
+    parameter LOAD_BITS = `PN_LOAD_BITS,
+    // width of a logit
+    parameter LOGIT_BITS = `PN_LOGIT_BITS,
+    // hardware fingerprint of the artifact
+    parameter [63:0] FINGERPRINT = `PN_FINGERPRINT,
+    // load stream / artifact format version
+    parameter FORMAT_VERSION = `PN_FORMAT_VERSION,
+    // directory of the $readmemh images with a trailing "/" ("": memories start at zero)
+    parameter MEM_DIR = `PN_CORE_MEM_DIR
+)
+/* verilator lint_on WIDTH */
+(
+    input  wire         clk,
+    input  wire         rst,
+
+    // pixels or load stream
+    input  wire [31:0]  s_axis_tdata,
+    input  wire         s_axis_tvalid,
+    output wire         s_axis_tready,
+    input  wire         s_axis_tlast,
+
+    // results
+    output wire [31:0]  m_axis_tdata,
+    output wire         m_axis_tvalid,
+    input  wire         m_axis_tready,
+    output wire         m_axis_tlast,
+
+    // registers
+    input  wire [11:0]  s_axil_awaddr,
+    input  wire [2:0]   s_axil_awprot,
+    input  wire         s_axil_awvalid,
+    output wire         s_axil_awready,
+    input  wire [31:0]  s_axil_wdata,
+    input  wire [3:0]   s_axil_wstrb,
+    input  wire         s_axil_wvalid,
+    output wire         s_axil_wready,
+    output wire [1:0]   s_axil_bresp,
+    output wire         s_axil_bvalid,
+    input  wire         s_axil_bready,
+    input  wire [11:0]  s_axil_araddr,
+    input  wire [2:0]   s_axil_arprot,
+    input  wire         s_axil_arvalid,
+    output wire         s_axil_arready,
+    output wire [31:0]  s_axil_rdata,
+    output wire [1:0]   s_axil_rresp,
+    output wire         s_axil_rvalid,
+    input  wire         s_axil_rready
+);
+
+// version of this core (VERSION register, low half)
+localparam CORE_VERSION = 1;
+// classes (logit beats)
+localparam NUM_CLASSES = 10;
+// rows of layer 0 that reach the network
+localparam FRAMES_USED_0 = V_FRAMES_USED[31:0];
+
+// ---------------------------------------------------------------------------------------------
+// control
+
+wire        soft_reset;
+wire        clear_counters;
+wire        logits_enable;
+wire        load_mode;
+wire        clear_error;
+wire [31:0] lite_data;
+wire        lite_valid;
+wire        lite_ready;
+
+// reset of the input side and loader: module reset or SOFT_RESET (registered)
+reg soft_rst_reg = 1'b1;
+always @(posedge clk) begin
+    soft_rst_reg <= rst || soft_reset;
+end
+
+// ---------------------------------------------------------------------------------------------
+// s_axis: register slice, then pixels to the input unit or load words to the loader
+
+wire [31:0] in_tdata;
+wire        in_tlast;
+wire        in_tvalid;
+wire        in_tready;
+
+pn_skid_buffer #(
+    .DATA_WIDTH(33)
+)
+in_skid_inst (
+    .clk(clk),
+    .rst(soft_rst_reg),
+    .s_data({s_axis_tlast, s_axis_tdata}),
+    .s_valid(s_axis_tvalid),
+    .s_ready(s_axis_tready),
+    .m_data({in_tlast, in_tdata}),
+    .m_valid(in_tvalid),
+    .m_ready(in_tready)
+);
+
+wire px_tready;
+wire ld_tready;
+assign in_tready = load_mode ? ld_tready : px_tready;
+
+// ---------------------------------------------------------------------------------------------
+// input unit
+
+wire                    px_ready;
+wire                    px_en;
+wire [4:0]              px_base;
+wire [4*INPUT_BITS-1:0] px_data;
+wire                    px_row_done;
+wire                    in_digit_done;
+wire                    in_digit_abort;
+wire                    in_error_valid;
+wire [7:0]              in_error_code;
+wire                    in_active;
+wire                    loader_active;
+
+// flush after a short frame: wait for the complete digits before it, reset the datapath,
+// wait until it has cleared its state
+localparam [1:0]
+    FL_IDLE = 2'd0,
+    FL_DRAIN = 2'd1,
+    FL_RESET = 2'd2,
+    FL_WAIT = 2'd3;
+
+reg [1:0] flush_state_reg = FL_IDLE;
+reg [1:0] flush_delay_reg = 2'd0;
+reg       flush_rst_reg = 1'b0;
+reg [7:0] pending_reg = 8'd0;    // digits handed to the datapath without a result yet
+
+wire hold = loader_active || lite_valid || flush_state_reg != FL_IDLE;
+
+pn_input #(
+    .INPUT_BITS(INPUT_BITS),
+    .FRAMES_USED(FRAMES_USED_0)
+)
+input_inst (
+    .clk(clk),
+    .rst(soft_rst_reg),
+    .s_axis_tdata(in_tdata),
+    .s_axis_tvalid(in_tvalid && !load_mode),
+    .s_axis_tready(px_tready),
+    .s_axis_tlast(in_tlast),
+    .hold(hold),
+    .px_ready(px_ready),
+    .px_en(px_en),
+    .px_base(px_base),
+    .px_data(px_data),
+    .px_row_done(px_row_done),
+    .digit_done(in_digit_done),
+    .digit_abort(in_digit_abort),
+    .error_valid(in_error_valid),
+    .error_code(in_error_code),
+    .active(in_active)
+);
+
+// ---------------------------------------------------------------------------------------------
+// datapath
+
+wire                        dp_busy;
+wire                        res_valid;
+wire                        res_ready;
+wire [3:0]                  res_class;
+wire [10*LOGIT_BITS-1:0]    res_logits;
+
+wire                 load_we;
+wire [2:0]           load_layer;
+wire [1:0]           load_kind;
+wire [7:0]           load_bank;
+wire [15:0]          load_addr;
+wire [LOAD_BITS-1:0] load_data;
+
+// datapath reset: module reset, SOFT_RESET or a flush (memories keep their contents)
+reg dp_rst_reg = 1'b1;
+always @(posedge clk) begin
+    dp_rst_reg <= rst || soft_reset || flush_rst_reg;
+end
+
+pn_net #(
+    .NUM_LAYERS(NUM_LAYERS),
+    .INPUT_BITS(INPUT_BITS),
+    .V_IN_CHANNELS(V_IN_CHANNELS),
+    .V_OUT_CHANNELS(V_OUT_CHANNELS),
+    .V_TAPS(V_TAPS),
+    .V_STRIDE(V_STRIDE),
+    .V_IN_FRAMES(V_IN_FRAMES),
+    .V_OUT_FRAMES(V_OUT_FRAMES),
+    .V_FRAMES_USED(V_FRAMES_USED),
+    .V_FRAMES_EMITTED(V_FRAMES_EMITTED),
+    .V_WEIGHT_BITS(V_WEIGHT_BITS),
+    .V_ACT_BITS(V_ACT_BITS),
+    .V_GROUPS(V_GROUPS),
+    .V_LANES(V_LANES),
+    .V_LOCALS(V_LOCALS),
+    .V_LOCAL_CHANNELS(V_LOCAL_CHANNELS),
+    .V_LOCAL_BITS(V_LOCAL_BITS),
+    .V_ENTRY_BITS(V_ENTRY_BITS),
+    .V_WORD_BITS(V_WORD_BITS),
+    .V_ACC_BITS(V_ACC_BITS),
+    .V_LEVELS(V_LEVELS),
+    .V_PARAM_BITS(V_PARAM_BITS),
+    .V_SYNAPSE_DEPTH(V_SYNAPSE_DEPTH),
+    .V_ADDR_BITS(V_ADDR_BITS),
+    .V_COUNT_BITS(V_COUNT_BITS),
+    .V_INDEX_BITS(V_INDEX_BITS),
+    .V_INDEX_DEPTH(V_INDEX_DEPTH),
+    .LOAD_BITS(LOAD_BITS),
+    .LOGIT_BITS(LOGIT_BITS),
+    .MEM_DIR(MEM_DIR)
+)
+net_inst (
+    .clk(clk),
+    .rst(dp_rst_reg),
+    .px_ready(px_ready),
+    .px_en(px_en),
+    .px_base(px_base),
+    .px_data(px_data),
+    .px_row_done(px_row_done),
+    .res_valid(res_valid),
+    .res_ready(res_ready),
+    .res_class(res_class),
+    .res_logits(res_logits),
+    .load_we(load_we),
+    .load_layer(load_layer),
+    .load_kind(load_kind),
+    .load_bank(load_bank),
+    .load_addr(load_addr),
+    .load_data(load_data),
+    .busy(dp_busy)
+);
+
+wire res_take = res_valid && res_ready;
+
+always @(posedge clk) begin
+    flush_rst_reg <= 1'b0;
+
+    case ({in_digit_done, res_take})
+        2'b10: pending_reg <= pending_reg + 8'd1;
+        2'b01: pending_reg <= pending_reg - 8'd1;
+        default: pending_reg <= pending_reg;
+    endcase
+
+    case (flush_state_reg)
+        FL_IDLE: begin
+            if (in_digit_abort) begin
+                flush_state_reg <= FL_DRAIN;
+            end
+        end
+        FL_DRAIN: begin
+            // complete digits received before the short frame still produce their results
+            if (pending_reg == 8'd0) begin
+                flush_rst_reg <= 1'b1;
+                flush_delay_reg <= 2'd3;
+                flush_state_reg <= FL_RESET;
+            end
+        end
+        FL_RESET: begin
+            // the reset reaches the datapath two cycles later; give busy time to rise
+            flush_delay_reg <= flush_delay_reg - 2'd1;
+            if (flush_delay_reg == 2'd0) begin
+                flush_state_reg <= FL_WAIT;
+            end
+        end
+        default: begin
+            if (!dp_busy) begin
+                flush_state_reg <= FL_IDLE;
+            end
+        end
+    endcase
+
+    if (soft_rst_reg) begin
+        flush_state_reg <= FL_IDLE;
+        flush_rst_reg <= 1'b0;
+        pending_reg <= 8'd0;
+    end
+end
+
+// ---------------------------------------------------------------------------------------------
+// loader
+
+wire       ld_error_valid;
+wire [7:0] ld_error_code;
+wire       load_start;
+wire       load_done;
+wire       load_ok;
+
+// a load may start: no digit anywhere in the datapath and no pixel beat taken this cycle
+wire px_take = in_tvalid && !load_mode && px_tready;
+wire idle_ok = !in_active && !px_take && pending_reg == 8'd0 && !dp_busy &&
+               flush_state_reg == FL_IDLE;
+
+pn_loader #(
+    .NUM_LAYERS(NUM_LAYERS),
+    .V_GROUPS(V_GROUPS),
+    .V_WORD_BITS(V_WORD_BITS),
+    .V_SYNAPSE_DEPTH(V_SYNAPSE_DEPTH),
+    .V_INDEX_BITS(V_INDEX_BITS),
+    .V_INDEX_DEPTH(V_INDEX_DEPTH),
+    .V_LANES(V_LANES),
+    .V_PARAM_BITS(V_PARAM_BITS),
+    .V_LOCALS(V_LOCALS),
+    .LOAD_BITS(LOAD_BITS),
+    .FORMAT_VERSION(FORMAT_VERSION)
+)
+loader_inst (
+    .clk(clk),
+    .rst(soft_rst_reg),
+    .s_axis_tdata(in_tdata),
+    .s_axis_tvalid(in_tvalid && load_mode),
+    .s_axis_tready(ld_tready),
+    .s_axis_tlast(in_tlast),
+    .lite_data(lite_data),
+    .lite_valid(lite_valid),
+    .lite_ready(lite_ready),
+    .clear(clear_error),
+    .idle_ok(idle_ok),
+    .load_we(load_we),
+    .load_layer(load_layer),
+    .load_kind(load_kind),
+    .load_bank(load_bank),
+    .load_addr(load_addr),
+    .load_data(load_data),
+    .active(loader_active),
+    .load_start(load_start),
+    .load_done(load_done),
+    .load_ok(load_ok),
+    .error_valid(ld_error_valid),
+    .error_code(ld_error_code)
+);
+
+// ---------------------------------------------------------------------------------------------
+// result formatter: one captured result becomes 1 or 11 beats
+
+reg                     fmt_busy_reg = 1'b0;
+reg                     fmt_logits_reg = 1'b0;  // logits follow the class beat
+reg [3:0]               fmt_beat_reg = 4'd0;
+reg [3:0]               fmt_class_reg = 4'd0;
+reg [10*LOGIT_BITS-1:0] fmt_logits_data_reg = {10*LOGIT_BITS{1'b0}};
+reg [15:0]              fmt_seq_reg = 16'd0;    // digit counter of beat 0
+
+wire [31:0] fmt_tdata;
+wire        fmt_tlast;
+wire        fmt_tready;
+
+// the current logit, sign-extended to 32 bits
+wire [31:0] fmt_logit;
+generate
+    if (LOGIT_BITS < 32) begin : logit_ext
+        assign fmt_logit = {{(32-LOGIT_BITS){fmt_logits_data_reg[LOGIT_BITS-1]}},
+                            fmt_logits_data_reg[LOGIT_BITS-1:0]};
+    end else begin : logit_trunc
+        assign fmt_logit = fmt_logits_data_reg[31:0];
+    end
+endgenerate
+
+assign fmt_tdata = fmt_beat_reg == 4'd0 ? {fmt_seq_reg, 12'd0, fmt_class_reg} : fmt_logit;
+assign fmt_tlast = fmt_beat_reg == (fmt_logits_reg ? NUM_CLASSES : 0);
+assign res_ready = !fmt_busy_reg;
+
+always @(posedge clk) begin
+    if (res_take) begin
+        fmt_busy_reg <= 1'b1;
+        fmt_beat_reg <= 4'd0;
+        fmt_logits_reg <= logits_enable;
+        fmt_class_reg <= res_class;
+        fmt_logits_data_reg <= res_logits;
+    end else if (fmt_busy_reg && fmt_tready) begin
+        if (fmt_tlast) begin
+            fmt_busy_reg <= 1'b0;
+            fmt_seq_reg <= fmt_seq_reg + 16'd1;
+        end
+        fmt_beat_reg <= fmt_beat_reg + 4'd1;
+        if (fmt_beat_reg != 4'd0) begin
+            fmt_logits_data_reg <= fmt_logits_data_reg >> LOGIT_BITS;
+        end
+    end
+
+    if (clear_counters) begin
+        fmt_seq_reg <= 16'd0;
+    end
+
+    // SOFT_RESET leaves a result that is being sent alone, so that no packet is cut short
+    if (rst) begin
+        fmt_busy_reg <= 1'b0;
+        fmt_seq_reg <= 16'd0;
+    end
+end
+
+pn_skid_buffer #(
+    .DATA_WIDTH(33)
+)
+out_skid_inst (
+    .clk(clk),
+    .rst(rst),
+    .s_data({fmt_tlast, fmt_tdata}),
+    .s_valid(fmt_busy_reg),
+    .s_ready(fmt_tready),
+    .m_data({m_axis_tlast, m_axis_tdata}),
+    .m_valid(m_axis_tvalid),
+    .m_ready(m_axis_tready)
+);
+
+// ---------------------------------------------------------------------------------------------
+// registers
+
+wire in_flight = in_active || pending_reg != 8'd0 || fmt_busy_reg || m_axis_tvalid;
+
+pn_axil_regs #(
+    .FORMAT_VERSION(FORMAT_VERSION),
+    .CORE_VERSION(CORE_VERSION),
+    .NUM_LAYERS(NUM_LAYERS),
+    .INPUT_BITS(INPUT_BITS),
+    .FINGERPRINT(FINGERPRINT),
+    .V_IN_CHANNELS(V_IN_CHANNELS),
+    .V_OUT_CHANNELS(V_OUT_CHANNELS),
+    .V_TAPS(V_TAPS),
+    .V_STRIDE(V_STRIDE),
+    .V_IN_FRAMES(V_IN_FRAMES),
+    .V_OUT_FRAMES(V_OUT_FRAMES),
+    .V_FRAMES_USED(V_FRAMES_USED),
+    .V_FRAMES_EMITTED(V_FRAMES_EMITTED),
+    .V_WEIGHT_BITS(V_WEIGHT_BITS),
+    .V_ACT_BITS(V_ACT_BITS),
+    .V_GROUPS(V_GROUPS),
+    .V_LANES(V_LANES),
+    .V_LOCALS(V_LOCALS),
+    .V_LOCAL_CHANNELS(V_LOCAL_CHANNELS),
+    .V_LOCAL_BITS(V_LOCAL_BITS),
+    .V_ENTRY_BITS(V_ENTRY_BITS),
+    .V_WORD_BITS(V_WORD_BITS),
+    .V_ACC_BITS(V_ACC_BITS),
+    .V_LEVELS(V_LEVELS),
+    .V_PARAM_BITS(V_PARAM_BITS),
+    .V_SYNAPSE_DEPTH(V_SYNAPSE_DEPTH),
+    .V_ADDR_BITS(V_ADDR_BITS),
+    .V_COUNT_BITS(V_COUNT_BITS),
+    .V_INDEX_BITS(V_INDEX_BITS),
+    .V_INDEX_DEPTH(V_INDEX_DEPTH)
+)
+regs_inst (
+    .clk(clk),
+    .rst(rst),
+    .s_axil_awaddr(s_axil_awaddr),
+    .s_axil_awprot(s_axil_awprot),
+    .s_axil_awvalid(s_axil_awvalid),
+    .s_axil_awready(s_axil_awready),
+    .s_axil_wdata(s_axil_wdata),
+    .s_axil_wstrb(s_axil_wstrb),
+    .s_axil_wvalid(s_axil_wvalid),
+    .s_axil_wready(s_axil_wready),
+    .s_axil_bresp(s_axil_bresp),
+    .s_axil_bvalid(s_axil_bvalid),
+    .s_axil_bready(s_axil_bready),
+    .s_axil_araddr(s_axil_araddr),
+    .s_axil_arprot(s_axil_arprot),
+    .s_axil_arvalid(s_axil_arvalid),
+    .s_axil_arready(s_axil_arready),
+    .s_axil_rdata(s_axil_rdata),
+    .s_axil_rresp(s_axil_rresp),
+    .s_axil_rvalid(s_axil_rvalid),
+    .s_axil_rready(s_axil_rready),
+    .soft_reset(soft_reset),
+    .clear_counters(clear_counters),
+    .logits_enable(logits_enable),
+    .load_mode(load_mode),
+    .clear_error(clear_error),
+    .lite_data(lite_data),
+    .lite_valid(lite_valid),
+    .lite_ready(lite_ready),
+    .busy(in_flight || loader_active || flush_state_reg != FL_IDLE || dp_busy),
+    .in_error_valid(in_error_valid),
+    .in_error_code(in_error_code),
+    .ld_error_valid(ld_error_valid),
+    .ld_error_code(ld_error_code),
+    .load_start(load_start),
+    .load_done(load_done),
+    .load_ok(load_ok),
+    .inc_digits(m_axis_tvalid && m_axis_tready && m_axis_tlast),
+    .inc_cycles(in_flight),
+    .inc_stall(m_axis_tvalid && !m_axis_tready),
+    .inc_input_stall(s_axis_tvalid && !s_axis_tready && !load_mode)
+);
+
+endmodule
+
+`resetall

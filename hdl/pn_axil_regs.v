@@ -1,0 +1,411 @@
+/*
+ * AXI4-Lite register block of neuro_core.
+ *
+ *   0x000 ID               R   0x504E4E31 ("PNN1")
+ *   0x004 VERSION          R   {format version[15:0], core version[15:0]}
+ *   0x008 CONTROL          RW  bit 0 SOFT_RESET (self-clearing), bit 1 LOGITS_ENABLE,
+ *                              bit 2 LOAD_MODE, bit 3 CLEAR_ERROR (self-clearing),
+ *                              bit 4 CLEAR_COUNTERS (self-clearing)
+ *   0x00C STATUS           R   bit 0 BUSY, bit 1 ERROR (sticky), bits 15:8 ERROR_CODE (first
+ *                              error), bit 16 LOAD_DONE, bit 17 LOAD_OK
+ *   0x010 DIGITS           R   results sent
+ *   0x014 CYCLES           R   cycles with a digit in flight
+ *   0x018 STALL_CYCLES     R   cycles the result stream was back-pressured
+ *   0x01C INPUT_STALL      R   cycles the pixel stream was held
+ *   0x020 LOAD_ADDR        W   reserved (writes are ignored)
+ *   0x024 LOAD_DATA        W   next word of an AXI-Lite load stream (the write response waits
+ *                              until the loader takes the word)
+ *   0x040 NUM_LAYERS       R
+ *   0x044 INPUT_BITS       R
+ *   0x048 FINGERPRINT_LO   R   low 32 bits of the hardware fingerprint
+ *   0x04C FINGERPRINT_HI   R   high 32 bits
+ *   0x100 + 0x80*l + 4*f   R   hardware field f (artifact order) of layer l (l < 8, f < 25)
+ *
+ * Unmapped addresses read as 0; writes to read-only registers are ignored.
+ */
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module pn_axil_regs #
+(
+    // load stream format version
+    parameter FORMAT_VERSION = 1,
+    // version of this core
+    parameter CORE_VERSION = 1,
+    // number of layers synthesized (1..8)
+    parameter NUM_LAYERS = 1,
+    // input activation bits
+    parameter INPUT_BITS = 8,
+    // hardware fingerprint (16 hex digits of the artifact's fingerprint)
+    parameter [63:0] FINGERPRINT = 64'd0,
+    // hardware fields per layer, 32 bits per layer, layer 0 least significant (artifact order)
+    parameter [32*8-1:0] V_IN_CHANNELS = 0,
+    // output units per frame
+    parameter [32*8-1:0] V_OUT_CHANNELS = 0,
+    // taps
+    parameter [32*8-1:0] V_TAPS = 0,
+    // stride
+    parameter [32*8-1:0] V_STRIDE = 0,
+    // input frames
+    parameter [32*8-1:0] V_IN_FRAMES = 0,
+    // output frames
+    parameter [32*8-1:0] V_OUT_FRAMES = 0,
+    // input frames used
+    parameter [32*8-1:0] V_FRAMES_USED = 0,
+    // output frames emitted
+    parameter [32*8-1:0] V_FRAMES_EMITTED = 0,
+    // weight code bits
+    parameter [32*8-1:0] V_WEIGHT_BITS = 0,
+    // activation bits (0: classifier)
+    parameter [32*8-1:0] V_ACT_BITS = 0,
+    // event groups
+    parameter [32*8-1:0] V_GROUPS = 0,
+    // lanes
+    parameter [32*8-1:0] V_LANES = 0,
+    // local indices per lane
+    parameter [32*8-1:0] V_LOCALS = 0,
+    // local channels per group
+    parameter [32*8-1:0] V_LOCAL_CHANNELS = 0,
+    // bits of a local index
+    parameter [32*8-1:0] V_LOCAL_BITS = 0,
+    // bits of a lane entry
+    parameter [32*8-1:0] V_ENTRY_BITS = 0,
+    // bits of a synapse word
+    parameter [32*8-1:0] V_WORD_BITS = 0,
+    // accumulator bits
+    parameter [32*8-1:0] V_ACC_BITS = 0,
+    // thresholds per neuron (1: classifier bias)
+    parameter [32*8-1:0] V_LEVELS = 0,
+    // parameter bits per lane
+    parameter [32*8-1:0] V_PARAM_BITS = 0,
+    // synapse bank depth
+    parameter [32*8-1:0] V_SYNAPSE_DEPTH = 0,
+    // synapse address bits
+    parameter [32*8-1:0] V_ADDR_BITS = 0,
+    // word count bits
+    parameter [32*8-1:0] V_COUNT_BITS = 0,
+    // index entry bits
+    parameter [32*8-1:0] V_INDEX_BITS = 0,
+    // index bank depth
+    parameter [32*8-1:0] V_INDEX_DEPTH = 0
+)
+(
+    input  wire                   clk,
+    input  wire                   rst,
+
+    // AXI-Lite slave
+    /* verilator lint_off UNUSEDSIGNAL */ // registers are word aligned, protection is not used
+    input  wire [11:0]            s_axil_awaddr,
+    input  wire [2:0]             s_axil_awprot,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire                   s_axil_awvalid,
+    output wire                   s_axil_awready,
+    input  wire [31:0]            s_axil_wdata,
+    /* verilator lint_off UNUSEDSIGNAL */ // only CONTROL's byte 0 is byte-writable
+    input  wire [3:0]             s_axil_wstrb,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire                   s_axil_wvalid,
+    output wire                   s_axil_wready,
+    output wire [1:0]             s_axil_bresp,
+    output wire                   s_axil_bvalid,
+    input  wire                   s_axil_bready,
+    /* verilator lint_off UNUSEDSIGNAL */ // registers are word aligned, protection is not used
+    input  wire [11:0]            s_axil_araddr,
+    input  wire [2:0]             s_axil_arprot,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire                   s_axil_arvalid,
+    output wire                   s_axil_arready,
+    output wire [31:0]            s_axil_rdata,
+    output wire [1:0]             s_axil_rresp,
+    output wire                   s_axil_rvalid,
+    input  wire                   s_axil_rready,
+
+    // control
+    output wire                   soft_reset,
+    output wire                   clear_counters,
+    output wire                   logits_enable,
+    output wire                   load_mode,
+    output wire                   clear_error,
+
+    // AXI-Lite load stream
+    output wire [31:0]            lite_data,
+    output wire                   lite_valid,
+    input  wire                   lite_ready,
+
+    // status
+    input  wire                   busy,
+    input  wire                   in_error_valid,
+    input  wire [7:0]             in_error_code,
+    input  wire                   ld_error_valid,
+    input  wire [7:0]             ld_error_code,
+    input  wire                   load_start,
+    input  wire                   load_done,
+    input  wire                   load_ok,
+
+    // counter increments
+    input  wire                   inc_digits,
+    input  wire                   inc_cycles,
+    input  wire                   inc_stall,
+    input  wire                   inc_input_stall
+);
+
+// AXI-Lite address width (byte address)
+localparam ADDR_WIDTH = 12;
+localparam NUM_FIELDS = 25;
+
+localparam [31:0] ID_VALUE = 32'h504E4E31;
+
+localparam [ADDR_WIDTH-1:0]
+    A_ID = 12'h000,
+    A_VERSION = 12'h004,
+    A_CONTROL = 12'h008,
+    A_STATUS = 12'h00C,
+    A_DIGITS = 12'h010,
+    A_CYCLES = 12'h014,
+    A_STALL = 12'h018,
+    A_INPUT_STALL = 12'h01C,
+    A_LOAD_DATA = 12'h024,
+    A_NUM_LAYERS = 12'h040,
+    A_INPUT_BITS = 12'h044,
+    A_FP_LO = 12'h048,
+    A_FP_HI = 12'h04C;
+
+// layer field blocks: 0x80 bytes per layer from 0x100, i.e. address bits [11:7] = l + 2
+localparam [4:0] LAYER_BLOCK_FIRST = 5'd2;
+localparam [4:0] LAYER_BLOCK_END = 5'd2 + NUM_LAYERS[4:0];
+localparam [31:0] FORMAT_VERSION_W = FORMAT_VERSION;
+localparam [31:0] CORE_VERSION_W = CORE_VERSION;
+localparam [31:0] NUM_LAYERS_W = NUM_LAYERS;
+localparam [31:0] INPUT_BITS_W = INPUT_BITS;
+
+// synthesized value of field f of layer l (HW_LAYER_FIELDS order)
+function [31:0] layer_field;
+    input [2:0] l;
+    input [4:0] f;
+    begin
+        case (f)
+            0:  layer_field = V_IN_CHANNELS[32*l +: 32];
+            1:  layer_field = V_OUT_CHANNELS[32*l +: 32];
+            2:  layer_field = V_TAPS[32*l +: 32];
+            3:  layer_field = V_STRIDE[32*l +: 32];
+            4:  layer_field = V_IN_FRAMES[32*l +: 32];
+            5:  layer_field = V_OUT_FRAMES[32*l +: 32];
+            6:  layer_field = V_FRAMES_USED[32*l +: 32];
+            7:  layer_field = V_FRAMES_EMITTED[32*l +: 32];
+            8:  layer_field = V_WEIGHT_BITS[32*l +: 32];
+            9:  layer_field = V_ACT_BITS[32*l +: 32];
+            10: layer_field = V_GROUPS[32*l +: 32];
+            11: layer_field = V_LANES[32*l +: 32];
+            12: layer_field = V_LOCALS[32*l +: 32];
+            13: layer_field = V_LOCAL_CHANNELS[32*l +: 32];
+            14: layer_field = V_LOCAL_BITS[32*l +: 32];
+            15: layer_field = V_ENTRY_BITS[32*l +: 32];
+            16: layer_field = V_WORD_BITS[32*l +: 32];
+            17: layer_field = V_ACC_BITS[32*l +: 32];
+            18: layer_field = V_LEVELS[32*l +: 32];
+            19: layer_field = V_PARAM_BITS[32*l +: 32];
+            20: layer_field = V_SYNAPSE_DEPTH[32*l +: 32];
+            21: layer_field = V_ADDR_BITS[32*l +: 32];
+            22: layer_field = V_COUNT_BITS[32*l +: 32];
+            23: layer_field = V_INDEX_BITS[32*l +: 32];
+            24: layer_field = V_INDEX_DEPTH[32*l +: 32];
+            default: layer_field = 32'd0;
+        endcase
+    end
+endfunction
+
+// write channel
+reg        awready_reg = 1'b0;
+reg        bvalid_reg = 1'b0;
+reg        resp_pending_reg = 1'b0;
+reg [31:0] lite_data_reg = 32'd0;
+reg        lite_valid_reg = 1'b0;
+
+// read channel
+reg        arready_reg = 1'b0;
+reg        rvalid_reg = 1'b0;
+reg [31:0] rdata_reg = 32'd0;
+
+// control and status
+reg        soft_reset_reg = 1'b0;
+reg        logits_enable_reg = 1'b0;
+reg        load_mode_reg = 1'b0;
+reg        clear_error_reg = 1'b0;
+reg        clear_counters_reg = 1'b0;
+reg        error_reg = 1'b0;
+reg [7:0]  error_code_reg = 8'd0;
+reg        load_done_reg = 1'b0;
+reg        load_ok_reg = 1'b0;
+
+reg [31:0] digits_reg = 32'd0;
+reg [31:0] cycles_reg = 32'd0;
+reg [31:0] stall_reg = 32'd0;
+reg [31:0] input_stall_reg = 32'd0;
+
+assign s_axil_awready = awready_reg;
+assign s_axil_wready = awready_reg;
+assign s_axil_bresp = 2'b00;
+assign s_axil_bvalid = bvalid_reg;
+assign s_axil_arready = arready_reg;
+assign s_axil_rdata = rdata_reg;
+assign s_axil_rresp = 2'b00;
+assign s_axil_rvalid = rvalid_reg;
+
+assign soft_reset = soft_reset_reg;
+assign logits_enable = logits_enable_reg;
+assign load_mode = load_mode_reg;
+assign clear_error = clear_error_reg;
+assign clear_counters = clear_counters_reg;
+assign lite_data = lite_data_reg;
+assign lite_valid = lite_valid_reg;
+
+// a write is taken when address and data are both present and the previous one is answered
+wire do_write = s_axil_awvalid && s_axil_wvalid && !awready_reg && !resp_pending_reg &&
+                !bvalid_reg;
+wire do_read = s_axil_arvalid && !arready_reg && !rvalid_reg;
+
+wire [ADDR_WIDTH-1:0] waddr = {s_axil_awaddr[ADDR_WIDTH-1:2], 2'b00};
+wire [ADDR_WIDTH-1:0] raddr = {s_axil_araddr[ADDR_WIDTH-1:2], 2'b00};
+
+wire clear_counters_w = do_write && waddr == A_CONTROL && s_axil_wstrb[0] && s_axil_wdata[4];
+
+// read data
+wire [4:0]  layer_block = raddr[11:7];
+wire [2:0]  layer_num = layer_block[2:0] - LAYER_BLOCK_FIRST[2:0];
+wire [4:0]  field_num = raddr[6:2];
+reg  [31:0] read_value;
+
+always @* begin
+    read_value = 32'd0;
+    case (raddr)
+        A_ID:          read_value = ID_VALUE;
+        A_VERSION:     read_value = {FORMAT_VERSION_W[15:0], CORE_VERSION_W[15:0]};
+        A_CONTROL:     read_value = {29'd0, load_mode_reg, logits_enable_reg, 1'b0};
+        A_STATUS:      read_value = {14'd0, load_ok_reg, load_done_reg, error_code_reg, 6'd0,
+                                     error_reg, busy};
+        A_DIGITS:      read_value = digits_reg;
+        A_CYCLES:      read_value = cycles_reg;
+        A_STALL:       read_value = stall_reg;
+        A_INPUT_STALL: read_value = input_stall_reg;
+        A_NUM_LAYERS:  read_value = NUM_LAYERS_W;
+        A_INPUT_BITS:  read_value = INPUT_BITS_W;
+        A_FP_LO:       read_value = FINGERPRINT[31:0];
+        A_FP_HI:       read_value = FINGERPRINT[63:32];
+        default: begin
+            if (layer_block >= LAYER_BLOCK_FIRST && layer_block < LAYER_BLOCK_END &&
+                    field_num < NUM_FIELDS) begin
+                read_value = layer_field(layer_num, field_num);
+            end
+        end
+    endcase
+end
+
+always @(posedge clk) begin
+    awready_reg <= 1'b0;
+    arready_reg <= 1'b0;
+    soft_reset_reg <= 1'b0;
+    clear_error_reg <= 1'b0;
+    clear_counters_reg <= clear_counters_w;
+
+    // write: address and data are taken together; the response follows the handshake
+    if (do_write) begin
+        awready_reg <= 1'b1;
+        resp_pending_reg <= 1'b1;
+        if (waddr == A_CONTROL && s_axil_wstrb[0]) begin
+            soft_reset_reg <= s_axil_wdata[0];
+            logits_enable_reg <= s_axil_wdata[1];
+            load_mode_reg <= s_axil_wdata[2];
+            clear_error_reg <= s_axil_wdata[3];
+        end
+        if (waddr == A_LOAD_DATA) begin
+            lite_data_reg <= s_axil_wdata;
+            lite_valid_reg <= 1'b1;
+        end
+    end
+    if (lite_valid_reg && lite_ready) begin
+        lite_valid_reg <= 1'b0;
+    end
+    if (resp_pending_reg && !awready_reg && !lite_valid_reg) begin
+        resp_pending_reg <= 1'b0;
+        bvalid_reg <= 1'b1;
+    end
+    if (bvalid_reg && s_axil_bready) begin
+        bvalid_reg <= 1'b0;
+    end
+
+    // read: data is sampled with the address, valid follows the handshake
+    if (do_read) begin
+        arready_reg <= 1'b1;
+        rdata_reg <= read_value;
+    end
+    if (arready_reg) begin
+        rvalid_reg <= 1'b1;
+    end
+    if (rvalid_reg && s_axil_rready) begin
+        rvalid_reg <= 1'b0;
+    end
+
+    // status: the first error is kept until CLEAR_ERROR
+    if (clear_error_reg) begin
+        error_reg <= 1'b0;
+        error_code_reg <= 8'd0;
+    end
+    if (!error_reg || clear_error_reg) begin
+        if (in_error_valid) begin
+            error_reg <= 1'b1;
+            error_code_reg <= in_error_code;
+        end else if (ld_error_valid) begin
+            error_reg <= 1'b1;
+            error_code_reg <= ld_error_code;
+        end
+    end
+    if (load_start) begin
+        load_done_reg <= 1'b0;
+        load_ok_reg <= 1'b0;
+    end
+    if (load_done) begin
+        load_done_reg <= 1'b1;
+        load_ok_reg <= load_ok;
+    end
+
+    // counters
+    if (clear_counters_w) begin
+        digits_reg <= 32'd0;
+        cycles_reg <= 32'd0;
+        stall_reg <= 32'd0;
+        input_stall_reg <= 32'd0;
+    end else begin
+        digits_reg <= digits_reg + {31'd0, inc_digits};
+        cycles_reg <= cycles_reg + {31'd0, inc_cycles};
+        stall_reg <= stall_reg + {31'd0, inc_stall};
+        input_stall_reg <= input_stall_reg + {31'd0, inc_input_stall};
+    end
+
+    if (rst) begin
+        awready_reg <= 1'b0;
+        bvalid_reg <= 1'b0;
+        resp_pending_reg <= 1'b0;
+        lite_valid_reg <= 1'b0;
+        arready_reg <= 1'b0;
+        rvalid_reg <= 1'b0;
+        soft_reset_reg <= 1'b0;
+        logits_enable_reg <= 1'b0;
+        load_mode_reg <= 1'b0;
+        clear_error_reg <= 1'b0;
+        clear_counters_reg <= 1'b0;
+        error_reg <= 1'b0;
+        error_code_reg <= 8'd0;
+        load_done_reg <= 1'b0;
+        load_ok_reg <= 1'b0;
+        digits_reg <= 32'd0;
+        cycles_reg <= 32'd0;
+        stall_reg <= 32'd0;
+        input_stall_reg <= 32'd0;
+    end
+end
+
+endmodule
+
+`resetall

@@ -1,0 +1,222 @@
+/*
+
+pynq-neuro: frame buffer ring with per-group event selection
+
+A ring of NBUF frames of CHANNELS activations (BITS bits each, plus a nonzero flag),
+between one producer and one consumer that reads the frame as events in GROUPS groups.
+
+Producer: while wr_ready is high the producer writes the frame at the write pointer
+(wr_en: WR_WIDTH activations to channels wr_base .. wr_base+WR_WIDTH-1; wr_base must be
+a multiple of WR_WIDTH; channels >= CHANNELS are ignored) and pulses wr_done, in the same
+cycle as its last write or later. The frame is readable from the next cycle on.
+
+Consumer: while rd_frame_valid is high, group g presents its next event: the lowest
+channel c = l*GROUPS + g of the frame whose nonzero flag is still set (ev_channel = l,
+ev_value = its activation). ev_pop[g] clears that flag at the clock edge (ignored when
+ev_valid[g] is low), so the next event follows in the next cycle and zero activations
+cost nothing. rd_release frees the frame (all its flags are cleared) and moves the read
+pointer; the producer sees wr_ready in the next cycle.
+
+Every channel of a frame is expected to be written; unwritten channels read as zero
+because the flags are cleared when a frame is released.
+
+*/
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module pn_frame_buffer #
+(
+    // activations per frame
+    parameter CHANNELS = 28,
+    // bits per activation (unsigned)
+    parameter BITS = 8,
+    // frames in the ring (>= 2)
+    parameter NBUF = 2,
+    // event groups of the consumer: channel c belongs to group c mod GROUPS
+    parameter GROUPS = 1,
+    // activations written per wr_en
+    parameter WR_WIDTH = 4,
+    // width of wr_base
+    parameter BASE_BITS = 16,
+    // width of a local channel index; keep the default
+    parameter CH_BITS = ((CHANNELS + GROUPS - 1) / GROUPS > 1) ?
+        $clog2((CHANNELS + GROUPS - 1) / GROUPS) : 1
+)
+(
+    input  wire                       clk,
+    input  wire                       rst,
+
+    /*
+     * Producer
+     */
+    output wire                       wr_ready,
+    input  wire                       wr_en,
+    input  wire [BASE_BITS-1:0]       wr_base,
+    input  wire [WR_WIDTH*BITS-1:0]   wr_data,
+    input  wire                       wr_done,
+
+    /*
+     * Consumer
+     */
+    output wire                       rd_frame_valid,
+    output wire [GROUPS-1:0]          ev_valid,
+    output wire [GROUPS*CH_BITS-1:0]  ev_channel,
+    output wire [GROUPS*BITS-1:0]     ev_value,
+    input  wire [GROUPS-1:0]          ev_pop,
+    input  wire                       rd_release
+);
+
+// local channels per group
+localparam LOCAL_CH = (CHANNELS + GROUPS - 1) / GROUPS;
+// ring pointer width
+localparam PTR_BITS = $clog2(NBUF) > 0 ? $clog2(NBUF) : 1;
+// bits of one frame
+localparam FRAME_BITS = CHANNELS * BITS;
+// last ring position
+localparam integer LAST_PTR = NBUF - 1;
+
+reg [NBUF-1:0] full_reg = {NBUF{1'b0}}, full_next;
+reg [PTR_BITS-1:0] wr_ptr_reg = {PTR_BITS{1'b0}}, wr_ptr_next;
+reg [PTR_BITS-1:0] rd_ptr_reg = {PTR_BITS{1'b0}}, rd_ptr_next;
+
+assign wr_ready = !full_reg[wr_ptr_reg];
+assign rd_frame_valid = full_reg[rd_ptr_reg];
+
+// contents of every frame (one block per buffer below)
+wire [NBUF*FRAME_BITS-1:0] all_val;
+wire [NBUF*CHANNELS-1:0] all_nz;
+
+// the frame at the read pointer
+wire [FRAME_BITS-1:0] rd_val = all_val[rd_ptr_reg*FRAME_BITS +: FRAME_BITS];
+wire [CHANNELS-1:0] rd_nz = all_nz[rd_ptr_reg*CHANNELS +: CHANNELS];
+
+// channels addressed by wr_base (aligned to WR_WIDTH) and their data
+wire [CHANNELS-1:0] wr_hit;
+wire [FRAME_BITS-1:0] wr_val;
+
+genvar c_i;
+generate
+    for (c_i = 0; c_i < CHANNELS; c_i = c_i + 1) begin : g_hit
+        localparam integer CH_BASE = (c_i / WR_WIDTH) * WR_WIDTH;
+        assign wr_hit[c_i] = (wr_base == CH_BASE[BASE_BITS-1:0]);
+        assign wr_val[c_i*BITS +: BITS] = wr_data[(c_i % WR_WIDTH)*BITS +: BITS];
+    end
+endgenerate
+
+// per-group event selection; pop_clear: the flags cleared by this cycle's pops
+wire [CHANNELS-1:0] pop_clear;
+
+genvar g, l;
+generate
+    for (g = 0; g < GROUPS; g = g + 1) begin : g_group
+        wire [LOCAL_CH-1:0] grp_nz;
+        wire [LOCAL_CH*BITS-1:0] grp_val;
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [LOCAL_CH-1:0] onehot;     // padding positions (c >= CHANNELS) are unused
+        /* verilator lint_on UNUSEDSIGNAL */
+        wire any;
+        wire [CH_BITS-1:0] idx;
+
+        for (l = 0; l < LOCAL_CH; l = l + 1) begin : g_local
+            if (l*GROUPS + g < CHANNELS) begin : g_in
+                assign grp_nz[l] = rd_nz[l*GROUPS + g];
+                assign grp_val[l*BITS +: BITS] = rd_val[(l*GROUPS + g)*BITS +: BITS];
+                assign pop_clear[l*GROUPS + g] = onehot[l] & ev_pop[g];
+            end else begin : g_out
+                assign grp_nz[l] = 1'b0;
+                assign grp_val[l*BITS +: BITS] = {BITS{1'b0}};
+            end
+        end
+
+        pn_priority_encoder #(
+            .WIDTH(LOCAL_CH),
+            .INDEX_BITS(CH_BITS)
+        )
+        enc_inst (
+            .in_bits(grp_nz),
+            .out_valid(any),
+            .out_index(idx)
+        );
+
+        // lowest set flag as a one-hot vector
+        assign onehot = grp_nz & (~grp_nz + 1'b1);
+
+        assign ev_valid[g] = rd_frame_valid & any;
+        assign ev_channel[g*CH_BITS +: CH_BITS] = idx;
+        assign ev_value[g*BITS +: BITS] = grp_val[idx*BITS +: BITS];
+    end
+endgenerate
+
+// frame storage: activations and nonzero flags of buffer fb
+genvar fb;
+generate
+    for (fb = 0; fb < NBUF; fb = fb + 1) begin : g_buf
+        localparam integer C_FB = fb;
+
+        reg [FRAME_BITS-1:0] val_reg = {FRAME_BITS{1'b0}}, val_next;
+        reg [CHANNELS-1:0] nz_reg = {CHANNELS{1'b0}}, nz_next;
+
+        wire wr_sel = wr_en && (wr_ptr_reg == C_FB[PTR_BITS-1:0]);
+        wire rd_sel = rd_frame_valid && (rd_ptr_reg == C_FB[PTR_BITS-1:0]);
+
+        assign all_val[fb*FRAME_BITS +: FRAME_BITS] = val_reg;
+        assign all_nz[fb*CHANNELS +: CHANNELS] = nz_reg;
+
+        integer c;
+
+        always @* begin
+            val_next = val_reg;
+            nz_next = nz_reg;
+            for (c = 0; c < CHANNELS; c = c + 1) begin
+                if (wr_sel && wr_hit[c]) begin
+                    val_next[c*BITS +: BITS] = wr_val[c*BITS +: BITS];
+                    nz_next[c] = |wr_val[c*BITS +: BITS];
+                end
+                if (rd_sel && (rd_release || pop_clear[c])) begin
+                    nz_next[c] = 1'b0;
+                end
+            end
+        end
+
+        always @(posedge clk) begin
+            val_reg <= val_next;
+            nz_reg <= nz_next;
+            if (rst) begin
+                nz_reg <= {CHANNELS{1'b0}};
+            end
+        end
+    end
+endgenerate
+
+always @* begin
+    full_next = full_reg;
+    wr_ptr_next = wr_ptr_reg;
+    rd_ptr_next = rd_ptr_reg;
+
+    if (wr_done) begin
+        full_next[wr_ptr_reg] = 1'b1;
+        wr_ptr_next = (wr_ptr_reg == LAST_PTR[PTR_BITS-1:0]) ? {PTR_BITS{1'b0}} : wr_ptr_reg + 1'b1;
+    end
+    if (rd_frame_valid && rd_release) begin
+        full_next[rd_ptr_reg] = 1'b0;
+        rd_ptr_next = (rd_ptr_reg == LAST_PTR[PTR_BITS-1:0]) ? {PTR_BITS{1'b0}} : rd_ptr_reg + 1'b1;
+    end
+end
+
+always @(posedge clk) begin
+    full_reg <= full_next;
+    wr_ptr_reg <= wr_ptr_next;
+    rd_ptr_reg <= rd_ptr_next;
+
+    if (rst) begin
+        full_reg <= {NBUF{1'b0}};
+        wr_ptr_reg <= {PTR_BITS{1'b0}};
+        rd_ptr_reg <= {PTR_BITS{1'b0}};
+    end
+end
+
+endmodule
+
+`resetall

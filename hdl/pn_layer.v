@@ -1,0 +1,857 @@
+/*
+
+pynq-neuro: one time-delay layer on GROUPS x LANES processing elements
+
+Input frames t = 0 .. FRAMES_USED-1 of every digit are handled in order (the layer counts
+them itself). For frame t:
+
+  event phase      Every group pops its events (c_local, a) from the input frame buffer;
+                   for each active tap k = t - tau*STRIDE (tau < FRAMES_EMITTED, increasing
+                   tau) it reads the index entry k*LOCAL_CHANNELS + c_local = {count, base},
+                   then the synapse words base .. base+count-1, one per cycle (a tap with
+                   count 0, or an event without active taps, still takes one cycle); every
+                   lane j with a valid entry {code, i} adds (2*code+1)*a to its partial
+                   accumulator [slot(tau)][i] of this group. Cycles: 2 + max over groups of
+                   the group's operations, the input frame is released in the last one.
+  threshold phase  When output frame tau = (t - TAPS + 1)/STRIDE completes and the output
+                   is free (wr_ready): one cycle to start, then one local index i per cycle
+                   through a pipeline: every lane reads (and clears) the partial
+                   accumulators [slot(tau)][i] of all groups at once (registered), adds
+                   them in an adder tree, compares the total with the thresholds (hidden
+                   layer: LEVELS comparators give the activation) or adds the bias
+                   (classifier), and writes the LANES results to outputs i*LANES + j
+                   (wr_en, wr_base = i*LANES); wr_done comes with the last write. Cycles:
+                   LOCALS + 4 (THRESHOLD_LATENCY); the next event phase may start in the
+                   cycle after wr_done.
+
+Pipeline of a group during the event phase (one operation per cycle, no bubbles):
+
+  select   event (popped in this cycle, combinational from the frame buffer) or next tap
+           of the current event -> index RAM read
+  fetch    index entry {count, base} -> synapse RAM reads base .. base+count-1
+  apply    synapse word -> per lane: product, read-modify-write of the partial
+           accumulator (distributed RAM, asynchronous read)
+
+Memories (never reset) have a load write port and are initialised from
+MEM_PREFIX + "syn_g<g>.mem", "idx_g<g>.mem", "par.mem" (all zero when MEM_PREFIX is "").
+After rst the partial accumulators are cleared, one address per cycle (busy stays high).
+
+*/
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module pn_layer #
+(
+    /* verilator lint_off UNUSEDPARAM */
+    // input units per frame (LOCAL_CHANNELS is what the hardware uses)
+    parameter IN_CHANNELS = 28,
+    // output units per frame (LOCALS is what the hardware uses)
+    parameter OUT_CHANNELS = 10,
+    // consecutive input frames seen by one output frame
+    parameter TAPS = 28,
+    // input frames between two output frames
+    parameter STRIDE = 1,
+    // input frames of the layer (FRAMES_USED is what the hardware uses)
+    parameter IN_FRAMES = 28,
+    // output frames of the layer (FRAMES_EMITTED is what the hardware uses)
+    parameter OUT_FRAMES = 1,
+    /* verilator lint_on UNUSEDPARAM */
+    // input frames handled per digit
+    parameter FRAMES_USED = 28,
+    // output frames produced per digit
+    parameter FRAMES_EMITTED = 1,
+    // width of a weight code (the weight is 2*code+1)
+    parameter WEIGHT_BITS = 2,
+    // output activation width of a hidden layer (0 for the classifier)
+    parameter ACT_BITS = 0,
+    // event groups (input channel c is in group c mod GROUPS)
+    parameter GROUPS = 1,
+    // lanes (output o is on lane o mod LANES)
+    parameter LANES = 1,
+    // output units per lane
+    parameter LOCALS = 10,
+    // input channels per group
+    parameter LOCAL_CHANNELS = 28,
+    // bits of the local index in a lane entry
+    parameter LOCAL_BITS = 4,
+    // bits of a lane entry {code, local, valid}
+    parameter ENTRY_BITS = 7,
+    // bits of a synapse word (LANES entries)
+    parameter WORD_BITS = 7,
+    // two's-complement width of accumulators, thresholds and biases
+    parameter ACC_BITS = 16,
+    // thresholds per neuron (1: the classifier's bias)
+    parameter LEVELS = 1,
+    // bits of one lane's parameters (LEVELS*ACC_BITS)
+    parameter PARAM_BITS = 16,
+    // words per synapse RAM
+    parameter SYNAPSE_DEPTH = 784,
+    // synapse RAM address bits
+    parameter ADDR_BITS = 10,
+    // width of a column's word count
+    parameter COUNT_BITS = 1,
+    // bits of an index entry {count, base}
+    parameter INDEX_BITS = 11,
+    // entries per index RAM (TAPS*LOCAL_CHANNELS)
+    parameter INDEX_DEPTH = 784,
+    // bits of an input activation (unsigned)
+    parameter IN_BITS = 8,
+    // 1: the classifier (bias and logits), 0: a hidden layer (thresholds)
+    parameter IS_CLASSIFIER = 1,
+    // path prefix of the memory images ("dir/mem/L0_"), "" for zeroed memories
+    parameter MEM_PREFIX = "",
+    // width of load_data
+    parameter LOAD_BITS = 160,
+    // width of wr_base
+    parameter BASE_BITS = 16,
+    // width of a local channel index; keep the default
+    parameter CH_BITS = (LOCAL_CHANNELS > 1) ? $clog2(LOCAL_CHANNELS) : 1,
+    // width of one output (activation or logit); keep the default
+    parameter OUT_BITS = IS_CLASSIFIER ? ACC_BITS : ACT_BITS
+)
+(
+    input  wire                        clk,
+    input  wire                        rst,
+
+    /*
+     * Input frame buffer (events)
+     */
+    input  wire                        rd_frame_valid,
+    input  wire [GROUPS-1:0]           ev_valid,
+    input  wire [GROUPS*CH_BITS-1:0]   ev_channel,
+    input  wire [GROUPS*IN_BITS-1:0]   ev_value,
+    output wire [GROUPS-1:0]           ev_pop,
+    output wire                        rd_release,
+
+    /*
+     * Output: next frame buffer (hidden) or argmax (classifier)
+     */
+    input  wire                        wr_ready,
+    output wire                        wr_en,
+    output wire [BASE_BITS-1:0]        wr_base,
+    output wire [LANES*OUT_BITS-1:0]   wr_data,
+    output wire                        wr_done,
+
+    /*
+     * Memory load port
+     */
+    input  wire                        load_we,
+    input  wire [1:0]                  load_kind,
+    input  wire [7:0]                  load_bank,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire [15:0]                 load_addr,
+    input  wire [LOAD_BITS-1:0]        load_data,
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    /*
+     * Status
+     */
+    output wire                        busy
+);
+
+// partial accumulator slots: output frame tau uses slot tau mod SLOTS
+localparam SLOTS = (TAPS + STRIDE - 1) / STRIDE;
+// partial accumulator entries per group and lane
+localparam ACC_DEPTH = SLOTS * LOCALS;
+localparam ACC_ADDR_BITS = (ACC_DEPTH > 1) ? $clog2(ACC_DEPTH) : 1;
+localparam IDX_ADDR_BITS = (INDEX_DEPTH > 1) ? $clog2(INDEX_DEPTH) : 1;
+localparam LOC_BITS = (LOCALS > 1) ? $clog2(LOCALS) : 1;
+// levels of the adder tree over the groups
+localparam GRP_LEVELS = (GROUPS > 1) ? $clog2(GROUPS) : 0;
+localparam T_BITS = (FRAMES_USED > 1) ? $clog2(FRAMES_USED) : 1;
+// first tap of a frame plus STRIDE (1 .. TAPS+STRIDE-1); below STRIDE: no active tap
+localparam KP_BITS = $clog2(TAPS + STRIDE + 1);
+// tap index times LOCAL_CHANNELS
+localparam KB_BITS = $clog2(INDEX_DEPTH + 1) + 1;
+// output frame index 0 .. FRAMES_EMITTED
+localparam TAU_BITS = $clog2(FRAMES_EMITTED + 2);
+// width of a product magnitude |2*code+1| * a and levels of its adder tree
+localparam MAG_BITS = WEIGHT_BITS + IN_BITS;
+localparam MAG_LEVELS = (WEIGHT_BITS > 1) ? $clog2(WEIGHT_BITS) : 0;
+// the local index field (at least one bit wide)
+localparam LB = (LOCAL_BITS > 0) ? LOCAL_BITS : 1;
+
+// integer constants used at fixed widths
+localparam integer C_STRIDE = STRIDE;
+localparam integer C_K_LAST = TAPS + STRIDE - 1;
+localparam integer C_K_JUMP = TAPS;
+localparam integer C_KB_JUMP = (TAPS > STRIDE) ? (TAPS - STRIDE) * LOCAL_CHANNELS : 0;
+localparam integer C_LC = LOCAL_CHANNELS;
+localparam integer C_SLC = STRIDE * LOCAL_CHANNELS;
+localparam integer C_EMIT = FRAMES_EMITTED;
+localparam integer C_LOCALS = LOCALS;
+localparam integer C_ACC_LAST = ACC_DEPTH - 1;
+localparam integer C_USED_LAST = FRAMES_USED - 1;
+localparam integer C_LOC_LAST = LOCALS - 1;
+localparam integer C_LANES = LANES;
+
+localparam HAVE_MEM = (MEM_PREFIX != "");
+
+// states
+localparam [2:0]
+    STATE_FLUSH = 3'd0,
+    STATE_IDLE = 3'd1,
+    STATE_EVENT = 3'd2,
+    STATE_TH_WAIT = 3'd3,
+    STATE_TH_SUM = 3'd4,
+    STATE_TH_DRAIN = 3'd5;
+
+// slot base of the next output frame (slot base = slot*LOCALS)
+function [ACC_ADDR_BITS-1:0] next_sb;
+    input [ACC_ADDR_BITS-1:0] sb;
+    reg [ACC_ADDR_BITS:0] s;
+    begin
+        s = {1'b0, sb} + C_LOCALS[ACC_ADDR_BITS:0];
+        if (s > C_ACC_LAST[ACC_ADDR_BITS:0]) begin
+            next_sb = {ACC_ADDR_BITS{1'b0}};
+        end else begin
+            next_sb = s[ACC_ADDR_BITS-1:0];
+        end
+    end
+endfunction
+
+// sum of the WEIGHT_BITS partial products of a weight magnitude in a balanced adder tree
+function [MAG_BITS-1:0] mag_sum;
+    input [WEIGHT_BITS*MAG_BITS-1:0] col;
+    reg [WEIGHT_BITS*MAG_BITS-1:0] t;
+    integer lvl, n;
+    begin
+        t = col;
+        for (lvl = 0; lvl < MAG_LEVELS; lvl = lvl + 1) begin
+            for (n = 0; 2*n + 1 < WEIGHT_BITS; n = n + 1) begin
+                if (2*n + 1 < ((WEIGHT_BITS + (1 << lvl) - 1) >> lvl)) begin
+                    t[n*MAG_BITS +: MAG_BITS] = t[(2*n)*MAG_BITS +: MAG_BITS] +
+                        t[(2*n+1)*MAG_BITS +: MAG_BITS];
+                end else if (2*n < ((WEIGHT_BITS + (1 << lvl) - 1) >> lvl)) begin
+                    t[n*MAG_BITS +: MAG_BITS] = t[(2*n)*MAG_BITS +: MAG_BITS];
+                end
+            end
+            if (lvl == 0 && WEIGHT_BITS % 2 == 1 && WEIGHT_BITS > 1) begin
+                t[(WEIGHT_BITS/2)*MAG_BITS +: MAG_BITS] = t[(WEIGHT_BITS-1)*MAG_BITS +: MAG_BITS];
+            end
+        end
+        mag_sum = t[MAG_BITS-1:0];
+    end
+endfunction
+
+// sum of GROUPS values in a balanced adder tree (two's complement, ACC_BITS wide)
+function [ACC_BITS-1:0] tree_sum;
+    input [GROUPS*ACC_BITS-1:0] col;
+    reg [GROUPS*ACC_BITS-1:0] t;
+    integer lvl, n;
+    begin
+        t = col;
+        // level lvl adds pairs of the ceil(GROUPS / 2^lvl) nodes left
+        for (lvl = 0; lvl < GRP_LEVELS; lvl = lvl + 1) begin
+            for (n = 0; 2*n + 1 < GROUPS; n = n + 1) begin
+                if (2*n + 1 < ((GROUPS + (1 << lvl) - 1) >> lvl)) begin
+                    t[n*ACC_BITS +: ACC_BITS] = t[(2*n)*ACC_BITS +: ACC_BITS] +
+                        t[(2*n+1)*ACC_BITS +: ACC_BITS];
+                end else if (2*n < ((GROUPS + (1 << lvl) - 1) >> lvl)) begin
+                    t[n*ACC_BITS +: ACC_BITS] = t[(2*n)*ACC_BITS +: ACC_BITS];
+                end
+            end
+            if (lvl == 0 && GROUPS % 2 == 1 && GROUPS > 1) begin
+                t[(GROUPS/2)*ACC_BITS +: ACC_BITS] = t[(GROUPS-1)*ACC_BITS +: ACC_BITS];
+            end
+        end
+        tree_sum = t[ACC_BITS-1:0];
+    end
+endfunction
+
+reg [2:0] state_reg = STATE_FLUSH, state_next;
+
+// frame sequencing: frame t, its first active tap k0 (as k0 + STRIDE), k0*LOCAL_CHANNELS,
+// the output frame tau0 of that tap and its slot base
+reg [T_BITS-1:0] t_reg = {T_BITS{1'b0}}, t_next;
+reg [KP_BITS-1:0] f_kp_reg = C_STRIDE[KP_BITS-1:0], f_kp_next;
+reg [KB_BITS-1:0] f_kb_reg = {KB_BITS{1'b0}}, f_kb_next;
+reg [TAU_BITS-1:0] f_tau_reg = {TAU_BITS{1'b0}}, f_tau_next;
+reg [ACC_ADDR_BITS-1:0] f_sb_reg = {ACC_ADDR_BITS{1'b0}}, f_sb_next;
+
+// threshold phase and flush counters
+reg [LOC_BITS-1:0] th_i_reg = {LOC_BITS{1'b0}}, th_i_next;
+reg [ACC_ADDR_BITS-1:0] th_addr_reg = {ACC_ADDR_BITS{1'b0}}, th_addr_next;
+reg [1:0] drain_reg = 2'd0, drain_next;
+reg [ACC_ADDR_BITS-1:0] flush_reg = {ACC_ADDR_BITS{1'b0}}, flush_next;
+
+// threshold pipeline: partial sums of all groups -> total -> output
+reg [GROUPS*LANES*ACC_BITS-1:0] rdq_reg = {GROUPS*LANES*ACC_BITS{1'b0}}, rdq_next;
+reg rdq_valid_reg = 1'b0, rdq_valid_next;
+reg rdq_last_reg = 1'b0, rdq_last_next;
+reg [LOC_BITS-1:0] rdq_i_reg = {LOC_BITS{1'b0}}, rdq_i_next;
+reg [LANES*ACC_BITS-1:0] tot_reg = {LANES*ACC_BITS{1'b0}}, tot_next;
+reg tot_valid_reg = 1'b0, tot_valid_next;
+reg tot_last_reg = 1'b0, tot_last_next;
+reg [LOC_BITS-1:0] tot_i_reg = {LOC_BITS{1'b0}}, tot_i_next;
+reg [LANES*OUT_BITS-1:0] out_reg = {LANES*OUT_BITS{1'b0}}, out_next;
+reg out_valid_reg = 1'b0, out_valid_next;
+reg out_last_reg = 1'b0, out_last_next;
+reg [BASE_BITS-1:0] out_base_reg = {BASE_BITS{1'b0}}, out_base_next;
+
+// parameter RAM
+reg [LANES*PARAM_BITS-1:0] par_mem [0:LOCALS-1];
+reg [LANES*PARAM_BITS-1:0] par_q_reg = {LANES*PARAM_BITS{1'b0}};
+reg par_re;
+
+// per group status and partial accumulator read data
+wire [GROUPS-1:0] grp_busy;
+wire [GROUPS*LANES*ACC_BITS-1:0] acc_rd;
+
+// frame-level tap information
+wire f_null = (f_kp_reg < C_STRIDE[KP_BITS-1:0]) || ({1'b0, f_tau_reg} >= C_EMIT[TAU_BITS:0]);
+wire f_done = (f_kp_reg == C_K_LAST[KP_BITS-1:0]) && ({1'b0, f_tau_reg} < C_EMIT[TAU_BITS:0]);
+wire [KP_BITS-1:0] f_k0 = f_kp_reg - C_STRIDE[KP_BITS-1:0];
+
+// groups may take events: in the event phase, or in the cycle a frame arrives
+wire phase_on = (state_reg == STATE_EVENT) || (state_reg == STATE_IDLE && rd_frame_valid);
+wire ev_end = (state_reg == STATE_EVENT) && !(|grp_busy);
+wire flush_on = (state_reg == STATE_FLUSH);
+wire th_on = (state_reg == STATE_TH_SUM);
+
+assign rd_release = ev_end;
+assign wr_en = out_valid_reg;
+assign wr_base = out_base_reg;
+assign wr_data = out_reg;
+assign wr_done = out_valid_reg && out_last_reg;
+assign busy = (state_reg != STATE_IDLE) || (t_reg != {T_BITS{1'b0}});
+
+/*
+ * Event groups
+ */
+genvar g, j, pb;
+generate
+    for (g = 0; g < GROUPS; g = g + 1) begin : g_group
+        localparam integer GC1 = 48 + (g % 10);
+        localparam integer GC10 = 48 + (g / 10);
+        localparam integer C_G = g;
+
+        (* ram_style = "block" *)
+        reg [WORD_BITS-1:0] syn_mem [0:SYNAPSE_DEPTH-1];
+        reg [INDEX_BITS-1:0] idx_mem [0:INDEX_DEPTH-1];
+
+        if (HAVE_MEM) begin : g_image
+            if (g < 10) begin : g_digit
+                initial begin
+                    $readmemh({MEM_PREFIX, "syn_g", GC1[7:0], ".mem"}, syn_mem);
+                    $readmemh({MEM_PREFIX, "idx_g", GC1[7:0], ".mem"}, idx_mem);
+                end
+            end else begin : g_digits
+                initial begin
+                    $readmemh({MEM_PREFIX, "syn_g", GC10[7:0], GC1[7:0], ".mem"}, syn_mem);
+                    $readmemh({MEM_PREFIX, "idx_g", GC10[7:0], GC1[7:0], ".mem"}, idx_mem);
+                end
+            end
+        end else begin : g_zero
+            integer k;
+            initial begin
+                for (k = 0; k < SYNAPSE_DEPTH; k = k + 1) begin
+                    syn_mem[k] = {WORD_BITS{1'b0}};
+                end
+                for (k = 0; k < INDEX_DEPTH; k = k + 1) begin
+                    idx_mem[k] = {INDEX_BITS{1'b0}};
+                end
+            end
+        end
+
+        // current event with taps left (next tap)
+        reg cur_more_reg = 1'b0, cur_more_next;
+        reg [CH_BITS-1:0] cur_ch_reg = {CH_BITS{1'b0}}, cur_ch_next;
+        reg [IN_BITS-1:0] cur_val_reg = {IN_BITS{1'b0}}, cur_val_next;
+        reg [KP_BITS-1:0] cur_k_reg = {KP_BITS{1'b0}}, cur_k_next;
+        reg [KB_BITS-1:0] cur_kb_reg = {KB_BITS{1'b0}}, cur_kb_next;
+        reg [TAU_BITS-1:0] cur_tau_reg = {TAU_BITS{1'b0}}, cur_tau_next;
+        reg [ACC_ADDR_BITS-1:0] cur_sb_reg = {ACC_ADDR_BITS{1'b0}}, cur_sb_next;
+
+        // fetch stage: one (event, tap) operation, index entry in idx_q_reg
+        reg b_valid_reg = 1'b0, b_valid_next;
+        reg b_first_reg = 1'b0, b_first_next;
+        reg b_null_reg = 1'b0, b_null_next;
+        reg [IN_BITS-1:0] b_val_reg = {IN_BITS{1'b0}}, b_val_next;
+        reg [ACC_ADDR_BITS-1:0] b_sb_reg = {ACC_ADDR_BITS{1'b0}}, b_sb_next;
+        reg [ADDR_BITS-1:0] b_addr_reg = {ADDR_BITS{1'b0}}, b_addr_next;
+        reg [COUNT_BITS-1:0] b_left_reg = {COUNT_BITS{1'b0}}, b_left_next;
+        reg [INDEX_BITS-1:0] idx_q_reg = {INDEX_BITS{1'b0}};
+
+        // apply stage: synapse word in syn_q_reg
+        reg c_valid_reg = 1'b0, c_valid_next;
+        reg [IN_BITS-1:0] c_val_reg = {IN_BITS{1'b0}}, c_val_next;
+        reg [ACC_ADDR_BITS-1:0] c_sb_reg = {ACC_ADDR_BITS{1'b0}}, c_sb_next;
+        reg [WORD_BITS-1:0] syn_q_reg = {WORD_BITS{1'b0}};
+
+        // selection of the next operation
+        reg sel_null;
+        reg [CH_BITS-1:0] sel_ch;
+        reg [IN_BITS-1:0] sel_val;
+        reg [KP_BITS-1:0] sel_k;
+        reg [KB_BITS-1:0] sel_kb;
+        reg [TAU_BITS-1:0] sel_tau;
+        reg [ACC_ADDR_BITS-1:0] sel_sb;
+        reg load;
+        /* verilator lint_off UNUSEDSIGNAL */
+        reg [KB_BITS-1:0] idx_ra_full;
+        /* verilator lint_on UNUSEDSIGNAL */
+        reg [IDX_ADDR_BITS-1:0] idx_ra;
+        reg idx_re;
+
+        // fetch stage word
+        wire [ADDR_BITS-1:0] idx_base = idx_q_reg[ADDR_BITS-1:0];
+        wire [COUNT_BITS-1:0] idx_count = idx_q_reg[INDEX_BITS-1:ADDR_BITS];
+        wire [ADDR_BITS-1:0] cur_addr = b_first_reg ? idx_base : b_addr_reg;
+        wire [COUNT_BITS-1:0] cur_left = b_first_reg ? idx_count : b_left_reg;
+        wire b_last;
+        wire b_free = !b_valid_reg || b_last;
+        wire syn_re = b_valid_reg && !b_null_reg && (cur_left != {COUNT_BITS{1'b0}});
+
+        // the operation ends in this cycle (max(1, count) cycles per operation)
+        if (COUNT_BITS > 1) begin : g_last
+            assign b_last = b_null_reg || (cur_left[COUNT_BITS-1:1] == {(COUNT_BITS-1){1'b0}});
+        end else begin : g_last1
+            assign b_last = 1'b1;
+        end
+
+        assign ev_pop[g] = phase_on && b_free && !cur_more_reg;
+        assign grp_busy[g] = b_valid_reg || cur_more_reg || ev_valid[g];
+
+        always @* begin
+            cur_more_next = cur_more_reg;
+            cur_ch_next = cur_ch_reg;
+            cur_val_next = cur_val_reg;
+            cur_k_next = cur_k_reg;
+            cur_kb_next = cur_kb_reg;
+            cur_tau_next = cur_tau_reg;
+            cur_sb_next = cur_sb_reg;
+
+            b_valid_next = b_valid_reg;
+            b_first_next = b_first_reg;
+            b_null_next = b_null_reg;
+            b_val_next = b_val_reg;
+            b_sb_next = b_sb_reg;
+            b_addr_next = b_addr_reg;
+            b_left_next = b_left_reg;
+
+            // the next operation: a tap of the current event, else a new event
+            if (cur_more_reg) begin
+                sel_null = 1'b0;
+                sel_ch = cur_ch_reg;
+                sel_val = cur_val_reg;
+                sel_k = cur_k_reg;
+                sel_kb = cur_kb_reg;
+                sel_tau = cur_tau_reg;
+                sel_sb = cur_sb_reg;
+            end else begin
+                sel_null = f_null;
+                sel_ch = ev_channel[g*CH_BITS +: CH_BITS];
+                sel_val = ev_value[g*IN_BITS +: IN_BITS];
+                sel_k = f_k0;
+                sel_kb = f_kb_reg;
+                sel_tau = f_tau_reg;
+                sel_sb = f_sb_reg;
+            end
+
+            load = phase_on && b_free && (cur_more_reg || ev_valid[g]);
+
+            idx_ra_full = sel_kb + {{(KB_BITS-CH_BITS){1'b0}}, sel_ch};
+            idx_ra = idx_ra_full[IDX_ADDR_BITS-1:0];
+            idx_re = load && !sel_null;
+
+            if (load) begin
+                cur_more_next = !sel_null && (sel_k >= C_STRIDE[KP_BITS-1:0]) &&
+                    ({1'b0, sel_tau} + 1'b1 < C_EMIT[TAU_BITS:0]);
+                cur_ch_next = sel_ch;
+                cur_val_next = sel_val;
+                cur_k_next = sel_k - C_STRIDE[KP_BITS-1:0];
+                cur_kb_next = sel_kb - C_SLC[KB_BITS-1:0];
+                cur_tau_next = sel_tau + 1'b1;
+                cur_sb_next = next_sb(sel_sb);
+            end
+
+            // fetch stage: next word of this operation, or the next operation
+            if (b_valid_reg && !b_last) begin
+                b_first_next = 1'b0;
+                b_addr_next = cur_addr + 1'b1;
+                b_left_next = cur_left - 1'b1;
+            end else if (load) begin
+                b_valid_next = 1'b1;
+                b_first_next = 1'b1;
+                b_null_next = sel_null;
+                b_val_next = sel_val;
+                b_sb_next = sel_sb;
+            end else begin
+                b_valid_next = 1'b0;
+            end
+
+            // apply stage
+            c_valid_next = syn_re;
+            c_val_next = b_val_reg;
+            c_sb_next = b_sb_reg;
+        end
+
+        always @(posedge clk) begin
+            cur_more_reg <= cur_more_next;
+            cur_ch_reg <= cur_ch_next;
+            cur_val_reg <= cur_val_next;
+            cur_k_reg <= cur_k_next;
+            cur_kb_reg <= cur_kb_next;
+            cur_tau_reg <= cur_tau_next;
+            cur_sb_reg <= cur_sb_next;
+            b_valid_reg <= b_valid_next;
+            b_first_reg <= b_first_next;
+            b_null_reg <= b_null_next;
+            b_val_reg <= b_val_next;
+            b_sb_reg <= b_sb_next;
+            b_addr_reg <= b_addr_next;
+            b_left_reg <= b_left_next;
+            c_valid_reg <= c_valid_next;
+            c_val_reg <= c_val_next;
+            c_sb_reg <= c_sb_next;
+
+            if (rst) begin
+                cur_more_reg <= 1'b0;
+                b_valid_reg <= 1'b0;
+                c_valid_reg <= 1'b0;
+            end
+        end
+
+        // index RAM: read port (select stage), load write port
+        always @(posedge clk) begin
+            if (idx_re) begin
+                idx_q_reg <= idx_mem[idx_ra];
+            end
+        end
+
+        always @(posedge clk) begin
+            if (load_we && load_kind == 2'd1 && load_bank == C_G[7:0]) begin
+                idx_mem[load_addr[IDX_ADDR_BITS-1:0]] <= load_data[INDEX_BITS-1:0];
+            end
+        end
+
+        // synapse RAM: read port (fetch stage), load write port
+        always @(posedge clk) begin
+            if (syn_re) begin
+                syn_q_reg <= syn_mem[cur_addr];
+            end
+        end
+
+        always @(posedge clk) begin
+            if (load_we && load_kind == 2'd0 && load_bank == C_G[7:0]) begin
+                syn_mem[load_addr[ADDR_BITS-1:0]] <= load_data[WORD_BITS-1:0];
+            end
+        end
+
+        /*
+         * Lanes: partial accumulators of this group
+         */
+        for (j = 0; j < LANES; j = j + 1) begin : g_lane
+            (* ram_style = "distributed" *)
+            reg [ACC_BITS-1:0] acc_mem [0:ACC_DEPTH-1];
+
+            integer k;
+            initial begin
+                for (k = 0; k < ACC_DEPTH; k = k + 1) begin
+                    acc_mem[k] = {ACC_BITS{1'b0}};
+                end
+            end
+
+            wire [ENTRY_BITS-1:0] entry = syn_q_reg[j*ENTRY_BITS +: ENTRY_BITS];
+            wire e_valid = entry[0];
+            wire [LB-1:0] e_local;
+            wire [WEIGHT_BITS-1:0] e_code = entry[ENTRY_BITS-1 -: WEIGHT_BITS];
+
+            if (LOCAL_BITS > 0) begin : g_local
+                assign e_local = entry[LB:1];
+            end else begin : g_nolocal
+                assign e_local = 1'b0;
+            end
+
+            // (2*code + 1) * a without a multiplier, in sign and magnitude: with s the sign
+            // of the code, |2*code + 1| = 2*(code ^ s) + 1, so the magnitude is a plus
+            // a << (i+1) for every set bit i of code ^ s (an adder tree of WEIGHT_BITS-1
+            // adders), and the accumulator adds or subtracts it (one adder: xor and carry-in)
+            wire sgn = e_code[WEIGHT_BITS-1];
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [WEIGHT_BITS-1:0] mag_code = e_code ^ {WEIGHT_BITS{sgn}};  // top bit is 0
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [MAG_BITS-1:0] a_ext = {{(MAG_BITS-IN_BITS){1'b0}}, c_val_reg};
+            wire [WEIGHT_BITS*MAG_BITS-1:0] terms;
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [MAG_BITS-1:0] mag = mag_sum(terms);
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [ACC_BITS-1:0] mag_acc;
+
+            assign terms[MAG_BITS-1:0] = a_ext;
+            for (pb = 1; pb < WEIGHT_BITS; pb = pb + 1) begin : g_term
+                assign terms[pb*MAG_BITS +: MAG_BITS] =
+                    mag_code[pb-1] ? (a_ext << pb) : {MAG_BITS{1'b0}};
+            end
+
+            if (MAG_BITS >= ACC_BITS) begin : g_mag_trunc
+                assign mag_acc = mag[ACC_BITS-1:0];
+            end else begin : g_mag_ext
+                assign mag_acc = {{(ACC_BITS-MAG_BITS){1'b0}}, mag};
+            end
+
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [ACC_ADDR_BITS:0] mac_addr_full = {1'b0, c_sb_reg} + {{(ACC_ADDR_BITS+1-LB){1'b0}}, e_local};
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [ACC_ADDR_BITS-1:0] mac_addr = mac_addr_full[ACC_ADDR_BITS-1:0];
+
+            // one address for the read-modify-write, the clear and the flush
+            wire [ACC_ADDR_BITS-1:0] acc_addr = flush_on ? flush_reg : (th_on ? th_addr_reg : mac_addr);
+            wire [ACC_BITS-1:0] acc_q = acc_mem[acc_addr];
+            wire clear = flush_on || th_on;
+            wire acc_we = clear || (c_valid_reg && e_valid);
+            // acc +- magnitude in one adder (xor and carry-in); a clear writes
+            // acc + ~acc + 1 = 0 through the same adder
+            wire [ACC_BITS-1:0] op_mag = clear ? ~acc_q : (mag_acc ^ {ACC_BITS{sgn}});
+            wire [ACC_BITS-1:0] op_cin = {{(ACC_BITS-1){1'b0}}, sgn || clear};
+            wire [ACC_BITS-1:0] acc_d = acc_q + op_mag + op_cin;
+
+            always @(posedge clk) begin
+                if (acc_we) begin
+                    acc_mem[acc_addr] <= acc_d;
+                end
+            end
+
+            assign acc_rd[(g*LANES + j)*ACC_BITS +: ACC_BITS] = acc_q;
+        end
+    end
+endgenerate
+
+/*
+ * Parameter RAM
+ */
+generate
+    if (HAVE_MEM) begin : g_par_image
+        initial begin
+            $readmemh({MEM_PREFIX, "par.mem"}, par_mem);
+        end
+    end else begin : g_par_zero
+        integer k;
+        initial begin
+            for (k = 0; k < LOCALS; k = k + 1) begin
+                par_mem[k] = {LANES*PARAM_BITS{1'b0}};
+            end
+        end
+    end
+endgenerate
+
+always @(posedge clk) begin
+    if (par_re) begin
+        par_q_reg <= par_mem[rdq_i_reg];
+    end
+end
+
+always @(posedge clk) begin
+    if (load_we && load_kind == 2'd2) begin
+        par_mem[load_addr[LOC_BITS-1:0]] <= load_data[LANES*PARAM_BITS-1:0];
+    end
+end
+
+/*
+ * Sequencing and threshold pipeline
+ */
+integer ln, v, cnt;
+reg [GROUPS*ACC_BITS-1:0] lane_col;
+reg [ACC_BITS-1:0] lane_tot;
+reg [ACC_BITS-1:0] lane_par;
+/* verilator lint_off UNUSEDSIGNAL */
+reg [ACC_BITS+OUT_BITS-1:0] logit_full;
+reg [BASE_BITS+LOC_BITS-1:0] base_full;
+/* verilator lint_on UNUSEDSIGNAL */
+
+always @* begin
+    state_next = state_reg;
+    t_next = t_reg;
+    f_kp_next = f_kp_reg;
+    f_kb_next = f_kb_reg;
+    f_tau_next = f_tau_reg;
+    f_sb_next = f_sb_reg;
+    th_i_next = th_i_reg;
+    th_addr_next = th_addr_reg;
+    drain_next = drain_reg;
+    flush_next = flush_reg;
+    rdq_next = rdq_reg;
+    rdq_valid_next = 1'b0;
+    rdq_last_next = rdq_last_reg;
+    rdq_i_next = rdq_i_reg;
+    tot_next = tot_reg;
+    tot_valid_next = 1'b0;
+    tot_last_next = tot_last_reg;
+    tot_i_next = tot_i_reg;
+    out_next = out_reg;
+    out_valid_next = 1'b0;
+    out_last_next = out_last_reg;
+    out_base_next = out_base_reg;
+    par_re = 1'b0;
+    lane_col = {GROUPS*ACC_BITS{1'b0}};
+    lane_tot = {ACC_BITS{1'b0}};
+    lane_par = {ACC_BITS{1'b0}};
+    logit_full = {ACC_BITS+OUT_BITS{1'b0}};
+    base_full = {BASE_BITS+LOC_BITS{1'b0}};
+    cnt = 0;
+
+    case (state_reg)
+        STATE_FLUSH: begin
+            flush_next = flush_reg + 1'b1;
+            if (flush_reg == C_ACC_LAST[ACC_ADDR_BITS-1:0]) begin
+                state_next = STATE_IDLE;
+            end
+        end
+        STATE_IDLE: begin
+            if (rd_frame_valid) begin
+                state_next = STATE_EVENT;
+            end
+        end
+        STATE_EVENT: begin
+            if (ev_end) begin
+                if (f_done) begin
+                    state_next = STATE_TH_WAIT;
+                end else begin
+                    state_next = STATE_IDLE;
+                end
+            end
+        end
+        STATE_TH_WAIT: begin
+            if (wr_ready) begin
+                state_next = STATE_TH_SUM;
+                th_i_next = {LOC_BITS{1'b0}};
+                th_addr_next = f_sb_reg;
+            end
+        end
+        STATE_TH_SUM: begin
+            // read (and clear) local index th_i of all groups
+            rdq_next = acc_rd;
+            rdq_valid_next = 1'b1;
+            rdq_last_next = (th_i_reg == C_LOC_LAST[LOC_BITS-1:0]);
+            rdq_i_next = th_i_reg;
+            th_i_next = th_i_reg + 1'b1;
+            th_addr_next = th_addr_reg + 1'b1;
+            if (th_i_reg == C_LOC_LAST[LOC_BITS-1:0]) begin
+                state_next = STATE_TH_DRAIN;
+                drain_next = 2'd0;
+            end
+        end
+        STATE_TH_DRAIN: begin
+            // the last local index passes the adder tree, the comparison and the write
+            drain_next = drain_reg + 1'b1;
+            if (drain_reg == 2'd2) begin
+                state_next = STATE_IDLE;
+            end
+        end
+        default: begin
+            state_next = STATE_IDLE;
+        end
+    endcase
+
+    // next frame (after the event phase without completion, or after the threshold phase)
+    if ((state_reg == STATE_EVENT && ev_end && !f_done) ||
+            (state_reg == STATE_TH_DRAIN && drain_reg == 2'd2)) begin
+        if (t_reg == C_USED_LAST[T_BITS-1:0]) begin
+            t_next = {T_BITS{1'b0}};
+            f_kp_next = C_STRIDE[KP_BITS-1:0];
+            f_kb_next = {KB_BITS{1'b0}};
+            f_tau_next = {TAU_BITS{1'b0}};
+            f_sb_next = {ACC_ADDR_BITS{1'b0}};
+        end else begin
+            t_next = t_reg + 1'b1;
+            if (f_kp_reg == C_K_LAST[KP_BITS-1:0]) begin
+                // the window of tau0 closed: the first tap is now in tau0 + 1
+                f_kp_next = C_K_JUMP[KP_BITS-1:0];
+                f_kb_next = C_KB_JUMP[KB_BITS-1:0];
+                f_tau_next = f_tau_reg + 1'b1;
+                f_sb_next = next_sb(f_sb_reg);
+            end else begin
+                f_kp_next = f_kp_reg + 1'b1;
+                if (f_kp_reg >= C_STRIDE[KP_BITS-1:0]) begin
+                    f_kb_next = f_kb_reg + C_LC[KB_BITS-1:0];
+                end else begin
+                    f_kb_next = {KB_BITS{1'b0}};
+                end
+            end
+        end
+    end
+
+    // adder tree over the groups -> totals; parameters of this local index are read
+    if (rdq_valid_reg) begin
+        for (ln = 0; ln < LANES; ln = ln + 1) begin
+            for (v = 0; v < GROUPS; v = v + 1) begin
+                lane_col[v*ACC_BITS +: ACC_BITS] = rdq_reg[(v*LANES + ln)*ACC_BITS +: ACC_BITS];
+            end
+            tot_next[ln*ACC_BITS +: ACC_BITS] = tree_sum(lane_col);
+        end
+        tot_valid_next = 1'b1;
+        tot_last_next = rdq_last_reg;
+        tot_i_next = rdq_i_reg;
+        par_re = 1'b1;
+    end
+
+    // totals -> activations (thresholds reached) or logits (bias added)
+    if (tot_valid_reg) begin
+        for (ln = 0; ln < LANES; ln = ln + 1) begin
+            lane_tot = tot_reg[ln*ACC_BITS +: ACC_BITS];
+            if (IS_CLASSIFIER) begin
+                lane_par = par_q_reg[ln*PARAM_BITS +: ACC_BITS];
+                logit_full = {{OUT_BITS{1'b0}}, lane_tot + lane_par};
+                out_next[ln*OUT_BITS +: OUT_BITS] = logit_full[OUT_BITS-1:0];
+            end else begin
+                cnt = 0;
+                for (v = 0; v < LEVELS; v = v + 1) begin
+                    lane_par = par_q_reg[ln*PARAM_BITS + v*ACC_BITS +: ACC_BITS];
+                    if ($signed(lane_tot) >= $signed(lane_par)) begin
+                        cnt = cnt + 1;
+                    end
+                end
+                out_next[ln*OUT_BITS +: OUT_BITS] = cnt[OUT_BITS-1:0];
+            end
+        end
+        out_valid_next = 1'b1;
+        out_last_next = tot_last_reg;
+        base_full = tot_i_reg * C_LANES[BASE_BITS-1:0];
+        out_base_next = base_full[BASE_BITS-1:0];
+    end
+end
+
+always @(posedge clk) begin
+    state_reg <= state_next;
+    t_reg <= t_next;
+    f_kp_reg <= f_kp_next;
+    f_kb_reg <= f_kb_next;
+    f_tau_reg <= f_tau_next;
+    f_sb_reg <= f_sb_next;
+    th_i_reg <= th_i_next;
+    th_addr_reg <= th_addr_next;
+    drain_reg <= drain_next;
+    flush_reg <= flush_next;
+    rdq_reg <= rdq_next;
+    rdq_valid_reg <= rdq_valid_next;
+    rdq_last_reg <= rdq_last_next;
+    rdq_i_reg <= rdq_i_next;
+    tot_reg <= tot_next;
+    tot_valid_reg <= tot_valid_next;
+    tot_last_reg <= tot_last_next;
+    tot_i_reg <= tot_i_next;
+    out_reg <= out_next;
+    out_valid_reg <= out_valid_next;
+    out_last_reg <= out_last_next;
+    out_base_reg <= out_base_next;
+
+    if (rst) begin
+        state_reg <= STATE_FLUSH;
+        t_reg <= {T_BITS{1'b0}};
+        f_kp_reg <= C_STRIDE[KP_BITS-1:0];
+        f_kb_reg <= {KB_BITS{1'b0}};
+        f_tau_reg <= {TAU_BITS{1'b0}};
+        f_sb_reg <= {ACC_ADDR_BITS{1'b0}};
+        flush_reg <= {ACC_ADDR_BITS{1'b0}};
+        rdq_valid_reg <= 1'b0;
+        tot_valid_reg <= 1'b0;
+        out_valid_reg <= 1'b0;
+    end
+end
+
+endmodule
+
+`resetall

@@ -1,0 +1,499 @@
+/*
+ * Loader: parses a network.bin load stream and writes the memories of the datapath.
+ *
+ * Stream (32-bit words, little endian): magic "PNNB", version, number of banks, payload words,
+ * then per bank a 4-word header {bank[7:0], kind[7:0], layer[15:0]}, depth, width, n and n data
+ * words (each memory word in ceil(width/32) chunks, least significant first), and finally the
+ * CRC-32 (IEEE) of the payload. The banks must come in the order of the artifact (per layer:
+ * synapse banks of groups 0..G-1, index banks of groups 0..G-1, parameter bank) with exactly the
+ * depths and widths this core was synthesized for.
+ *
+ * Words come from s_axis (TLAST on the CRC word) or from AXI-Lite LOAD_DATA writes (lite_*);
+ * the source of the magic word is the source of the whole stream. A new stream starts only
+ * while the datapath is idle (idle_ok).
+ *
+ * Errors (first one reported, the load ends with load_ok low):
+ *   3  bad magic or version
+ *   4  number of banks or a bank header differs from the synthesized memories
+ *   5  CRC mismatch
+ *   6  payload length differs, TLAST before the CRC word or missing on it
+ * After an error the rest of an s_axis stream is discarded up to TLAST; an AXI-Lite stream is
+ * discarded until clear.
+ */
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module pn_loader #
+(
+    // number of layers synthesized (1..8)
+    parameter NUM_LAYERS = 1,
+    // per-layer hardware fields, 32 bits per layer, layer 0 least significant
+    parameter [32*8-1:0] V_GROUPS = {8{32'd1}},
+    // synapse word width per layer
+    parameter [32*8-1:0] V_WORD_BITS = {8{32'd1}},
+    // synapse bank depth per layer
+    parameter [32*8-1:0] V_SYNAPSE_DEPTH = {8{32'd1}},
+    // index entry width per layer
+    parameter [32*8-1:0] V_INDEX_BITS = {8{32'd1}},
+    // index bank depth per layer
+    parameter [32*8-1:0] V_INDEX_DEPTH = {8{32'd1}},
+    // lanes per layer (parameter word = LANES * PARAM_BITS bits)
+    parameter [32*8-1:0] V_LANES = {8{32'd1}},
+    // parameter bits per lane per layer
+    parameter [32*8-1:0] V_PARAM_BITS = {8{32'd1}},
+    // parameter bank depth (local indices) per layer
+    parameter [32*8-1:0] V_LOCALS = {8{32'd1}},
+    // width of the load data port (the widest memory word)
+    parameter LOAD_BITS = 32,
+    // load stream format version accepted
+    parameter FORMAT_VERSION = 1
+)
+(
+    input  wire                 clk,
+    input  wire                 rst,
+
+    // load stream over AXI4-Stream
+    input  wire [31:0]          s_axis_tdata,
+    input  wire                 s_axis_tvalid,
+    output wire                 s_axis_tready,
+    input  wire                 s_axis_tlast,
+
+    // load stream over AXI-Lite (LOAD_DATA writes)
+    input  wire [31:0]          lite_data,
+    input  wire                 lite_valid,
+    output wire                 lite_ready,
+
+    // ends the discarding of an AXI-Lite stream after an error
+    input  wire                 clear,
+    // the datapath is idle: a new stream may start
+    input  wire                 idle_ok,
+
+    // memory write port of the datapath
+    output wire                 load_we,
+    output wire [2:0]           load_layer,
+    output wire [1:0]           load_kind,
+    output wire [7:0]           load_bank,
+    output wire [15:0]          load_addr,
+    output wire [LOAD_BITS-1:0] load_data,
+
+    // status
+    output wire                 active,
+    output wire                 load_start,
+    output wire                 load_done,
+    output wire                 load_ok,
+    output wire                 error_valid,
+    output wire [7:0]           error_code
+);
+
+// widest memory word in 32-bit chunks
+localparam CHUNKS_MAX = (LOAD_BITS + 31) / 32;
+localparam [31:0] MAGIC = 32'h424E4E50; // "PNNB" read as a little-endian word
+
+localparam [2:0]
+    ST_IDLE = 3'd0,
+    ST_HEADER = 3'd1,
+    ST_BANK_HDR = 3'd2,
+    ST_BANK_DATA = 3'd3,
+    ST_CRC = 3'd4,
+    ST_DISCARD = 3'd5;
+
+localparam [1:0]
+    KIND_SYN = 2'd0,
+    KIND_IDX = 2'd1,
+    KIND_PAR = 2'd2;
+
+function [31:0] field;
+    input [32*8-1:0] vec;
+    input integer l;
+    begin
+        field = vec[32*l +: 32];
+    end
+endfunction
+
+function [31:0] chunks;
+    input [31:0] width;
+    begin
+        chunks = (width + 32'd31) >> 5;
+    end
+endfunction
+
+// parameter word width per layer
+function [32*8-1:0] par_width_vec;
+    input integer layers;
+    integer l;
+    begin
+        par_width_vec = {32*8{1'b0}};
+        for (l = 0; l < layers; l = l + 1) begin
+            par_width_vec[32*l +: 32] = field(V_LANES, l) * field(V_PARAM_BITS, l);
+        end
+    end
+endfunction
+
+localparam [32*8-1:0] V_PAR_WIDTH = par_width_vec(8);
+
+// 32-bit words of one bank (depth * chunks) per layer, for each kind
+function [32*8-1:0] bank_words_vec;
+    input [32*8-1:0] depth;
+    input [32*8-1:0] width;
+    integer l;
+    begin
+        bank_words_vec = {32*8{1'b0}};
+        for (l = 0; l < 8; l = l + 1) begin
+            bank_words_vec[32*l +: 32] = field(depth, l) * chunks(field(width, l));
+        end
+    end
+endfunction
+
+// last chunk index (chunks - 1) per layer
+function [32*8-1:0] last_chunk_vec;
+    input [32*8-1:0] width;
+    integer l;
+    begin
+        last_chunk_vec = {32*8{1'b0}};
+        for (l = 0; l < 8; l = l + 1) begin
+            last_chunk_vec[32*l +: 32] = chunks(field(width, l)) - 1;
+        end
+    end
+endfunction
+
+// last address (depth - 1) per layer
+function [32*8-1:0] last_addr_vec;
+    input [32*8-1:0] depth;
+    integer l;
+    begin
+        last_addr_vec = {32*8{1'b0}};
+        for (l = 0; l < 8; l = l + 1) begin
+            last_addr_vec[32*l +: 32] = field(depth, l) - 1;
+        end
+    end
+endfunction
+
+localparam [32*8-1:0] V_SYN_LAST_CHUNK = last_chunk_vec(V_WORD_BITS);
+localparam [32*8-1:0] V_IDX_LAST_CHUNK = last_chunk_vec(V_INDEX_BITS);
+localparam [32*8-1:0] V_PAR_LAST_CHUNK = last_chunk_vec(V_PAR_WIDTH);
+localparam [32*8-1:0] V_LAST_GROUP = last_addr_vec(V_GROUPS);
+localparam [32*8-1:0] V_SYN_LAST_ADDR = last_addr_vec(V_SYNAPSE_DEPTH);
+localparam [32*8-1:0] V_IDX_LAST_ADDR = last_addr_vec(V_INDEX_DEPTH);
+localparam [32*8-1:0] V_PAR_LAST_ADDR = last_addr_vec(V_LOCALS);
+
+localparam [32*8-1:0] V_SYN_WORDS = bank_words_vec(V_SYNAPSE_DEPTH, V_WORD_BITS);
+localparam [32*8-1:0] V_IDX_WORDS = bank_words_vec(V_INDEX_DEPTH, V_INDEX_BITS);
+localparam [32*8-1:0] V_PAR_WORDS = bank_words_vec(V_LOCALS, V_PAR_WIDTH);
+
+function [31:0] num_banks;
+    input integer layers;
+    integer l;
+    begin
+        num_banks = 32'd0;
+        for (l = 0; l < layers; l = l + 1) begin
+            num_banks = num_banks + 2 * field(V_GROUPS, l) + 1;
+        end
+    end
+endfunction
+
+function [31:0] payload_words;
+    input integer layers;
+    integer l;
+    begin
+        payload_words = 32'd0;
+        for (l = 0; l < layers; l = l + 1) begin
+            payload_words = payload_words
+                + field(V_GROUPS, l) * (4 + field(V_SYNAPSE_DEPTH, l) * chunks(field(V_WORD_BITS, l)))
+                + field(V_GROUPS, l) * (4 + field(V_INDEX_DEPTH, l) * chunks(field(V_INDEX_BITS, l)))
+                + 4 + field(V_LOCALS, l) * chunks(field(V_PAR_WIDTH, l));
+        end
+    end
+endfunction
+
+localparam [31:0] NUM_BANKS = num_banks(NUM_LAYERS);
+localparam [31:0] LAST_LAYER_W = NUM_LAYERS - 1;
+localparam [2:0] LAST_LAYER = LAST_LAYER_W[2:0];
+localparam [31:0] PAYLOAD_WORDS = payload_words(NUM_LAYERS);
+
+// CRC-32 (IEEE 802.3, reflected) of one little-endian 32-bit word
+function [31:0] crc32_word;
+    input [31:0] crc;
+    input [31:0] data;
+    integer i;
+    reg [31:0] c;
+    begin
+        c = crc;
+        for (i = 0; i < 32; i = i + 1) begin
+            c = (c >> 1) ^ ((c[0] ^ data[i]) ? 32'hEDB88320 : 32'h00000000);
+        end
+        crc32_word = c;
+    end
+endfunction
+
+reg [2:0]  state_reg = ST_IDLE, state_next;
+reg        src_lite_reg = 1'b0, src_lite_next;
+reg [1:0]  cnt_reg = 2'd0, cnt_next;         // header word index
+reg [2:0]  layer_reg = 3'd0, layer_next;     // current bank
+reg [1:0]  kind_reg = KIND_SYN, kind_next;
+reg [7:0]  bank_reg = 8'd0, bank_next;
+reg [15:0] addr_reg = 16'd0, addr_next;      // memory word within the bank
+reg [7:0]  chunk_reg = 8'd0, chunk_next;     // 32-bit chunk within the memory word
+reg [31:0] crc_reg = 32'hFFFFFFFF, crc_next;
+reg        chunk_we;                         // in_data is the next chunk of a memory word
+
+reg                 load_we_reg = 1'b0, load_we_next;
+reg [2:0]           load_layer_reg = 3'd0;
+reg [1:0]           load_kind_reg = 2'd0;
+reg [7:0]           load_bank_reg = 8'd0;
+reg [15:0]          load_addr_reg = 16'd0;
+
+// memory word being assembled: chunk k in bits 32k+31:32k; chunk 0 clears the others, so that
+// the word is zero-extended; complete in the cycle load_we is high
+/* verilator lint_off UNUSEDSIGNAL */ // bits above LOAD_BITS (the last chunk's padding)
+wire [CHUNKS_MAX*32-1:0] word_data;
+/* verilator lint_on UNUSEDSIGNAL */
+
+reg       load_start_reg = 1'b0, load_start_next;
+reg       load_done_reg = 1'b0, load_done_next;
+reg       load_ok_reg = 1'b0, load_ok_next;
+reg       error_valid_reg = 1'b0, error_valid_next;
+reg [7:0] error_code_reg = 8'd0, error_code_next;
+
+// word input: in IDLE the AXI-Lite port has priority; afterwards the stream's source
+wire in_lite = state_reg == ST_IDLE ? lite_valid : src_lite_reg;
+wire lite_ready_int = state_reg == ST_IDLE ? idle_ok : src_lite_reg;
+wire s_axis_tready_int = state_reg == ST_IDLE ? idle_ok && !lite_valid : !src_lite_reg;
+
+reg [7:0]  word_err;                         // error code of the current word, 0: none
+
+assign s_axis_tready = s_axis_tready_int;
+assign lite_ready = lite_ready_int;
+
+wire        in_valid = in_lite ? lite_valid && lite_ready_int : s_axis_tvalid && s_axis_tready_int;
+wire [31:0] in_data = in_lite ? lite_data : s_axis_tdata;
+wire        in_last = !in_lite && s_axis_tlast;   // AXI-Lite streams have no TLAST
+
+// expected shape of the current bank
+wire [31:0] exp_depth = kind_reg == KIND_SYN ? V_SYNAPSE_DEPTH[32*layer_reg +: 32] :
+                        kind_reg == KIND_IDX ? V_INDEX_DEPTH[32*layer_reg +: 32] :
+                        V_LOCALS[32*layer_reg +: 32];
+wire [31:0] exp_width = kind_reg == KIND_SYN ? V_WORD_BITS[32*layer_reg +: 32] :
+                        kind_reg == KIND_IDX ? V_INDEX_BITS[32*layer_reg +: 32] :
+                        V_PAR_WIDTH[32*layer_reg +: 32];
+wire [31:0] exp_words = kind_reg == KIND_SYN ? V_SYN_WORDS[32*layer_reg +: 32] :
+                        kind_reg == KIND_IDX ? V_IDX_WORDS[32*layer_reg +: 32] :
+                        V_PAR_WORDS[32*layer_reg +: 32];
+
+wire [7:0]  last_group = V_LAST_GROUP[32*layer_reg +: 8];
+wire [7:0]  exp_last_chunk = kind_reg == KIND_SYN ? V_SYN_LAST_CHUNK[32*layer_reg +: 8] :
+                             kind_reg == KIND_IDX ? V_IDX_LAST_CHUNK[32*layer_reg +: 8] :
+                             V_PAR_LAST_CHUNK[32*layer_reg +: 8];
+wire [15:0] exp_last_addr = kind_reg == KIND_SYN ? V_SYN_LAST_ADDR[32*layer_reg +: 16] :
+                            kind_reg == KIND_IDX ? V_IDX_LAST_ADDR[32*layer_reg +: 16] :
+                            V_PAR_LAST_ADDR[32*layer_reg +: 16];
+wire        last_chunk = chunk_reg == exp_last_chunk;
+wire        last_addr = addr_reg == exp_last_addr;
+wire        last_layer = layer_reg == LAST_LAYER;
+
+always @* begin
+    state_next = state_reg;
+    src_lite_next = src_lite_reg;
+    cnt_next = cnt_reg;
+    layer_next = layer_reg;
+    kind_next = kind_reg;
+    bank_next = bank_reg;
+    addr_next = addr_reg;
+    chunk_next = chunk_reg;
+    crc_next = crc_reg;
+    chunk_we = 1'b0;
+    load_we_next = 1'b0;
+    load_start_next = 1'b0;
+    load_done_next = 1'b0;
+    load_ok_next = load_ok_reg;
+    error_valid_next = 1'b0;
+    error_code_next = error_code_reg;
+    word_err = 8'd0;
+
+    if (in_valid) begin
+        case (state_reg)
+            ST_IDLE: begin
+                src_lite_next = in_lite;
+                load_start_next = 1'b1;
+                load_ok_next = 1'b0;
+                cnt_next = 2'd1;
+                layer_next = 3'd0;
+                kind_next = KIND_SYN;
+                bank_next = 8'd0;
+                addr_next = 16'd0;
+                chunk_next = 8'd0;
+                crc_next = 32'hFFFFFFFF;
+                if (in_data != MAGIC) begin
+                    word_err = 8'd3;
+                end else if (in_last) begin
+                    word_err = 8'd6;
+                end else begin
+                    state_next = ST_HEADER;
+                end
+            end
+            ST_HEADER: begin
+                cnt_next = cnt_reg + 2'd1;
+                if (cnt_reg == 2'd1 && in_data != FORMAT_VERSION) begin
+                    word_err = 8'd3;
+                end else if (cnt_reg == 2'd2 && in_data != NUM_BANKS) begin
+                    word_err = 8'd4;
+                end else if (cnt_reg == 2'd3 && in_data != PAYLOAD_WORDS) begin
+                    word_err = 8'd6;
+                end else if (in_last) begin
+                    word_err = 8'd6;
+                end else if (cnt_reg == 2'd3) begin
+                    state_next = ST_BANK_HDR;
+                    cnt_next = 2'd0;
+                end
+            end
+            ST_BANK_HDR: begin
+                crc_next = crc32_word(crc_reg, in_data);
+                cnt_next = cnt_reg + 2'd1;
+                if ((cnt_reg == 2'd0 && in_data != {bank_reg, 6'd0, kind_reg, 13'd0, layer_reg}) ||
+                        (cnt_reg == 2'd1 && in_data != exp_depth) ||
+                        (cnt_reg == 2'd2 && in_data != exp_width) ||
+                        (cnt_reg == 2'd3 && in_data != exp_words)) begin
+                    word_err = 8'd4;
+                end else if (in_last) begin
+                    word_err = 8'd6;
+                end else if (cnt_reg == 2'd3) begin
+                    state_next = ST_BANK_DATA;
+                    addr_next = 16'd0;
+                    chunk_next = 8'd0;
+                end
+            end
+            ST_BANK_DATA: begin
+                crc_next = crc32_word(crc_reg, in_data);
+                chunk_we = 1'b1;
+                chunk_next = chunk_reg + 8'd1;
+                if (last_chunk) begin
+                    load_we_next = 1'b1;
+                    chunk_next = 8'd0;
+                    addr_next = addr_reg + 16'd1;
+                end
+                if (in_last) begin
+                    word_err = 8'd6;
+                end else if (last_chunk && last_addr) begin
+                    // bank complete: the next one in artifact order
+                    state_next = ST_BANK_HDR;
+                    cnt_next = 2'd0;
+                    bank_next = bank_reg + 8'd1;
+                    if (kind_reg != KIND_PAR && bank_reg == last_group) begin
+                        kind_next = kind_reg + 2'd1;
+                        bank_next = 8'd0;
+                    end else if (kind_reg == KIND_PAR) begin
+                        kind_next = KIND_SYN;
+                        bank_next = 8'd0;
+                        layer_next = layer_reg + 3'd1;
+                        if (last_layer) begin
+                            state_next = ST_CRC;
+                        end
+                    end
+                end
+            end
+            ST_CRC: begin
+                if (in_data != ~crc_reg) begin
+                    word_err = 8'd5;
+                end else if (!in_last && !src_lite_reg) begin
+                    word_err = 8'd6;
+                end else begin
+                    state_next = ST_IDLE;
+                    load_done_next = 1'b1;
+                    load_ok_next = 1'b1;
+                end
+            end
+            default: begin
+                // ST_DISCARD
+                if (in_last) begin
+                    state_next = ST_IDLE;
+                end
+            end
+        endcase
+
+        if (word_err != 8'd0) begin
+            // this word failed: report, end the load, discard the rest of the stream
+            error_valid_next = 1'b1;
+            error_code_next = word_err;
+            load_done_next = 1'b1;
+            load_ok_next = 1'b0;
+            state_next = in_last ? ST_IDLE : ST_DISCARD;
+        end
+    end
+
+    if (state_reg == ST_DISCARD && src_lite_reg && clear) begin
+        state_next = ST_IDLE;
+    end
+end
+
+always @(posedge clk) begin
+    state_reg <= state_next;
+    src_lite_reg <= src_lite_next;
+    cnt_reg <= cnt_next;
+    layer_reg <= layer_next;
+    kind_reg <= kind_next;
+    bank_reg <= bank_next;
+    addr_reg <= addr_next;
+    chunk_reg <= chunk_next;
+    crc_reg <= crc_next;
+    load_we_reg <= load_we_next;
+    load_start_reg <= load_start_next;
+    load_done_reg <= load_done_next;
+    load_ok_reg <= load_ok_next;
+    error_valid_reg <= error_valid_next;
+    error_code_reg <= error_code_next;
+
+    if (load_we_next) begin
+        load_layer_reg <= layer_reg;
+        load_kind_reg <= kind_reg;
+        load_bank_reg <= bank_reg;
+        load_addr_reg <= addr_reg;
+    end
+
+    if (rst) begin
+        state_reg <= ST_IDLE;
+        src_lite_reg <= 1'b0;
+        load_we_reg <= 1'b0;
+        load_start_reg <= 1'b0;
+        load_done_reg <= 1'b0;
+        load_ok_reg <= 1'b0;
+        error_valid_reg <= 1'b0;
+        error_code_reg <= 8'd0;
+    end
+end
+
+genvar ci;
+generate
+    for (ci = 0; ci < CHUNKS_MAX; ci = ci + 1) begin : chunk
+        localparam [7:0] CI = ci;
+        reg [31:0] data_reg = 32'd0;
+        always @(posedge clk) begin
+            if (chunk_we) begin
+                if (chunk_reg == CI) begin
+                    data_reg <= in_data;
+                end else if (chunk_reg == 8'd0) begin
+                    data_reg <= 32'd0;
+                end
+            end
+        end
+        assign word_data[ci*32 +: 32] = data_reg;
+    end
+endgenerate
+
+assign load_we = load_we_reg;
+assign load_layer = load_layer_reg;
+assign load_kind = load_kind_reg;
+assign load_bank = load_bank_reg;
+assign load_addr = load_addr_reg;
+assign load_data = word_data[LOAD_BITS-1:0];
+
+assign active = state_reg != ST_IDLE;
+assign load_start = load_start_reg;
+assign load_done = load_done_reg;
+assign load_ok = load_ok_reg;
+assign error_valid = error_valid_reg;
+assign error_code = error_code_reg;
+
+endmodule
+
+`resetall

@@ -1,0 +1,237 @@
+"""cocotb bench of pn_input: pixel beats to row writes, framing errors and their recovery.
+
+Run with ``make sim`` (all benches) or ``pytest sim/test_pn_input.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import ClockCycles, RisingEdge
+    from cocotbext.axi import AxiStreamBus, AxiStreamSource
+except ImportError:  # collected by pytest without the simulation extras
+    cocotb = None
+
+INPUT_BITS = 4
+FRAMES_USED = 25
+
+
+def _digit(rng: random.Random) -> np.ndarray:
+    img = np.array([rng.randrange(256) for _ in range(784)], np.uint8).reshape(28, 28)
+    img[np.array([rng.random() < 0.5 for _ in range(784)]).reshape(28, 28)] = 0
+    return img
+
+
+def _rows_of(img: np.ndarray) -> list[list[int]]:
+    """The rows the datapath must receive: shifted pixels of the used rows."""
+    return [[int(p) >> (8 - INPUT_BITS) for p in img[r]] for r in range(FRAMES_USED)]
+
+
+if cocotb is not None:
+
+    class TB:
+        """Clock, pixel source, random px_ready and a monitor of the row port."""
+
+        def __init__(self, dut, seed: int = 1):
+            self.dut = dut
+            self.rng = random.Random(seed)
+            Clock(dut.clk, 10, unit="ns", impl="gpi").start(start_high=False)
+            self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk,
+                                          dut.rst)
+            self.source.log.setLevel(logging.WARNING)
+            dut.hold.value = 0
+            dut.px_ready.value = 1
+            self.ready_prob = 1.0
+            self.rows: list[list[int]] = []       # completed rows, in order
+            self.row = [None] * 28
+            self.events: list[tuple[str, int]] = []
+            self.violations = 0
+            cocotb.start_soon(self._monitor())
+            cocotb.start_soon(self._ready())
+
+        async def reset(self):
+            self.dut.rst.value = 1
+            await ClockCycles(self.dut.clk, 3)
+            self.dut.rst.value = 0
+            await ClockCycles(self.dut.clk, 2)
+
+        def set_idle(self, pause_prob: float, ready_prob: float):
+            if pause_prob:
+                self.source.set_pause_generator(
+                    (self.rng.random() < pause_prob for _ in itertools.count()))
+            else:
+                self.source.set_pause_generator(None)
+            self.ready_prob = ready_prob
+
+        async def _ready(self):
+            while True:
+                await RisingEdge(self.dut.clk)
+                self.dut.px_ready.value = int(self.rng.random() < self.ready_prob)
+
+        async def _monitor(self):
+            d = self.dut
+            while True:
+                await RisingEdge(d.clk)
+                if int(d.rst.value):
+                    self.row = [None] * 28
+                    continue
+                if int(d.px_en.value):
+                    if not int(d.px_ready.value):
+                        self.violations += 1
+                    base = int(d.px_base.value)
+                    data = int(d.px_data.value)
+                    m = (1 << INPUT_BITS) - 1
+                    for b in range(4):
+                        if base + b < 28:
+                            self.row[base + b] = (data >> (b * INPUT_BITS)) & m
+                if int(d.px_row_done.value):
+                    self.rows.append(self.row)
+                    self.row = [None] * 28
+                if int(d.digit_done.value):
+                    self.events.append(("done", len(self.rows)))
+                if int(d.digit_abort.value):
+                    self.events.append(("abort", len(self.rows)))
+                    self.row = [None] * 28
+                if int(d.error_valid.value):
+                    self.events.append((f"error{int(d.error_code.value)}", len(self.rows)))
+
+        async def send_words(self, n_beats: int, img: np.ndarray | None = None):
+            data = bytearray(img.tobytes()) if img is not None else bytearray()
+            while len(data) < 4 * n_beats:
+                data += bytes([self.rng.randrange(256)])
+            await self.source.send(bytes(data[:4 * n_beats]))
+
+        async def drain(self, extra: int = 20):
+            await self.source.wait()
+            await ClockCycles(self.dut.clk, extra)
+
+    @cocotb.test()
+    async def digits_back_to_back(dut):
+        """Digits with random source pauses and px_ready: every used row arrives intact."""
+        tb = TB(dut, 2)
+        await tb.reset()
+        tb.set_idle(0.3, 0.6)
+        imgs = [_digit(tb.rng) for _ in range(4)]
+        for img in imgs:
+            await tb.send_words(196, img)
+        await tb.drain()
+        want = [r for img in imgs for r in _rows_of(img)]
+        assert tb.violations == 0
+        assert tb.rows == want
+        assert [e for e, _ in tb.events] == ["done"] * 4
+
+    @cocotb.test()
+    async def full_speed(dut):
+        """Without pauses a digit takes 196 cycles (one beat per cycle)."""
+        tb = TB(dut, 3)
+        await tb.reset()
+        img = _digit(tb.rng)
+        await tb.send_words(196, img)
+        start = None
+        for cycle in range(400):
+            await RisingEdge(dut.clk)
+            if start is None and int(dut.s_axis_tvalid.value) and int(dut.s_axis_tready.value):
+                start = cycle
+            if int(dut.digit_done.value):
+                break
+        assert start is not None and cycle - start <= 197
+        assert tb.rows == _rows_of(img)
+
+    @cocotb.test()
+    async def hold_blocks_a_new_digit(dut):
+        """hold keeps tready low at a digit boundary only."""
+        tb = TB(dut, 4)
+        await tb.reset()
+        dut.hold.value = 1
+        img = _digit(tb.rng)
+        await tb.send_words(196, img)
+        await ClockCycles(dut.clk, 50)
+        assert tb.rows == [] and int(dut.active.value) == 0
+        dut.hold.value = 0
+        await ClockCycles(dut.clk, 30)
+        dut.hold.value = 1     # in the middle of the digit: no effect
+        await tb.drain()
+        assert tb.rows == _rows_of(img)
+
+    @cocotb.test()
+    async def short_frame(dut):
+        """TLAST before beat 196: error 1, abort, next digit normal."""
+        tb = TB(dut, 5)
+        await tb.reset()
+        tb.set_idle(0.2, 0.8)
+        await tb.send_words(100)
+        await tb.drain()
+        assert ("error1", 14) in tb.events and any(e == "abort" for e, _ in tb.events)
+        tb.rows.clear()
+        tb.events.clear()
+        img = _digit(tb.rng)
+        await tb.send_words(196, img)
+        await tb.drain()
+        assert tb.rows == _rows_of(img)
+        assert [e for e, _ in tb.events] == ["done"]
+
+    @cocotb.test()
+    async def long_frame(dut):
+        """No TLAST on beat 196: the digit counts, error 2, beats dropped up to TLAST."""
+        tb = TB(dut, 6)
+        await tb.reset()
+        tb.set_idle(0.2, 0.8)
+        img1, img2 = _digit(tb.rng), _digit(tb.rng)
+        data = np.concatenate([img1.reshape(-1), np.arange(16, dtype=np.uint8)])
+        await tb.send_words(200, data)
+        await tb.send_words(196, img2)
+        await tb.drain()
+        assert tb.rows == _rows_of(img1) + _rows_of(img2)
+        assert [e for e, _ in tb.events] == ["done", "error2", "done"]
+
+    @cocotb.test()
+    async def missing_tlast(dut):
+        """Two digits in one packet: the first counts, the second is dropped up to TLAST."""
+        tb = TB(dut, 7)
+        await tb.reset()
+        img1, img2, img3 = _digit(tb.rng), _digit(tb.rng), _digit(tb.rng)
+        await tb.send_words(392, np.concatenate([img1.reshape(-1), img2.reshape(-1)]))
+        await tb.send_words(196, img3)
+        await tb.drain()
+        assert tb.rows == _rows_of(img1) + _rows_of(img3)
+        assert [e for e, _ in tb.events] == ["done", "error2", "done"]
+
+    @cocotb.test()
+    async def reset_mid_digit(dut):
+        """A reset in the middle of a digit restarts at beat 0."""
+        tb = TB(dut, 8)
+        await tb.reset()
+        await tb.send_words(196, _digit(tb.rng))
+        await ClockCycles(dut.clk, 60)
+        tb.source.clear()
+        await tb.reset()
+        tb.rows.clear()
+        tb.events.clear()
+        img = _digit(tb.rng)
+        await tb.send_words(196, img)
+        await tb.drain()
+        assert tb.rows == _rows_of(img)
+        assert [e for e, _ in tb.events] == ["done"]
+
+
+def test_pn_input():
+    """pytest entry: build pn_input with Icarus and run the benches above."""
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here.parent))
+    from pynq_neuro.rtl import run_cocotb
+
+    run_cocotb("pn_input", ["pn_input.v"], "test_pn_input", here / "sim_build" / "pn_input",
+               parameters={"INPUT_BITS": INPUT_BITS, "FRAMES_USED": FRAMES_USED})
+
+
+if __name__ == "__main__":
+    test_pn_input()

@@ -1,0 +1,141 @@
+"""RTL of neuro_core: the cocotb benches (Icarus), a Verilator regression on a few digits with a
+run-time load, the Yosys estimate of a small network, and the verify/estimate command parts.
+
+Every test is skipped cleanly when its tools (iverilog, verilator, yosys, cocotb) or the
+datapath sources are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import sys
+
+import pytest
+
+from pynq_neuro.rtl import have_datapath, sim_dir
+
+
+def _tools(*names: str) -> None:
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed")
+
+
+def _cocotb() -> None:
+    pytest.importorskip("cocotb")
+    pytest.importorskip("cocotbext.axi")
+    _tools("iverilog")
+
+
+def _datapath() -> None:
+    if not have_datapath():
+        pytest.skip("hdl/pn_net.v (the datapath) is not present")
+
+
+def _bench(name: str):
+    """A module of sim/ (the cocotb benches carry their own pytest entry)."""
+    path = str(sim_dir())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from pynq_neuro.rtl.regression import tiny_artifacts
+
+    return tiny_artifacts(tmp_path_factory.mktemp("rtl_nets"))
+
+
+def test_cocotb_pn_input():
+    _cocotb()
+    _bench("test_pn_input").test_pn_input()
+
+
+def test_cocotb_pn_loader():
+    _cocotb()
+    _bench("test_pn_loader").test_pn_loader()
+
+
+def test_cocotb_neuro_core():
+    _cocotb()
+    _datapath()
+    _bench("test_neuro_core").test_neuro_core()
+
+
+def test_verilator_regression(tiny, tmp_path):
+    """Bit-exact classes and logits on MNIST digits, before and after a run-time load, and
+    cycle counts close to the compiler's cycle model."""
+    _tools("verilator")
+    _datapath()
+    from pynq_neuro.rtl.regression import regression
+
+    a, b = tiny
+    r = regression(a, 40, workdir=tmp_path / "a", build_root=tmp_path / "obj")
+    assert r["passed"], r["mismatches"][:3]
+    assert r["class_mismatches"] == 0 and r["logit_mismatches"] == 0
+    model, rtl = r["cycle_model"]["cycles_per_digit"], r["rtl"]["cycles_per_digit"]
+    assert abs(rtl - model) <= 0.1 * model
+    assert r["rtl"]["counters"]["digits"] == 40
+    r = regression(a, 20, load=b, workdir=tmp_path / "b", build_root=tmp_path / "obj", stall=30)
+    assert r["passed"] and r["rtl"]["load"]["status"] & (1 << 17)
+
+
+def test_estimate_small_network(tiny, tmp_path):
+    _tools("yosys")
+    _datapath()
+    from pynq_neuro.rtl.estimate import estimate, format_estimate
+
+    a, _ = tiny
+    r = estimate(a, workdir=tmp_path)
+    s = r["synthesized"]
+    assert s["luts"] > 500 and s["ffs"] > 300 and r["fits"]
+    assert s["luts"] == s["luts_logic"] + s["luts_memory"]
+    assert r["lut_levels"] >= 2 and r["logic_levels"] >= r["lut_levels"]
+    assert "LUT" in format_estimate(r)
+
+
+def test_count_resources():
+    from pynq_neuro.rtl.estimate import count_resources
+
+    r = count_resources({"\\LUT6": 10, "LUT2": 5, "INV": 1, "RAM32M": 2, "RAM64X1D": 1,
+                         "FDRE": 7, "FDSE": 1, "RAMB36E1": 3, "RAMB18E1": 3, "DSP48E1": 2})
+    assert r["luts"] == 10 + 5 + 1 + 8 + 2 and r["luts_memory"] == 10
+    assert r["ffs"] == 8 and r["bram36"] == 4.5 and r["dsp"] == 2
+
+
+def test_logic_depth_on_a_netlist():
+    from pynq_neuro.rtl.estimate import logic_depth
+
+    lut = {"port_directions": {"I0": "input", "O": "output"}}
+    cells = {
+        "ff": {"type": "FDRE", "connections": {"D": [5], "Q": [2]},
+               "port_directions": {"D": "input", "Q": "output"}},
+        "a": {"type": "LUT1", "connections": {"I0": [2], "O": [3]}, **lut},
+        "m": {"type": "MUXF7", "connections": {"I0": [3], "I1": [3], "S": [2], "O": [4]},
+              "port_directions": {"I0": "input", "I1": "input", "S": "input", "O": "output"}},
+        "b": {"type": "LUT1", "connections": {"I0": [4], "O": [5]}, **lut},
+    }
+    d = logic_depth({"modules": {"top": {"cells": cells}}}, "top")
+    assert d["lut_levels"] == 2 and d["logic_levels"] == 3 and len(d["path"]) == 3
+
+
+def test_cli_parsers(tiny, capsys):
+    from pynq_neuro.rtl.cli import (add_estimate_parser, add_verify_parser, run_estimate,
+                                    run_verify)
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    add_verify_parser(sub)
+    add_estimate_parser(sub)
+    a, _ = tiny
+    args = parser.parse_args(["verify", str(a), "--json"])
+    assert args.rtl is False and args.images == 1000
+    assert run_verify(args) == 0
+    assert '"mem_bin_agree": true' in capsys.readouterr().out
+    args = parser.parse_args(["estimate", str(a), "--json"])
+    assert args.json and args.command == "estimate" and callable(run_estimate)
+    args = parser.parse_args(["verify", str(a), "--rtl", "--images", "0"])
+    assert run_verify(args) == 2
