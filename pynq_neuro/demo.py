@@ -39,6 +39,7 @@ def run_demo(output: Path, images: int | None = None, data_dir: str | None = Non
     acc = [100 * r["accuracy"] for r in results]
     ax.bar(labels, acc, color="tab:blue")
     ax.set_ylim(min(acc) - 0.5, 100)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"MNIST test set ({results[0]['images']} digits)")
     for i, a in enumerate(acc):
