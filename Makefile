@@ -19,7 +19,7 @@ test: setup-sim
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 sim: setup-sim
-	$(MAKE) -C sim PYTHON=$(abspath $(PY))
+	$(MAKE) -C sim PY=$(abspath $(PY))
 
 bench: setup
 	$(PY) benchmarks/accuracy.py
