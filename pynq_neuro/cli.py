@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 
 def _ints(text: str) -> tuple[int, ...]:

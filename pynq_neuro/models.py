@@ -8,7 +8,7 @@ with them set it is the UniQ fake-quantized model whose integer form the golden 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 
 import numpy as np
 import pytest
@@ -227,7 +226,7 @@ def test_cycle_model_counts_events():
 def test_checkpoint_families_compile_to_exact_artifacts(tmp_path, family):
     """Both model families become time-delay layers and compile; the artifact's golden model
     equals the torch model (float64) bit for bit."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from pynq_neuro.lower import lower
     from pynq_neuro.models import ModelConfig
 

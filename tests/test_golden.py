@@ -4,7 +4,6 @@ integer networks are validated on construction and on load."""
 from __future__ import annotations
 
 import json
-import zipfile
 
 import numpy as np
 import pytest

@@ -336,7 +336,6 @@ def load_artifact(directory: str | Path, source: str = "mem") -> Artifact:
              f"(this pynq-neuro reads version {VERSION})")
     try:
         hw, memories, files = manifest["hardware"], manifest["memories"], manifest["files"]
-        layers = hw["layers"]
         _require(hardware_fingerprint(hw) == hw["fingerprint"],
                  f"{path}: hardware parameters do not match their fingerprint")
         for name, digest in files.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from .artifact import load_artifact, write_artifact
 from .cycles import simulate
 from .folding import choose_foldings
 from .mapping import Folding, map_layer
-from .resources import Budget, Resources, network_resources
+from .resources import Budget, network_resources
 
 
 @dataclass
