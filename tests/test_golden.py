@@ -8,37 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from pynq_neuro.golden import IntegerNetwork, IntLayer, NetworkError, check_images, run
+from pynq_neuro.golden import (IntegerNetwork, IntLayer, NetworkError, check_images, run,
+                               synthetic)
 
 
 def random_network(rng: np.random.Generator, spec, wbits: int, abits: int,
                    input_bits: int = 8) -> IntegerNetwork:
-    """Random codes and sorted random thresholds; spec is [(out, taps, stride), ...]."""
-    layers, channels, frames, in_max = [], 28, 28, 2**input_bits - 1
-    for i, (out, taps, stride) in enumerate(spec):
-        last = i == len(spec) - 1
-        if last:
-            taps, stride, out = frames, 1, 10
-        lo, hi = -(2 ** (wbits - 1)), 2 ** (wbits - 1)
-        codes = rng.integers(lo, hi, (out, taps, channels))
-        layer = IntLayer(channels, out, taps, stride, frames, wbits, codes)
-        if wbits % 2:  # sparse layers for odd widths
-            layer.mask = rng.random(codes.shape) < 0.4
-            layer.codes[~layer.mask] = 0
-        if last:
-            layer.bias = rng.integers(-50, 50, out)
-        else:
-            layer.act_bits = abits
-            bound = layer.accumulator_bound(in_max)
-            scale = max(1, int(np.sqrt(taps * channels)) * in_max * 2 ** (wbits - 1) // 4)
-            th = np.sort(rng.integers(-scale, scale, (out, 2**abits - 1)), axis=1)
-            layer.thresholds = np.clip(th, -bound, bound + 1)
-            in_max = 2**abits - 1
-        layers.append(layer)
-        channels, frames = out, layer.out_frames
-    net = IntegerNetwork(input_bits, layers)
-    net.validate()
-    return net
+    """Random codes and sorted thresholds; ``spec`` is [(out, taps, stride), ...] with a
+    placeholder last entry for the classifier. Odd weight widths get sparse layers."""
+    return synthetic.random_network(rng, spec[:-1], wbits, abits, input_bits,
+                                    0.4 if wbits % 2 else None)
 
 
 def literal_reference(net: IntegerNetwork, image: np.ndarray) -> np.ndarray:

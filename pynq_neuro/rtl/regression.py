@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..golden.synthetic import random_network as tiny_network
 from . import REPO, RtlError, hdl_sources, require, sim_dir
 
 FAST_TB = "fast/tb_neuro_core.v"
@@ -31,40 +32,6 @@ FAST_TB = "fast/tb_neuro_core.v"
 
 # ------------------------------------------------------------------------------------------------
 # small networks for the benches
-
-
-def tiny_network(seed: int = 0, spec=((8, 3, 2), (6, 3, 2)), wbits: int = 2, abits: int = 2,
-                 input_bits: int = 8, density: float | None = None):
-    """A random integer network small enough for event-level simulation: hidden layers
-    ``(out, taps, stride)`` and a classifier over all remaining frames. Thresholds are drawn
-    around the typical accumulator range so that activations are neither all 0 nor saturated."""
-    from ..golden.network import IntegerNetwork, IntLayer
-
-    rng = np.random.default_rng(seed)
-    layers, channels, frames, in_max = [], 28, 28, 2**input_bits - 1
-    for i in range(len(spec) + 1):
-        last = i == len(spec)
-        out, taps, stride = (10, frames, 1) if last else spec[i]
-        lo, hi = -(2 ** (wbits - 1)), 2 ** (wbits - 1)
-        codes = rng.integers(lo, hi, (out, taps, channels))
-        layer = IntLayer(channels, out, taps, stride, frames, wbits, codes)
-        if density is not None:
-            layer.mask = rng.random(codes.shape) < density
-            layer.codes[~layer.mask] = 0
-        if last:
-            layer.bias = rng.integers(-50, 50, out)
-        else:
-            layer.act_bits = abits
-            bound = layer.accumulator_bound(in_max)
-            scale = max(1, int(np.sqrt(taps * channels)) * in_max * 2 ** (wbits - 1) // 4)
-            th = np.sort(rng.integers(-scale, scale, (out, 2**abits - 1)), axis=1)
-            layer.thresholds = np.clip(th, -bound, bound + 1)
-            in_max = 2**abits - 1
-        layers.append(layer)
-        channels, frames = out, layer.out_frames
-    net = IntegerNetwork(input_bits, layers, meta={"name": f"tiny-{seed}"})
-    net.validate()
-    return net
 
 
 def variant_network(net, seed: int = 1):
