@@ -26,7 +26,7 @@ setup(
         "plot": ["matplotlib>=3.5"],
         "sim": ["cocotb==2.1.0", "cocotbext-axi==0.1.28"],
         "board": ["pynq==4.0.0"],
-        "dev": ["pytest>=7", "hypothesis>=6"],
+        "dev": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6"],
     },
     entry_points={"console_scripts": ["pynq-neuro = pynq_neuro.cli:main"]},
 )
