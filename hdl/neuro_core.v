@@ -1,11 +1,14 @@
 /*
  * neuro_core: event-driven TDNN accelerator with AXI4-Stream and AXI4-Lite interfaces.
  *
- * s_axis   pixels (196 beats per digit, TLAST on the last) or, with LOAD_MODE, a network.bin
- *          load stream (pn_loader); a register slice decouples s_axis_tready
+ * s_axis   pixels (196 beats per digit; packets of up to BATCH digits, TLAST on the last beat
+ *          of a packet) or, with LOAD_MODE, a network.bin load stream (pn_loader); a register
+ *          slice decouples s_axis_tready
  * m_axis   results: beat 0 {digit counter[15:0], 12'b0, class[3:0]}, with LOGITS_ENABLE ten
- *          more beats, each a logit sign-extended to 32 bits; TLAST on the last beat of a
- *          digit. The digit counter counts results since reset or CLEAR_COUNTERS.
+ *          more beats, each a logit sign-extended to 32 bits; TLAST on the last beat of the
+ *          result of the digit that ended an input packet (so one DMA transfer of N digits
+ *          gives one result packet). The digit counter counts results since reset or
+ *          CLEAR_COUNTERS.
  * s_axil   registers (pn_axil_regs)
  *
  * Behaviour around the datapath (pn_net):
@@ -151,6 +154,9 @@ localparam CORE_VERSION = 1;
 localparam NUM_CLASSES = 10;
 // rows of layer 0 that reach the network
 localparam FRAMES_USED_0 = V_FRAMES_USED[31:0];
+// digits that can be between the input unit and the result formatter (a power of two, more
+// than the datapath can hold: each layer holds at most a digit and its frame buffer two more)
+localparam IN_FLIGHT = 32;
 
 // ---------------------------------------------------------------------------------------------
 // control
@@ -160,6 +166,7 @@ wire        clear_counters;
 wire        logits_enable;
 wire        load_mode;
 wire        clear_error;
+wire [15:0] batch;
 wire [31:0] lite_data;
 wire        lite_valid;
 wire        lite_ready;
@@ -205,6 +212,7 @@ wire [4:0]              px_base;
 wire [4*INPUT_BITS-1:0] px_data;
 wire                    px_row_done;
 wire                    in_digit_done;
+wire                    in_digit_last;
 wire                    in_digit_abort;
 wire                    in_error_valid;
 wire [7:0]              in_error_code;
@@ -224,6 +232,12 @@ reg [1:0] flush_delay_reg = 2'd0;
 reg       flush_rst_reg = 1'b0;
 reg [7:0] pending_reg = 8'd0;    // digits handed to the datapath without a result yet
 
+// end-of-packet flags of the digits in flight, in order (written at digit_done, read with the
+// digit's result)
+reg [IN_FLIGHT-1:0] last_flags_reg = {IN_FLIGHT{1'b0}};
+reg [4:0]           last_wr_reg = 5'd0;
+reg [4:0]           last_rd_reg = 5'd0;
+
 wire hold = loader_active || lite_valid || flush_state_reg != FL_IDLE;
 
 pn_input #(
@@ -238,12 +252,14 @@ input_inst (
     .s_axis_tready(px_tready),
     .s_axis_tlast(in_tlast),
     .hold(hold),
+    .batch(batch),
     .px_ready(px_ready),
     .px_en(px_en),
     .px_base(px_base),
     .px_data(px_data),
     .px_row_done(px_row_done),
     .digit_done(in_digit_done),
+    .digit_last(in_digit_last),
     .digit_abort(in_digit_abort),
     .error_valid(in_error_valid),
     .error_code(in_error_code),
@@ -335,6 +351,13 @@ always @(posedge clk) begin
         2'b01: pending_reg <= pending_reg - 8'd1;
         default: pending_reg <= pending_reg;
     endcase
+    if (in_digit_done) begin
+        last_flags_reg[last_wr_reg] <= in_digit_last;
+        last_wr_reg <= last_wr_reg + 5'd1;
+    end
+    if (res_take) begin
+        last_rd_reg <= last_rd_reg + 5'd1;
+    end
 
     case (flush_state_reg)
         FL_IDLE: begin
@@ -368,6 +391,8 @@ always @(posedge clk) begin
         flush_state_reg <= FL_IDLE;
         flush_rst_reg <= 1'b0;
         pending_reg <= 8'd0;
+        last_wr_reg <= 5'd0;
+        last_rd_reg <= 5'd0;
     end
 end
 
@@ -429,12 +454,14 @@ loader_inst (
 
 reg                     fmt_busy_reg = 1'b0;
 reg                     fmt_logits_reg = 1'b0;  // logits follow the class beat
+reg                     fmt_pkt_last_reg = 1'b0; // the digit ended an input packet
 reg [3:0]               fmt_beat_reg = 4'd0;
 reg [3:0]               fmt_class_reg = 4'd0;
 reg [10*LOGIT_BITS-1:0] fmt_logits_data_reg = {10*LOGIT_BITS{1'b0}};
 reg [15:0]              fmt_seq_reg = 16'd0;    // digit counter of beat 0
 
 wire [31:0] fmt_tdata;
+wire        fmt_end;     // last beat of the digit's result
 wire        fmt_tlast;
 wire        fmt_tready;
 
@@ -450,7 +477,8 @@ generate
 endgenerate
 
 assign fmt_tdata = fmt_beat_reg == 4'd0 ? {fmt_seq_reg, 12'd0, fmt_class_reg} : fmt_logit;
-assign fmt_tlast = fmt_beat_reg == (fmt_logits_reg ? NUM_CLASSES : 0);
+assign fmt_end = fmt_beat_reg == (fmt_logits_reg ? NUM_CLASSES : 0);
+assign fmt_tlast = fmt_end && fmt_pkt_last_reg;
 assign res_ready = !fmt_busy_reg;
 
 always @(posedge clk) begin
@@ -458,10 +486,11 @@ always @(posedge clk) begin
         fmt_busy_reg <= 1'b1;
         fmt_beat_reg <= 4'd0;
         fmt_logits_reg <= logits_enable;
+        fmt_pkt_last_reg <= last_flags_reg[last_rd_reg];
         fmt_class_reg <= res_class;
         fmt_logits_data_reg <= res_logits;
     end else if (fmt_busy_reg && fmt_tready) begin
-        if (fmt_tlast) begin
+        if (fmt_end) begin
             fmt_busy_reg <= 1'b0;
             fmt_seq_reg <= fmt_seq_reg + 16'd1;
         end
@@ -560,6 +589,7 @@ regs_inst (
     .logits_enable(logits_enable),
     .load_mode(load_mode),
     .clear_error(clear_error),
+    .batch(batch),
     .lite_data(lite_data),
     .lite_valid(lite_valid),
     .lite_ready(lite_ready),
@@ -571,7 +601,7 @@ regs_inst (
     .load_start(load_start),
     .load_done(load_done),
     .load_ok(load_ok),
-    .inc_digits(m_axis_tvalid && m_axis_tready && m_axis_tlast),
+    .inc_digits(fmt_busy_reg && fmt_tready && fmt_end),
     .inc_cycles(in_flight),
     .inc_stall(m_axis_tvalid && !m_axis_tready),
     .inc_input_stall(s_axis_tvalid && !s_axis_tready && !load_mode)

@@ -15,6 +15,7 @@
  *   0x020 LOAD_ADDR        W   reserved (writes are ignored)
  *   0x024 LOAD_DATA        W   next word of an AXI-Lite load stream (the write response waits
  *                              until the loader takes the word)
+ *   0x028 BATCH            RW  digits per stream packet, 1..65535 (writing 0 stores 1)
  *   0x040 NUM_LAYERS       R
  *   0x044 INPUT_BITS       R
  *   0x048 FINGERPRINT_LO   R   low 32 bits of the hardware fingerprint
@@ -128,6 +129,7 @@ module pn_axil_regs #
     output wire                   logits_enable,
     output wire                   load_mode,
     output wire                   clear_error,
+    output wire [15:0]            batch,
 
     // AXI-Lite load stream
     output wire [31:0]            lite_data,
@@ -167,6 +169,7 @@ localparam [ADDR_WIDTH-1:0]
     A_STALL = 12'h018,
     A_INPUT_STALL = 12'h01C,
     A_LOAD_DATA = 12'h024,
+    A_BATCH = 12'h028,
     A_NUM_LAYERS = 12'h040,
     A_INPUT_BITS = 12'h044,
     A_FP_LO = 12'h048,
@@ -234,6 +237,7 @@ reg        logits_enable_reg = 1'b0;
 reg        load_mode_reg = 1'b0;
 reg        clear_error_reg = 1'b0;
 reg        clear_counters_reg = 1'b0;
+reg [15:0] batch_reg = 16'd1;
 reg        error_reg = 1'b0;
 reg [7:0]  error_code_reg = 8'd0;
 reg        load_done_reg = 1'b0;
@@ -258,6 +262,7 @@ assign logits_enable = logits_enable_reg;
 assign load_mode = load_mode_reg;
 assign clear_error = clear_error_reg;
 assign clear_counters = clear_counters_reg;
+assign batch = batch_reg;
 assign lite_data = lite_data_reg;
 assign lite_valid = lite_valid_reg;
 
@@ -289,6 +294,7 @@ always @* begin
         A_CYCLES:      read_value = cycles_reg;
         A_STALL:       read_value = stall_reg;
         A_INPUT_STALL: read_value = input_stall_reg;
+        A_BATCH:       read_value = {16'd0, batch_reg};
         A_NUM_LAYERS:  read_value = NUM_LAYERS_W;
         A_INPUT_BITS:  read_value = INPUT_BITS_W;
         A_FP_LO:       read_value = FINGERPRINT[31:0];
@@ -322,6 +328,9 @@ always @(posedge clk) begin
         if (waddr == A_LOAD_DATA) begin
             lite_data_reg <= s_axil_wdata;
             lite_valid_reg <= 1'b1;
+        end
+        if (waddr == A_BATCH) begin
+            batch_reg <= s_axil_wdata[15:0] == 16'd0 ? 16'd1 : s_axil_wdata[15:0];
         end
     end
     if (lite_valid_reg && lite_ready) begin
@@ -395,6 +404,7 @@ always @(posedge clk) begin
         load_mode_reg <= 1'b0;
         clear_error_reg <= 1'b0;
         clear_counters_reg <= 1'b0;
+        batch_reg <= 16'd1;
         error_reg <= 1'b0;
         error_code_reg <= 8'd0;
         load_done_reg <= 1'b0;

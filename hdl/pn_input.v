@@ -2,15 +2,18 @@
  * Input unit: pixel beats of the s_axis stream to row writes of the datapath.
  *
  * A digit is 196 beats of four 8-bit pixels (pixel 4m+b of a row in bits 8b+7:8b), 7 beats per
- * row, TLAST on beat 196. Each beat of a row below FRAMES_USED writes its four pixels, shifted to
+ * row. Digits come in packets of at most `batch` digits: TLAST on the last beat of a digit ends
+ * the packet, and the batch-th digit of a packet must end with TLAST (batch = 1: TLAST on beat
+ * 196 of every digit). digit_last marks (with digit_done) a digit that ended its packet. Each beat of a row below FRAMES_USED writes its four pixels, shifted to
  * INPUT_BITS, to channels 4m..4m+3 of the current row (px_en); the last beat of the row also
  * pulses px_row_done. Beats of later rows are consumed without writes.
  *
  * Framing errors:
- *   1  TLAST before beat 196: the partial digit is dropped (digit_abort pulse; the core flushes the
+ *   1  TLAST inside a digit: the partial digit is dropped (digit_abort pulse; the core flushes the
  *      datapath) and the next beat starts a new digit;
- *   2  no TLAST on beat 196: the digit is complete (digit_done), the following beats are dropped
- *      up to and including the next TLAST.
+ *   2  no TLAST on the last beat of the batch-th digit of a packet: the digit is complete
+ *      (digit_done, digit_last), the following beats are dropped up to and including the next
+ *      TLAST.
  */
 
 `resetall
@@ -38,6 +41,8 @@ module pn_input #
 
     // do not start a new digit (loading, flushing)
     input  wire                    hold,
+    // digits per packet (0 is taken as 1)
+    input  wire [15:0]             batch,
 
     // row port of the datapath
     input  wire                    px_ready,
@@ -48,6 +53,7 @@ module pn_input #
 
     // events
     output wire                    digit_done,
+    output wire                    digit_last,
     output wire                    digit_abort,
     output wire                    error_valid,
     output wire [7:0]              error_code,
@@ -64,8 +70,10 @@ localparam [5:0] ROWS_USED = FRAMES_USED[5:0];
 reg [2:0] col_reg = 3'd0;     // beat within the row
 reg [4:0] row_reg = 5'd0;     // row within the digit
 reg       drop_reg = 1'b0;    // dropping the tail of a long frame
+reg [15:0] pkt_reg = 16'd0;   // digits of the current packet already received
 
 reg       digit_done_reg = 1'b0;
+reg       digit_last_reg = 1'b0;
 reg       digit_abort_reg = 1'b0;
 reg       error_valid_reg = 1'b0;
 reg [7:0] error_code_reg = 8'd0;
@@ -74,6 +82,8 @@ wire first_beat = (col_reg == 3'd0) && (row_reg == 5'd0);
 wire last_col = col_reg == BEATS_PER_ROW - 1;
 wire last_beat = last_col && (row_reg == ROWS - 1);
 wire row_used = {1'b0, row_reg} < ROWS_USED;
+// this digit is the last one a packet may hold
+wire batch_full = pkt_reg + 16'd1 >= batch;
 
 // ready depends only on registers and on the datapath's px_ready, never on tvalid
 assign s_axis_tready = drop_reg ? 1'b1 :
@@ -96,6 +106,7 @@ generate
 endgenerate
 
 assign digit_done = digit_done_reg;
+assign digit_last = digit_last_reg;
 assign digit_abort = digit_abort_reg;
 assign error_valid = error_valid_reg;
 assign error_code = error_code_reg;
@@ -114,6 +125,7 @@ always @(posedge clk) begin
         end else if (short_frame) begin
             col_reg <= 3'd0;
             row_reg <= 5'd0;
+            pkt_reg <= 16'd0;
             digit_abort_reg <= 1'b1;
             error_valid_reg <= 1'b1;
             error_code_reg <= 8'd1;
@@ -121,7 +133,9 @@ always @(posedge clk) begin
             col_reg <= 3'd0;
             row_reg <= 5'd0;
             digit_done_reg <= 1'b1;
-            if (!s_axis_tlast) begin
+            digit_last_reg <= s_axis_tlast || batch_full;
+            pkt_reg <= (s_axis_tlast || batch_full) ? 16'd0 : pkt_reg + 16'd1;
+            if (!s_axis_tlast && batch_full) begin
                 drop_reg <= 1'b1;
                 error_valid_reg <= 1'b1;
                 error_code_reg <= 8'd2;
@@ -138,7 +152,9 @@ always @(posedge clk) begin
         col_reg <= 3'd0;
         row_reg <= 5'd0;
         drop_reg <= 1'b0;
+        pkt_reg <= 16'd0;
         digit_done_reg <= 1'b0;
+        digit_last_reg <= 1'b0;
         digit_abort_reg <= 1'b0;
         error_valid_reg <= 1'b0;
         error_code_reg <= 8'd0;

@@ -36,7 +36,7 @@ BUILD = HERE / "sim_build" / "neuro_core"
 # register map
 ID, VERSION, CONTROL, STATUS = 0x000, 0x004, 0x008, 0x00C
 DIGITS, CYCLES, STALL_CYCLES, INPUT_STALL_CYCLES = 0x010, 0x014, 0x018, 0x01C
-LOAD_ADDR, LOAD_DATA = 0x020, 0x024
+LOAD_ADDR, LOAD_DATA, BATCH = 0x020, 0x024, 0x028
 NUM_LAYERS, INPUT_BITS, FINGERPRINT_LO, FINGERPRINT_HI = 0x040, 0x044, 0x048, 0x04C
 LAYER_BASE, LAYER_STRIDE = 0x100, 0x80
 SOFT_RESET, LOGITS_ENABLE, LOAD_MODE, CLEAR_ERROR, CLEAR_COUNTERS = 1, 2, 4, 8, 16
@@ -138,6 +138,20 @@ if cocotb is not None:
                     got = [w - (1 << 32) if w >> 31 else w for w in words[1:]]
                     assert got == want, (got, want)
 
+        async def check_packet(self, n: int, logits: bool = True, timeout_us: int = 4000):
+            """Receive one packet holding the results of the next ``n`` expected digits."""
+            per = 11 if logits else 1
+            frame = await with_timeout(self.sink.recv(), timeout_us, "us")
+            words = [w for (w,) in struct.iter_unpack("<I", bytes(frame.tdata))]
+            assert len(words) == n * per, (len(words), n * per)
+            for i in range(n):
+                seq, cls, want = self.expected.popleft()
+                beat = words[i * per:(i + 1) * per]
+                assert beat[0] == (seq << 16) | cls, (hex(beat[0]), seq, cls)
+                if logits:
+                    got = [w - (1 << 32) if w >> 31 else w for w in beat[1:]]
+                    assert got == want, (got, want)
+
         async def wait_idle(self, cycles: int = 20000):
             for _ in range(cycles // 10):
                 await ClockCycles(self.dut.clk, 10)
@@ -234,6 +248,31 @@ if cocotb is not None:
         await tb.send(tb.images[20:24])
         await tb.check_results(logits=False)
         assert await tb.read(STALL_CYCLES) > 0
+
+    @cocotb.test()
+    async def packets_of_digits(dut):
+        """BATCH digits per packet, as a DMA sends them: one TLAST in, one TLAST out."""
+        tb = await _start(dut, 9)
+        assert await tb.read(BATCH) == 1
+        await tb.write(BATCH, 0)
+        assert await tb.read(BATCH) == 1
+        await tb.write(BATCH, 6)
+        assert await tb.read(BATCH) == 6
+        # a full packet of six digits and one that ends after four
+        for imgs in (tb.images[0:6], tb.images[6:10]):
+            tb.expect(imgs)
+            await tb.send_beats(b"".join(img.astype(np.uint8).tobytes() for img in imgs))
+            await tb.check_packet(len(imgs))
+        # class beats only, back to back
+        await tb.write(CONTROL, 0)
+        imgs = tb.images[10:16]
+        tb.expect(imgs)
+        await tb.send_beats(b"".join(img.astype(np.uint8).tobytes() for img in imgs))
+        await tb.check_packet(6, logits=False)
+        await tb.wait_idle()
+        assert await tb.read(DIGITS) == 16
+        assert await tb.read(STATUS) & ERROR == 0
+        await tb.write(BATCH, 1)
 
     @cocotb.test()
     async def reset_mid_digit(dut):

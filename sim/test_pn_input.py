@@ -49,6 +49,7 @@ if cocotb is not None:
                                           dut.rst)
             self.source.log.setLevel(logging.WARNING)
             dut.hold.value = 0
+            dut.batch.value = 1
             dut.px_ready.value = 1
             self.ready_prob = 1.0
             self.rows: list[list[int]] = []       # completed rows, in order
@@ -97,7 +98,8 @@ if cocotb is not None:
                     self.rows.append(self.row)
                     self.row = [None] * 28
                 if int(d.digit_done.value):
-                    self.events.append(("done", len(self.rows)))
+                    last = int(d.digit_last.value)
+                    self.events.append(("done" if last else "done+", len(self.rows)))
                 if int(d.digit_abort.value):
                     self.events.append(("abort", len(self.rows)))
                     self.row = [None] * 28
@@ -204,6 +206,26 @@ if cocotb is not None:
         await tb.drain()
         assert tb.rows == _rows_of(img1) + _rows_of(img3)
         assert [e for e, _ in tb.events] == ["done", "error2", "done"]
+
+    @cocotb.test()
+    async def packets_of_digits(dut):
+        """BATCH = 3: a packet of three digits with one TLAST; a packet that ends early at a
+        digit boundary; a third digit without TLAST (error 2, dropped up to TLAST)."""
+        tb = TB(dut, 9)
+        await tb.reset()
+        dut.batch.value = 3
+        tb.set_idle(0.2, 0.7)
+        imgs = [_digit(tb.rng) for _ in range(9)]
+        flat = [img.reshape(-1) for img in imgs]
+        await tb.send_words(3 * 196, np.concatenate(flat[0:3]))       # full packet
+        await tb.send_words(2 * 196, np.concatenate(flat[3:5]))       # ends after two digits
+        await tb.send_words(3 * 196 + 5, np.concatenate(flat[5:8]))   # no TLAST on digit 3
+        await tb.send_words(196, flat[8])
+        await tb.drain()
+        assert tb.violations == 0
+        assert tb.rows == [r for img in imgs for r in _rows_of(img)]
+        assert [e for e, _ in tb.events] == ["done+", "done+", "done", "done+", "done",
+                                             "done+", "done+", "done", "error2", "done"]
 
     @cocotb.test()
     async def reset_mid_digit(dut):
