@@ -1,0 +1,351 @@
+"""The user-facing driver: :class:`NeuroAccelerator` on the golden, sim or board backend."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..compiler.artifact import (HW_LAYER_FIELDS, VERSION as FORMAT_VERSION, Artifact,
+                                 ArtifactError, load_artifact, pack_binary, sha256_bytes)
+from . import registers as R
+from .bus import Bus
+from .core import NeuroCore, pixel_words
+from .errors import CoreError, DmaTimeout, DriverError, HardwareMismatch, InputError
+
+BACKENDS = ("golden", "sim", "board", "auto")
+DEFAULT_CLOCK_MHZ = 100.0
+
+
+def _as_artifact(artifact: str | Path | Artifact) -> Artifact:
+    if isinstance(artifact, Artifact):
+        return artifact
+    try:
+        return load_artifact(artifact, source="bin")
+    except ArtifactError as e:
+        raise InputError(f"artifact refused: {e}") from None
+
+
+def check_digits(digits: Any) -> tuple[np.ndarray, bool]:
+    """Validate digits: a uint8 array (N, 28, 28) with N >= 1, or one digit (28, 28).
+    Returns C-contiguous (N, 28, 28) and whether a single digit was given."""
+    if not isinstance(digits, np.ndarray):
+        raise InputError(f"digits must be a numpy array of uint8 pixels, got "
+                         f"{type(digits).__name__}")
+    if digits.dtype != np.uint8:
+        kind = "floating-point" if np.issubdtype(digits.dtype, np.floating) else "non-uint8"
+        raise InputError(f"digits must be uint8 pixels 0..255, got {kind} dtype {digits.dtype} "
+                         f"(convert explicitly, e.g. (x * 255).round().astype(np.uint8) for "
+                         f"values in [0, 1])")
+    single = digits.shape == (28, 28)
+    if single:
+        digits = digits[None]
+    if digits.ndim != 3 or digits.shape[1:] != (28, 28):
+        raise InputError(f"digits must have shape (N, 28, 28) or (28, 28), got {digits.shape}")
+    if digits.shape[0] == 0:
+        raise InputError("no digits given (N = 0)")
+    return np.ascontiguousarray(digits), single
+
+
+def compare_hardware(artifact_hw: dict[str, Any], core_hw: dict[str, Any]
+                     ) -> list[tuple[str, str, Any, Any]]:
+    """Every difference between an artifact's ``hardware`` section (and input bits) and the
+    parameters read back from a core: ``(where, field, artifact value, core value)``."""
+    diffs: list[tuple[str, str, Any, Any]] = []
+    if artifact_hw["fingerprint"] != core_hw["fingerprint"]:
+        diffs.append(("core", "fingerprint", artifact_hw["fingerprint"], core_hw["fingerprint"]))
+    a_layers, c_layers = artifact_hw["layers"], core_hw["layers"]
+    if len(a_layers) != len(c_layers):
+        diffs.append(("core", "num_layers", len(a_layers), len(c_layers)))
+    for i, (a, c) in enumerate(zip(a_layers, c_layers)):
+        diffs += [(f"layer {i}", k, a[k], c.get(k)) for k in HW_LAYER_FIELDS if a[k] != c.get(k)]
+    return diffs
+
+
+class NeuroAccelerator:
+    """Classify MNIST digits on ``neuro_core``.
+
+    Args:
+        backend: ``"golden"`` (numpy model of the core), ``"sim"`` (the RTL in cocotb),
+            ``"board"`` (PYNQ overlay) or ``"auto"`` (board if pynq finds a device and the
+            overlay, else sim if iverilog and cocotb are installed, else golden).
+        artifact: the compiled network (directory or Artifact). It is the simulated hardware
+            for golden and sim; on a board it is loaded into the overlay's core.
+        overlay: board only: a :class:`~pynq_neuro.driver.board.NeuroOverlay`, a pynq Overlay,
+            or a bitstream path (default: ``$PYNQ_NEURO_OVERLAY`` or ``overlays/*.bit``).
+        timeout_s: limit of one DMA exchange.
+        max_batch: digits per DMA transfer (1..65535).
+        bus: use this bus instead of creating one (``backend`` then only names it).
+    """
+
+    def __init__(self, backend: str = "auto", artifact: str | Path | Artifact | None = None,
+                 overlay: Any = None, timeout_s: float = 5.0, max_batch: int = 1024, *,
+                 bus: Bus | None = None) -> None:
+        if backend not in BACKENDS:
+            raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        self._check_batch(max_batch)
+        if not timeout_s > 0:
+            raise InputError(f"timeout_s must be > 0, got {timeout_s}")
+        self.timeout_s = float(timeout_s)
+        self.max_batch = int(max_batch)
+        art = _as_artifact(artifact) if artifact is not None else None
+        self._network: Artifact | None = None
+        self._network_valid = True
+        if bus is None:
+            if backend == "auto":
+                backend = self._auto_backend(art, overlay)
+            bus = self._make_bus(backend, art, overlay)
+        self.bus = bus
+        self.core = NeuroCore(bus)
+        self._hardware = self.core.read_hardware()
+        self.core.initialize()
+        if self.bus.name in ("golden", "sim") and art is not None:
+            self._check_compatible(art)
+            self._network = art
+        elif art is not None:
+            self.load_network(art)
+
+    # -------------------------------------------------------------------------------------------
+    # backends
+
+    @staticmethod
+    def _check_batch(max_batch: int) -> None:
+        if not isinstance(max_batch, (int, np.integer)) or not 1 <= max_batch <= R.BATCH_MAX:
+            raise InputError(f"max_batch must be an integer 1..{R.BATCH_MAX}, got {max_batch!r}")
+
+    @staticmethod
+    def _auto_backend(art: Artifact | None, overlay: Any) -> str:
+        from . import board
+
+        if overlay is not None or board.board_available():
+            return "board"
+        if art is None:
+            raise InputError("backend 'auto' found no board; the sim and golden backends need "
+                             "the artifact of the hardware to simulate (artifact=...)")
+        if (shutil.which("iverilog") and importlib.util.find_spec("cocotb") is not None
+                and importlib.util.find_spec("pynq_neuro.driver.sim_bus") is not None):
+            return "sim"
+        return "golden"
+
+    @staticmethod
+    def _make_bus(backend: str, art: Artifact | None, overlay: Any) -> Bus:
+        if backend in ("golden", "sim") and art is None:
+            raise InputError(f"backend {backend!r} needs the artifact of the hardware to "
+                             f"simulate (artifact=...)")
+        if backend == "golden":
+            from .golden_bus import GoldenBus
+
+            return GoldenBus(art)
+        if backend == "sim":
+            try:
+                from .sim_bus import SimBus
+            except ImportError as e:
+                raise DriverError(f"the sim backend is not available: {e}") from None
+            return SimBus(art.path)
+        from .board import open_board_bus
+
+        return open_board_bus(overlay)
+
+    @property
+    def backend(self) -> str:
+        return self.bus.name
+
+    @property
+    def network(self) -> Artifact | None:
+        """The artifact whose network the core holds (None: the bitstream's own, unknown)."""
+        return self._network if self._network_valid else None
+
+    # -------------------------------------------------------------------------------------------
+    # hardware and networks
+
+    def hardware(self) -> dict[str, Any]:
+        """ID, versions, fingerprint and per-layer fields read back from the core."""
+        self._hardware = self.core.read_hardware()
+        return self._hardware
+
+    def _check_compatible(self, art: Artifact) -> None:
+        hw = self._hardware
+        diffs = compare_hardware(art.manifest["hardware"], hw)
+        if art.manifest["network"]["input_bits"] != hw["input_bits"]:
+            diffs.append(("core", "input_bits", art.manifest["network"]["input_bits"],
+                          hw["input_bits"]))
+        if hw["format_version"] != FORMAT_VERSION:
+            diffs.append(("core", "format_version", FORMAT_VERSION, hw["format_version"]))
+        if diffs:
+            listing = "; ".join(f"{where}: {field} artifact {a} != core {c}"
+                                for where, field, a, c in diffs)
+            raise HardwareMismatch(
+                f"artifact {art.path} was compiled for other hardware ({len(diffs)} differences:"
+                f" {listing}); recompile it for this core with `pynq-neuro compile --hardware`",
+                diffs)
+
+    def load_network(self, artifact: str | Path | Artifact, via: str = "stream") -> None:
+        """Load a network compiled for this core: checks the fingerprint and every layer field
+        against the core (HardwareMismatch), streams ``network.bin`` (``via="stream"``: DMA with
+        LOAD_MODE; ``"lite"``: LOAD_DATA writes) and checks LOAD_OK."""
+        if via not in ("stream", "lite"):
+            raise InputError(f"via must be 'stream' or 'lite', got {via!r}")
+        art = _as_artifact(artifact)
+        self._check_compatible(art)
+        blob = pack_binary(art.banks)
+        if sha256_bytes(blob) != art.manifest["files"]["network.bin"]:
+            raise InputError(f"artifact {art.path}: its memory images do not reproduce its "
+                             f"network.bin (SHA-256 differs); recompile it")
+        words = np.frombuffer(blob, "<u4").astype(np.uint32)
+        self._network_valid = False
+        try:
+            if via == "stream":
+                self.core.load_stream(words, self.timeout_s)
+            else:
+                self.core.load_lite(words, self.timeout_s)
+        except DmaTimeout as e:
+            self.core.recover()
+            raise DmaTimeout(f"loading {art.path} timed out ({e}); the core was reset, its "
+                             f"memories may hold a partial network: load again") from None
+        except CoreError as e:
+            self.core.recover()
+            raise CoreError(f"loading {art.path} failed: {e}; the memories may hold a partial "
+                            f"network: load again", code=e.code, meaning=e.meaning,
+                            status=e.status) from None
+        self._network = art
+        self._network_valid = True
+
+    # -------------------------------------------------------------------------------------------
+    # classification
+
+    def classify(self, digits: np.ndarray, logits: bool = False
+                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray] | Any:
+        """Classes (int64 (N,), or a scalar for one (28, 28) digit) of uint8 digits; with
+        ``logits=True`` also the logits (int64 (N, 10), or (10,))."""
+        x, single = check_digits(digits)
+        if not self._network_valid:
+            raise DriverError("the last network load failed, the core's memories may hold a "
+                              "partial network: load_network() again before classifying")
+        self.core.check_error("pending core error from before this call (cleared now)")
+        n = len(x)
+        classes = np.zeros(n, np.int64)
+        all_logits = np.zeros((n, R.NUM_CLASSES), np.int64) if logits else None
+        words = pixel_words(x)
+        batches = range(0, n, self.max_batch)
+        for k, start in enumerate(batches):
+            stop = min(n, start + self.max_batch)
+            chunk = words[start * R.BEATS_PER_DIGIT: stop * R.BEATS_PER_DIGIT]
+            try:
+                res = self.core.run_batch(chunk, stop - start, logits, self.timeout_s)
+            except DmaTimeout as e:
+                self.core.recover()
+                raise DmaTimeout(
+                    f"batch {k + 1} of {len(batches)} (digits {start}..{stop - 1}) timed out: "
+                    f"{e}. Their results are lost; digits 0..{start - 1} were classified "
+                    f"(attached to this exception as .classes/.logits); the core and the DMA "
+                    f"were reset", completed=start, classes=classes[:start].copy(),
+                    logits=None if all_logits is None else all_logits[:start].copy()) from None
+            except CoreError as e:
+                self.core.recover()
+                raise CoreError(f"batch {k + 1} of {len(batches)} (digits {start}..{stop - 1}): "
+                                f"{e}; the core was reset", code=e.code, meaning=e.meaning,
+                                status=e.status) from None
+            classes[start:stop] = res.classes
+            if all_logits is not None:
+                all_logits[start:stop] = res.logits
+        if single:
+            return (classes[0], all_logits[0]) if logits else classes[0]
+        return (classes, all_logits) if logits else classes
+
+    # -------------------------------------------------------------------------------------------
+    # measurement
+
+    def throughput_test(self, n: int = 1000, batch_sizes: tuple[int, ...] = (1, 10, 100, 1000),
+                        digits: np.ndarray | None = None) -> dict[str, Any]:
+        """Classify ``n`` digits (MNIST test digits unless ``digits`` is given) once per batch
+        size and report digits/s: compute only from the CYCLES register, and with data
+        movement (board: wall time; sim and golden: simulated cycles of the bus)."""
+        if n < 1:
+            raise InputError(f"n must be >= 1, got {n}")
+        for b in batch_sizes:
+            self._check_batch(b)
+        x = self._test_digits(n) if digits is None else check_digits(digits)[0]
+        x = np.ascontiguousarray(np.resize(x, (n, 28, 28)))
+        clock = float(getattr(self.bus, "clock_mhz", DEFAULT_CLOCK_MHZ))
+        source = {"board": "wall clock (data movement) and the CYCLES register (compute)",
+                  "sim": "simulated clock cycles of the RTL",
+                  "golden": "the compiler's cycle model (golden backend: no hardware)"}
+        saved = self.max_batch
+        rows = []
+        try:
+            for b in batch_sizes:
+                self.max_batch = int(b)
+                c0, t0 = self.core.counters()["cycles"], time.perf_counter()
+                bus0 = self.bus.cycles()
+                self.classify(x)
+                wall = time.perf_counter() - t0
+                bus1 = self.bus.cycles()
+                busy = (self.core.counters()["cycles"] - c0) & 0xFFFFFFFF
+                if bus0 is None or bus1 is None:
+                    moved = wall
+                else:
+                    moved = (bus1 - bus0) / (clock * 1e6)
+                rows.append({"batch": int(b), "transfers": -(-n // int(b)),
+                             "cycles_per_digit": busy / n,
+                             "digits_per_s": clock * 1e6 * n / busy if busy else float("nan"),
+                             "digits_per_s_with_data_movement":
+                                 n / moved if moved > 0 else float("nan"),
+                             "wall_s": wall})
+        finally:
+            self.max_batch = saved
+        best = max(rows, key=lambda r: r["batch"])
+        return {"digits_per_s": best["digits_per_s"],
+                "digits_per_s_with_data_movement": best["digits_per_s_with_data_movement"],
+                "cycles_per_digit": best["cycles_per_digit"], "per_batch_size": rows,
+                "backend": self.backend, "clock_mhz": clock, "n": n,
+                "source": source.get(self.backend, "bus cycles")}
+
+    @staticmethod
+    def _test_digits(n: int) -> np.ndarray:
+        from ..data import load_mnist
+
+        try:
+            return load_mnist("test")[0][:n]
+        except Exception:  # noqa: BLE001 - any loader failure: random sparse digits
+            rng = np.random.default_rng(0)
+            x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+            x[rng.random(x.shape) < 0.8] = 0
+            return x
+
+    # -------------------------------------------------------------------------------------------
+    # state
+
+    def status(self) -> dict[str, Any]:
+        """STATUS decoded, counters, CONTROL bits, BATCH, backend and loaded network."""
+        s = self.core.status()
+        net = self.network
+        return {**s, "backend": self.backend,
+                "network": None if net is None else net.manifest["network"]["name"],
+                "network_valid": self._network_valid}
+
+    def reset(self) -> None:
+        """Soft reset of the core and reset of the DMA; errors and counters are cleared."""
+        self.core.recover()
+        self.core.initialize()
+
+    def close(self) -> None:
+        self.bus.close()
+
+    def __enter__(self) -> "NeuroAccelerator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        net = self.network
+        name = net.manifest["network"]["name"] if net is not None else "bitstream network"
+        return (f"NeuroAccelerator(backend={self.backend!r}, fingerprint="
+                f"{self._hardware['fingerprint']}, network={name!r})")
+
+
+__all__ = ["BACKENDS", "NeuroAccelerator", "check_digits", "compare_hardware"]

@@ -1,0 +1,63 @@
+"""Exceptions of the driver (numpy only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DriverError(RuntimeError):
+    """The accelerator or its transport failed; the message says what was lost."""
+
+
+class DmaTimeout(DriverError):
+    """A DMA exchange did not finish in time.
+
+    Attributes:
+        completed: digits whose results were obtained before the failing transfer (a
+            classification raises this with the results of the earlier batches attached).
+        classes, logits: those results (``None`` when nothing was classified).
+    """
+
+    def __init__(self, message: str, *, completed: int = 0, classes: Any = None,
+                 logits: Any = None) -> None:
+        super().__init__(message)
+        self.completed = completed
+        self.classes = classes
+        self.logits = logits
+
+
+class CoreError(DriverError):
+    """The core reported an error (sticky ``STATUS.ERROR_CODE``) or sent results that break
+    the stream protocol (``code`` 0 then).
+
+    Attributes:
+        code: the error code of ``STATUS`` (0: no code, a protocol violation seen by the driver).
+        meaning: the decoded meaning of ``code``.
+        status: the raw ``STATUS`` word (``None`` when it was not read).
+    """
+
+    def __init__(self, message: str, *, code: int = 0, meaning: str = "",
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.meaning = meaning
+        self.status = status
+
+
+class HardwareMismatch(DriverError):
+    """An artifact was compiled for hardware other than the synthesized core.
+
+    Attributes:
+        differences: ``(where, field, artifact value, core value)`` for every differing field.
+    """
+
+    def __init__(self, message: str, differences: list[tuple[str, str, Any, Any]]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+
+class InputError(ValueError):
+    """Digits, an artifact or an argument given to the driver is not acceptable."""
+
+
+__all__ = ["CoreError", "DmaTimeout", "DriverError", "HardwareMismatch", "InputError"]
