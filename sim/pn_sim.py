@@ -351,7 +351,7 @@ L = LayerSpec
 NET_SPECS: list[NetSpec] = [
     # TDNN, 1-bit weights, groups and lanes dividing nothing
     NetSpec("tdnn_w1", 8, [L(7, 3, 2, 1, 2), L(5, 2, 2, 5, 1, 0.5), L(weight_bits=3, density=0.6)],
-            [(3, 3), (2, 2), (1, 3)], seed=1, options={"plain_input": True}),
+            [(3, 3), (2, 2), (1, 3)], seed=1),
     # 1-bit pixels, 8-bit weights, 4-bit activations, taps 4 stride 3 (two slots)
     NetSpec("wide_w8", 1, [L(9, 4, 3, 8, 4, 0.3), L(weight_bits=2)], [(4, 2), (4, 4)], seed=2),
     # stride > taps (frames without active taps); classifier with taps < frames, stride 2

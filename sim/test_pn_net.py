@@ -33,19 +33,17 @@ def _int(sig) -> int:
 
 
 class RowFeeder:
-    """Drives the pixel side of pn_net, one decision per cycle.
+    """Drives the pixel side of pn_net as pn_input does, one decision per cycle.
 
-    Rows ``>= frames_used`` of layer 0 are never written; they still take BEATS_PER_ROW
-    cycles. With ``policy="model"`` such a row also waits, as in the cycle model, for the
-    release of the row buffer of row ``w - 2`` (observed on layer 0's rd_release);
-    ``policy="plain"`` does not wait. ``gap`` adds random idle cycles before rows."""
+    A row below ``frames_used`` of layer 0 is written beat by beat while ``px_ready`` is high;
+    a later row is never written and takes BEATS_PER_ROW cycles without waiting (the rule of
+    the cycle model). ``gap`` adds random idle cycles before rows."""
 
-    def __init__(self, acts: np.ndarray, used0: int, input_bits: int, policy: str = "model",
-                 gap: int = 0, rng: random.Random | None = None):
+    def __init__(self, acts: np.ndarray, used0: int, input_bits: int, gap: int = 0,
+                 rng: random.Random | None = None):
         self.acts = acts
         self.used0 = used0
         self.ib = input_bits
-        self.policy = policy
         self.gap = gap
         self.rng = rng or random.Random(0)
         self.rows = [(d, r) for d in range(len(acts)) for r in range(ROWS)]
@@ -59,15 +57,6 @@ class RowFeeder:
     @property
     def done(self) -> bool:
         return self.pos >= len(self.rows)
-
-    def _released(self, w: int, cycle: int) -> bool:
-        if w < 2:
-            return True
-        d2, r2 = divmod(w - 2, ROWS)
-        if r2 >= self.used0:
-            return True
-        u = d2 * self.used0 + r2
-        return u < len(self.release_cycles) and self.release_cycles[u] <= cycle
 
     def step(self, cycle: int, px_ready: int) -> tuple[int, int, int, int]:
         """(px_en, px_base, px_data, px_row_done) for this cycle."""
@@ -96,8 +85,6 @@ class RowFeeder:
             return (1, 4 * b, data, int(last))
         # an unused row
         if self.left == 0:
-            if self.policy == "model" and not self._released(self.pos, cycle):
-                return idle
             self.left = BEATS_PER_ROW
         self.left -= 1
         if self.left == 0:
@@ -186,15 +173,14 @@ class NetTB:
             logits.append(v - (1 << lb) if v >> (lb - 1) else v)
         return _int(self.dut.res_class), logits
 
-    async def stream(self, digits: list[int], policy: str = "model", gap: int = 0,
+    async def stream(self, digits: list[int], gap: int = 0,
                      ready_prob: float = 1.0, abort_at: tuple[int, int] | None = None,
                      max_cycles: int = 2_000_000) -> RowFeeder | None:
         """Feed ``digits`` (indices into the configured images) and collect their results.
 
         ``abort_at = (k, cycles)``: reset the datapath ``cycles`` cycles after the first
         beat of the k-th digit of the list and return (results so far are kept)."""
-        feeder = RowFeeder(self.acts[digits], self.used0, self.net.input_bits, policy, gap,
-                           self.rng)
+        feeder = RowFeeder(self.acts[digits], self.used0, self.net.input_bits, gap, self.rng)
         d = self.dut
         expect = len(digits)
         got0 = len(self.results)
@@ -282,7 +268,7 @@ async def test_stream_cycles(dut):
         await tb.load_memories()
     n = min(len(tb.images), cfg.get("stream_digits", 6))
     digits = list(range(n))
-    feeder = await tb.stream(digits, policy="model")
+    feeder = await tb.stream(digits)
     tb.check(digits, tb.results)
     ties = sum(int(np.sum(l == l.max()) > 1) for l in tb.golden.logits[digits])
     dut._log.info("digits with tied largest logits: %d", ties)
@@ -318,7 +304,7 @@ async def test_backpressure_gaps(dut):
         await tb.load_memories()
     n = min(len(tb.images), cfg.get("stress_digits", 5))
     digits = [int(i) for i in tb.rng.sample(range(len(tb.images)), n)]
-    await tb.stream(digits, policy="plain", gap=12, ready_prob=0.5)
+    await tb.stream(digits, gap=12, ready_prob=0.5)
     dut._log.info("cycles with px_ready low: %d, with the classifier held by the argmax: %d",
                   tb.px_stall_cycles, tb.classifier_stall_cycles)
     assert tb.classifier_stall_cycles > 0, "the back-pressure never reached the classifier"
@@ -336,7 +322,7 @@ async def test_reset_mid_digit(dut):
     n = len(tb.images)
     first = [0, 1 % n]
     # results of the digits before the reset that came out are exact
-    await tb.stream(first + [2 % n], policy="plain", abort_at=(1, 300 + tb.rng.randint(0, 200)))
+    await tb.stream(first + [2 % n], abort_at=(1, 300 + tb.rng.randint(0, 200)))
     dut._log.info("reset with (state, frame) of the layers %s", tb.layers_at_reset)
     assert tb.busy_at_reset, "the reset did not hit a digit in flight"
     before = list(tb.results)
@@ -345,30 +331,5 @@ async def test_reset_mid_digit(dut):
         tb.check(first[:len(before)], before)
     tb.results = []
     after = [(3 + k) % n for k in range(3)]
-    await tb.stream(after, policy="plain", ready_prob=0.7)
+    await tb.stream(after, ready_prob=0.7)
     tb.check(after, tb.results)
-
-
-@cocotb.test()
-async def test_plain_input(dut):
-    """An input unit that streams rows >= frames_used without waiting (as pn_input may):
-    golden results, and never slower than the cycle model (the model makes such a row wait
-    for the release of the row buffer of row w - 2; pn_net's ports do not show it)."""
-    cfg = load_config()
-    tb = NetTB(dut, cfg)
-    if tb.used0 >= ROWS or not cfg.get("plain_input"):
-        return
-    await tb.reset()
-    if cfg.get("load_port"):
-        await tb.load_memories()
-    n = min(len(tb.images), cfg.get("stream_digits", 6))
-    digits = list(range(n))
-    feeder = await tb.stream(digits, policy="plain")
-    tb.check(digits, tb.results)
-    maps = map_network(tb.net, [Folding(h["groups"], h["lanes"]) for h in tb.hw])
-    model = simulate(maps, tb.net, tb.images[digits])
-    c0 = feeder.first_beat[0]
-    rtl_times = np.array([t - c0 for _, _, t in tb.results])
-    diff = rtl_times - np.asarray(model.result_times)
-    dut._log.info("plain input: result cycles minus the cycle model's %s", diff.tolist())
-    assert (diff <= 0).all()

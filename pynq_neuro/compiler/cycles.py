@@ -154,15 +154,16 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     first_beat = np.zeros(n, np.int64)
     result = np.zeros(n, np.int64)
 
-    # rows: accepted one beat per cycle into ROW_BUFFERS buffers
+    # rows: accepted one beat per cycle. A row that layer 0 uses goes into one of
+    # ROW_BUFFERS buffers and waits until the row written ROW_BUFFERS used rows earlier has
+    # been consumed; a row past frames_used is not written and never waits.
     def row_ready(w: int) -> int | None:
         """End of acceptance of global row w, or None if it waits for layer 0."""
         digit, r = divmod(w, 28)
         prev = row_end[w - 1] if w else 0
-        if w >= ROW_BUFFERS:
-            d2, r2 = divmod(w - ROW_BUFFERS, 28)
-            if r2 < frames[0]:
-                u = d2 * frames[0] + r2
+        if r < frames[0]:
+            u = digit * frames[0] + r - ROW_BUFFERS
+            if u >= 0:
                 if u >= pos[0]:
                     return None
                 prev = max(prev, ev_end[0][u])

@@ -1,0 +1,162 @@
+"""Hardware benchmark: every shipped model on the RTL of its default compile.
+
+For each quantized model of the zoo: ``pynq-neuro compile <model>`` with the default
+target, then the Verilator fast path on the whole MNIST test set (10,000 digits back to back,
+class and logits compared with the golden model, cycles per digit and latency from the
+simulation, next to the compiler's cycle model), then the Yosys estimate for the xc7z020 (LUT,
+FF, BRAM36, DSP48, LUT levels on the longest path). Writes ``benchmarks/results/hardware.json``
+(one entry per model) with the published anchors beside them.
+
+Usage: ``python benchmarks/hardware.py [--models tdnn-w2a2-sparse ...] [--images N]
+[--no-synth] [--force]``. Results of a model are kept in ``build/hardware/<model>/`` and
+reused while the artifact and the Verilog are unchanged. About 5 minutes of simulation per
+model plus 10-25 minutes of Yosys for the large dense networks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+WORK = ROOT / "build" / "hardware"
+CLOCK_MHZ = 100.0
+
+MODELS = ["tdnn-w2a2-sparse", "tdnn-w1a1-sparse", "tdnn-w1a1", "tdnn-w2a2", "tdnn-w4a4"]
+
+# 196 beats of 32 bits per digit: the pixel stream's limit at 100 MHz
+STREAM_LIMIT = CLOCK_MHZ * 1e6 / 196
+ANCHORS = [
+    {"system": "BNN-PYNQ LFC W1A1 (PYNQ-Z2, measured)", "images_per_s": 118_883,
+     "accuracy": 0.9847},
+    {"system": "32-bit pixel stream limit at 100 MHz", "images_per_s": round(STREAM_LIMIT)},
+]
+
+
+def hdl_digest() -> str:
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "hdl").glob("*.v")) + [ROOT / "sim" / "fast" / "tb_neuro_core.v"]:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def compile_model(model: str, out: Path) -> None:
+    exe = Path(sys.executable).with_name("pynq-neuro")
+    cmd = [str(exe) if exe.exists() else "pynq-neuro", "compile", model, "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"compile of {model} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def run_model(model: str, images: int, synth: bool, force: bool) -> dict:
+    from pynq_neuro.compiler.artifact import load_artifact
+    from pynq_neuro.rtl.estimate import estimate
+    from pynq_neuro.rtl.regression import format_report, regression
+
+    work = WORK / model
+    art_dir = work / "artifact"
+    compile_model(model, art_dir)
+    art = load_artifact(art_dir)
+    key = {"fingerprint": art.fingerprint, "network_bin": hashlib.sha256((art_dir / "network.bin").read_bytes()).hexdigest()[:16],
+           "hdl": hdl_digest(), "images": images}
+    cached = work / "result.json"
+    if cached.exists() and not force:
+        old = json.loads(cached.read_text())
+        if old.get("key") == key and (old.get("synthesis") is not None or not synth):
+            print(f"{model}: cached result")
+            return old
+
+    t0 = time.perf_counter()
+    rep = regression(art_dir, images, workdir=work / "run")
+    print(format_report(rep), flush=True)
+    syn = None
+    if synth:
+        syn = estimate(art_dir, workdir=work / "yosys")
+        print(f"{model}: yosys {syn['synthesized']['luts']} LUT, {syn['synthesized']['ffs']} FF, "
+              f"{syn['synthesized']['bram36']} BRAM36, {syn['lut_levels']} LUT levels "
+              f"({syn['yosys_seconds']:.0f} s)", flush=True)
+    rtl, cm = rep["rtl"], rep["cycle_model"]
+    perf = art.manifest.get("performance") or {}
+    entry = {
+        "model": model,
+        "fingerprint": art.fingerprint,
+        "images": rep["digits"],
+        "mismatches": rep["class_mismatches"] + rep["logit_mismatches"],
+        "class_mismatches": rep["class_mismatches"],
+        "logit_mismatches": rep["logit_mismatches"],
+        "accuracy": rep.get("accuracy"),
+        "cycles_per_image_mean": rtl["cycles_per_digit"],
+        "cycles_per_image_p99": rtl["digit_interval"]["p99"],
+        "images_per_s_100mhz": rtl["images_per_s"],
+        "latency_cycles": rtl["latency_cycles"]["mean"],
+        "latency_cycles_p99": rtl["latency_cycles"]["p99"],
+        "cycle_model": {"cycles_per_image_mean": cm["cycles_per_digit"],
+                        "cycles_per_image_p99": cm["digit_interval"]["p99"],
+                        "images_per_s_100mhz": cm["images_per_s"],
+                        "latency_cycles": cm["latency_cycles"]["mean"],
+                        "bottleneck_layer": cm["bottleneck_layer"]},
+        "folding": [[h["groups"], h["lanes"]] for h in art.manifest["hardware"]["layers"]],
+        "synapses": art.manifest["network"].get("synapses"),
+        "compiler_resource_estimate": (perf.get("resources_estimate") or {}).get("total"),
+        "sim_seconds": rep["sim_seconds"],
+        "build_seconds": rep["build_seconds"],
+    }
+    if syn is not None:
+        s, u = syn["synthesized"], syn["utilisation"]
+        entry.update({
+            "lut": s["luts"], "ff": s["ffs"], "bram36": s["bram36"], "dsp": s["dsp"],
+            "lut_levels": syn["lut_levels"], "logic_levels": syn["logic_levels"],
+            "utilisation": u,
+            "fits": syn["fits"],
+            "fits_half": bool(u["luts"] <= 0.5 and u["bram36"] <= 0.5),
+            "yosys_seconds": syn["yosys_seconds"],
+        })
+    else:
+        entry.update({"lut": None, "ff": None, "bram36": None, "dsp": None,
+                      "lut_levels": None, "fits": None})
+    entry["seconds"] = time.perf_counter() - t0
+    cached.write_text(json.dumps({"key": key, "entry": entry, "synthesis": syn}, indent=1))
+    return {"key": key, "entry": entry, "synthesis": syn}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--no-synth", action="store_true", help="skip the Yosys estimate")
+    ap.add_argument("--force", action="store_true", help="recompute cached models")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+
+    out = RESULTS / "hardware.json"
+    entries = {}
+    if out.exists():
+        entries = {e["model"]: e for e in json.loads(out.read_text()).get("models", [])}
+    for model in args.models:
+        res = run_model(model, args.images, not args.no_synth, args.force)
+        entries[model] = res["entry"]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        ordered = [entries[m] for m in MODELS if m in entries] + \
+            [e for m, e in entries.items() if m not in MODELS]
+        out.write_text(json.dumps({
+            "clock_mhz": CLOCK_MHZ,
+            "device": "xc7z020 (53,200 LUT, 106,400 FF, 140 BRAM36, 220 DSP48)",
+            "method": "RTL: Verilator fast path (sim/fast/tb_neuro_core.v), digits back to back, "
+                      "results compared with the golden model; resources: Yosys 0.23 "
+                      "synth_xilinx -family xc7 -flatten",
+            "anchors": ANCHORS,
+            "models": ordered,
+        }, indent=1) + "\n")
+        print(f"wrote {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
