@@ -1,0 +1,111 @@
+# Synthesize and implement the project written by build_bd.tcl, write the bitstream, and put
+# the overlay files side by side:
+#
+#   <out>/neuro.bit              bitstream
+#   <out>/neuro.hwh              hardware handoff (PYNQ reads addresses and IP parameters here)
+#   <out>/neuro_utilization.rpt  report_utilization of the routed design
+#   <out>/neuro_timing.rpt       report_timing_summary of the routed design
+#   <out>/neuro_build.txt        Vivado version, part, worst setup and hold slack
+#
+#   vivado -mode batch -source build_bitstream.tcl -tclargs [-project DIR] [-out DIR] [-jobs N]
+#
+# Fails (exit code 1) when a run fails or when the routed design does not meet timing; the
+# reports are written before the timing check so that the failure can be read in them.
+
+set here [file dirname [file normalize [info script]]]
+source [file join $here config.tcl]
+
+set proj_dir [file normalize [pn_arg -project [file join $here build project]]]
+set out_dir  [file normalize [pn_arg -out [file join $here build out]]]
+set jobs     [pn_arg -jobs 2]
+
+set xpr [file join $proj_dir pn_overlay.xpr]
+if {![file isfile $xpr]} {
+    pn_fail "no project $xpr (run build_bd.tcl first)"
+}
+file mkdir $out_dir
+
+open_project $xpr
+
+# A run is done when it reached 100 % without an error in its status.
+proc pn_run {run args} {
+    reset_run $run
+    launch_runs $run {*}$args
+    wait_on_run $run
+    set progress [get_property PROGRESS [get_runs $run]]
+    set status [get_property STATUS [get_runs $run]]
+    if {$progress ne "100%" || [string match -nocase "*error*" $status] ||
+            [string match -nocase "*failed*" $status]} {
+        pn_fail "$run did not complete: $status ($progress); see [get_property DIRECTORY [get_runs $run]]"
+    }
+    pn_info "$run: $status"
+}
+
+pn_run synth_1 -jobs $jobs
+pn_run impl_1 -to_step write_bitstream -jobs $jobs
+
+# ------------------------------------------------------------------------------------------
+# reports and timing
+
+open_run impl_1
+set util_rpt [file join $out_dir ${PN_OVERLAY_NAME}_utilization.rpt]
+set timing_rpt [file join $out_dir ${PN_OVERLAY_NAME}_timing.rpt]
+report_utilization -file $util_rpt
+report_timing_summary -max_paths 10 -report_unconstrained -file $timing_rpt
+
+set setup_paths [get_timing_paths -delay_type max -max_paths 1 -nworst 1]
+set hold_paths [get_timing_paths -delay_type min -max_paths 1 -nworst 1]
+if {$setup_paths eq "" || $hold_paths eq ""} {
+    pn_fail "no timed paths in the routed design: the clock constraints are missing"
+}
+set wns [get_property SLACK $setup_paths]
+set whs [get_property SLACK $hold_paths]
+
+set summary [open [file join $out_dir ${PN_OVERLAY_NAME}_build.txt] w]
+puts $summary "vivado $PN_VIVADO_VERSION (ran [version -short])"
+puts $summary "part $PN_PART"
+puts $summary "fclk0_mhz $PN_FCLK_MHZ"
+puts $summary "wns_ns $wns"
+puts $summary "whs_ns $whs"
+close $summary
+
+# the summary line Vivado writes when every constraint is met
+set met 0
+set fd [open $timing_rpt r]
+while {[gets $fd line] >= 0} {
+    if {[string match "*All user specified timing constraints are met.*" $line]} {
+        set met 1
+        break
+    }
+}
+close $fd
+if {!$met || $wns < 0 || $whs < 0} {
+    pn_fail "timing not met at $PN_FCLK_MHZ MHz: worst setup slack $wns ns, worst hold slack\
+        $whs ns (see $timing_rpt). Compile the network with a smaller LUT budget\
+        (overlays/Makefile LUT_BUDGET) or lower PN_FCLK_MHZ in config.tcl."
+}
+pn_info "timing met: worst setup slack $wns ns, worst hold slack $whs ns"
+
+# ------------------------------------------------------------------------------------------
+# overlay files
+
+set bit [file join [get_property DIRECTORY [get_runs impl_1]] ${PN_BD_NAME}_wrapper.bit]
+if {![file isfile $bit]} {
+    pn_fail "write_bitstream produced no $bit"
+}
+
+set hwh ""
+foreach f [get_files -all -of_objects [get_files $PN_BD_NAME.bd]] {
+    if {[file tail $f] eq "$PN_BD_NAME.hwh"} {
+        set hwh $f
+        break
+    }
+}
+if {$hwh eq "" || ![file isfile $hwh]} {
+    pn_fail "no $PN_BD_NAME.hwh among the generated files of $PN_BD_NAME.bd"
+}
+
+file copy -force $bit [file join $out_dir $PN_OVERLAY_NAME.bit]
+file copy -force $hwh [file join $out_dir $PN_OVERLAY_NAME.hwh]
+close_project
+pn_info "overlay written: [file join $out_dir $PN_OVERLAY_NAME.bit], [file join $out_dir $PN_OVERLAY_NAME.hwh]"
