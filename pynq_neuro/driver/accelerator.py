@@ -79,7 +79,8 @@ class NeuroAccelerator:
             or a bitstream path (default: ``$PYNQ_NEURO_OVERLAY`` or ``overlays/*.bit``).
         timeout_s: limit of one DMA exchange.
         max_batch: digits per DMA transfer (1..65535).
-        bus: use this bus instead of creating one (``backend`` then only names it).
+        bus: use this bus instead of creating one (``backend`` is then ignored; the bus names
+            itself).
     """
 
     def __init__(self, backend: str = "auto", artifact: str | Path | Artifact | None = None,
@@ -328,8 +329,8 @@ class NeuroAccelerator:
                 "network_valid": self._network_valid}
 
     def reset(self) -> None:
-        """Soft reset of the core and reset of the DMA; errors and counters are cleared."""
-        self.core.recover()
+        """Soft reset of the core and reset of the DMA; errors and counters are cleared, logits
+        and load mode off, BATCH 1."""
         self.core.initialize()
 
     def close(self) -> None:

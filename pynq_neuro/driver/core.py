@@ -20,7 +20,8 @@ from .errors import CoreError, DmaTimeout, DriverError
 
 # receive buffer of the drain after a reset: more than the results the core can still hold
 DRAIN_WORDS = 4096
-DRAIN_TIMEOUT_S = 0.05
+DRAIN_TIMEOUT_S = 1e-3
+BUSY_POLLS = 8
 LOAD_POLL_S = 1.0
 
 
@@ -171,26 +172,34 @@ class NeuroCore:
     # recovery
 
     def initialize(self) -> None:
-        """Bring the core to a known state: soft reset, no error, counters cleared, logits and
-        load mode off, BATCH 1."""
+        """Bring the core and the DMA to a known state: :meth:`recover`, then logits and load
+        mode off and BATCH 1."""
         self._control = 0
-        self._write_control(R.SOFT_RESET | R.CLEAR_ERROR | R.CLEAR_COUNTERS)
-        self.next_counter = 0
+        self.recover()
         self._batch = None
         self.set_batch(1)
 
     def recover(self) -> None:
-        """After a failed exchange: soft reset, DMA reset, drain the result the core may still
+        """After a failed exchange: soft reset, DMA reset, drain a result the core may still
         send, then clear the error and the counters (the next digit counter is 0)."""
         self._control &= ~R.LOAD_MODE
         self._write_control(R.SOFT_RESET)
         self.bus.reset_dma()
-        try:
-            self.bus.transfer(None, DRAIN_WORDS, DRAIN_TIMEOUT_S)
-        except DriverError:
-            self.bus.reset_dma()
+        if self._still_busy():
+            try:
+                self.bus.transfer(None, DRAIN_WORDS, DRAIN_TIMEOUT_S)
+            except DriverError:
+                self.bus.reset_dma()
         self._write_control(R.CLEAR_ERROR | R.CLEAR_COUNTERS)
         self.next_counter = 0
+
+    def _still_busy(self) -> bool:
+        """BUSY after a soft reset: a result is still held for m_axis (or the datapath is still
+        clearing its accumulators, which ends by itself within a few hundred cycles)."""
+        for _ in range(BUSY_POLLS):
+            if not self.status_word() & R.BUSY:
+                return False
+        return True
 
     # -------------------------------------------------------------------------------------------
     # digits
