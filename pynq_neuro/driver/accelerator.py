@@ -76,7 +76,7 @@ class NeuroAccelerator:
         artifact: the compiled network (directory or Artifact). It is the simulated hardware
             for golden and sim; on a board it is loaded into the overlay's core.
         overlay: board only: a :class:`~pynq_neuro.driver.board.NeuroOverlay`, a pynq Overlay,
-            or a bitstream path (default: ``$PYNQ_NEURO_OVERLAY`` or ``overlays/*.bit``).
+            or a bitstream path (default: :func:`~pynq_neuro.driver.board.default_bitfile`).
         timeout_s: limit of one DMA exchange.
         max_batch: digits per DMA transfer (1..65535).
         bus: use this bus instead of creating one (``backend`` is then ignored; the bus names

@@ -41,6 +41,7 @@ RESET_TIMEOUT_S = 1.0
 MIN_BUFFER_WORDS = 1024
 
 OVERLAY_ENV = "PYNQ_NEURO_OVERLAY"
+OVERLAY_NAME = "neuro"  # overlays/config.tcl: PN_OVERLAY_NAME
 
 
 # ------------------------------------------------------------------------------------------------
@@ -48,16 +49,18 @@ OVERLAY_ENV = "PYNQ_NEURO_OVERLAY"
 
 
 def default_bitfile() -> Path | None:
-    """The overlay bitstream: ``$PYNQ_NEURO_OVERLAY``, else the only (or the ``neuro``) ``.bit``
-    with a ``.hwh`` beside it in the repository's ``overlays/`` folder."""
+    """The overlay bitstream: ``$PYNQ_NEURO_OVERLAY``, else the first ``neuro.bit`` with its
+    ``neuro.hwh`` beside it in ``overlays/build/out/`` (where ``build_bitstream.tcl`` writes
+    it), ``overlays/`` or the package folder."""
     env = os.environ.get(OVERLAY_ENV)
     if env:
         return Path(env)
-    folder = Path(__file__).resolve().parents[2] / "overlays"
-    bits = sorted(p for p in folder.glob("**/*.bit") if p.with_suffix(".hwh").exists())
-    named = [p for p in bits if "neuro" in p.stem]
-    if len(named) == 1 or len(bits) == 1:
-        return (named or bits)[0]
+    repo = Path(__file__).resolve().parents[2]
+    for folder in (repo / "overlays" / "build" / "out", repo / "overlays",
+                   Path(__file__).resolve().parents[1]):
+        bit = folder / f"{OVERLAY_NAME}.bit"
+        if bit.is_file() and bit.with_suffix(".hwh").is_file():
+            return bit
     return None
 
 
