@@ -170,6 +170,10 @@ localparam TAU_BITS = $clog2(FRAMES_EMITTED + 2);
 // width of a product magnitude |2*code+1| * a and levels of its adder tree
 localparam MAG_BITS = WEIGHT_BITS + IN_BITS;
 localparam MAG_LEVELS = (WEIGHT_BITS > 1) ? $clog2(WEIGHT_BITS) : 0;
+// 2..4-bit weights: each group forms the 2^(WEIGHT_BITS-1) odd multiples (2m+1)*a of its
+// event value once and the lanes select one (a multiplexer instead of an adder per lane)
+localparam SHARED_MULT = (WEIGHT_BITS >= 2 && WEIGHT_BITS <= 4);
+localparam NMULT = SHARED_MULT ? (1 << (WEIGHT_BITS - 1)) : 1;
 // the local index field (at least one bit wide)
 localparam LB = (LOCAL_BITS > 0) ? LOCAL_BITS : 1;
 
@@ -377,9 +381,18 @@ generate
 
         // apply stage: synapse word in syn_q_reg
         reg c_valid_reg = 1'b0, c_valid_next;
+        /* verilator lint_off UNUSEDSIGNAL */ // only the shift-and-add products read it
         reg [IN_BITS-1:0] c_val_reg = {IN_BITS{1'b0}}, c_val_next;
+        /* verilator lint_on UNUSEDSIGNAL */
         reg [ACC_ADDR_BITS-1:0] c_sb_reg = {ACC_ADDR_BITS{1'b0}}, c_sb_next;
         reg [WORD_BITS-1:0] syn_q_reg = {WORD_BITS{1'b0}};
+        // odd multiples (2m+1)*c_val_reg, m < NMULT (SHARED_MULT)
+        reg [NMULT*MAG_BITS-1:0] c_mult_reg = {NMULT*MAG_BITS{1'b0}};
+        reg [NMULT*MAG_BITS-1:0] c_mult_next;
+        /* verilator lint_off UNUSEDSIGNAL */
+        reg [31:0] mult_full;
+        /* verilator lint_on UNUSEDSIGNAL */
+        integer m;
 
         // selection of the next operation
         reg sel_null;
@@ -487,6 +500,10 @@ generate
             c_valid_next = syn_re;
             c_val_next = b_val_reg;
             c_sb_next = b_sb_reg;
+            for (m = 0; m < NMULT; m = m + 1) begin
+                mult_full = (2*m + 1) * {{(32-IN_BITS){1'b0}}, b_val_reg};
+                c_mult_next[m*MAG_BITS +: MAG_BITS] = mult_full[MAG_BITS-1:0];
+            end
         end
 
         always @(posedge clk) begin
@@ -507,6 +524,7 @@ generate
             c_valid_reg <= c_valid_next;
             c_val_reg <= c_val_next;
             c_sb_reg <= c_sb_next;
+            c_mult_reg <= c_mult_next;
 
             if (rst) begin
                 cur_more_reg <= 1'b0;
@@ -567,24 +585,29 @@ generate
             end
 
             // (2*code + 1) * a without a multiplier, in sign and magnitude: with s the sign
-            // of the code, |2*code + 1| = 2*(code ^ s) + 1, so the magnitude is a plus
-            // a << (i+1) for every set bit i of code ^ s (an adder tree of WEIGHT_BITS-1
-            // adders), and the accumulator adds or subtracts it (one adder: xor and carry-in)
+            // of the code, |2*code + 1| = 2*(code ^ s) + 1. For 2..4-bit codes the magnitude
+            // is the group's multiple number (code ^ s); otherwise it is a plus a << (i+1)
+            // for every set bit i of code ^ s (an adder tree of WEIGHT_BITS-1 adders). The
+            // accumulator adds or subtracts it (one adder: xor and carry-in).
             wire sgn = e_code[WEIGHT_BITS-1];
             /* verilator lint_off UNUSEDSIGNAL */
             wire [WEIGHT_BITS-1:0] mag_code = e_code ^ {WEIGHT_BITS{sgn}};  // top bit is 0
-            /* verilator lint_on UNUSEDSIGNAL */
-            wire [MAG_BITS-1:0] a_ext = {{(MAG_BITS-IN_BITS){1'b0}}, c_val_reg};
-            wire [WEIGHT_BITS*MAG_BITS-1:0] terms;
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire [MAG_BITS-1:0] mag = mag_sum(terms);
+            wire [MAG_BITS-1:0] mag;
             /* verilator lint_on UNUSEDSIGNAL */
             wire [ACC_BITS-1:0] mag_acc;
 
-            assign terms[MAG_BITS-1:0] = a_ext;
-            for (pb = 1; pb < WEIGHT_BITS; pb = pb + 1) begin : g_term
-                assign terms[pb*MAG_BITS +: MAG_BITS] =
-                    mag_code[pb-1] ? (a_ext << pb) : {MAG_BITS{1'b0}};
+            if (SHARED_MULT) begin : g_shared
+                assign mag = c_mult_reg[mag_code[WEIGHT_BITS-2:0]*MAG_BITS +: MAG_BITS];
+            end else begin : g_shift_add
+                wire [MAG_BITS-1:0] a_ext = {{(MAG_BITS-IN_BITS){1'b0}}, c_val_reg};
+                wire [WEIGHT_BITS*MAG_BITS-1:0] terms;
+
+                assign terms[MAG_BITS-1:0] = a_ext;
+                for (pb = 1; pb < WEIGHT_BITS; pb = pb + 1) begin : g_term
+                    assign terms[pb*MAG_BITS +: MAG_BITS] =
+                        mag_code[pb-1] ? (a_ext << pb) : {MAG_BITS{1'b0}};
+                end
+                assign mag = mag_sum(terms);
             end
 
             if (MAG_BITS >= ACC_BITS) begin : g_mag_trunc
