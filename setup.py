@@ -3,10 +3,41 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py as _build_py
 
 HERE = Path(__file__).parent
 version = {}
 exec((HERE / "pynq_neuro" / "__init__.py").read_text(), version)
+
+# PYNQ discovers the overlay and the notebooks through entry points (pynq.overlays,
+# pynq.notebooks): `pynq get-notebooks pynq-neuro` copies the notebooks, and
+# `pynq.Overlay("neuro.bit")` finds pynq_neuro/overlays/neuro/neuro.bit. The notebooks stay in
+# the top-level notebooks/ folder; pynq_neuro/notebooks is a symbolic link to it, so that the
+# notebooks are the package data of pynq_neuro.notebooks in a wheel and in an editable install.
+NOTEBOOKS_PACKAGE = "pynq_neuro.notebooks"
+OVERLAY_DIR = HERE / "pynq_neuro" / "overlays" / "neuro"
+
+
+class build_py(_build_py):
+    """Notebooks without the script that generates them; overlay files named by `.link`
+    descriptors are downloaded when pynq provides the `download_overlays` command."""
+
+    def find_package_modules(self, package, package_dir):
+        if package == NOTEBOOKS_PACKAGE:
+            return []
+        return super().find_package_modules(package, package_dir)
+
+    def run(self):
+        super().run()
+        if not list(OVERLAY_DIR.glob("*.link")):
+            return
+        try:
+            self.distribution.get_command_class("download_overlays")
+        except Exception:  # noqa: BLE001 - distutils raises its own error for unknown commands
+            print("warning: pynq is not installed here, the overlay .link files are shipped "
+                  "unresolved (see overlays/README.md)")
+            return
+        self.run_command("download_overlays")
 
 setup(
     name="pynq-neuro",
@@ -16,9 +47,13 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.10",
-    packages=find_packages(include=["pynq_neuro", "pynq_neuro.*"]),
+    packages=find_packages(include=["pynq_neuro", "pynq_neuro.*"]) + [NOTEBOOKS_PACKAGE],
     package_data={
         "pynq_neuro": ["data/mnist/*.gz", "zoo/*.pt", "zoo/*.npz", "zoo/*.json"],
+        "pynq_neuro.overlays": ["neuro/README.md", "neuro/*.bit", "neuro/*.hwh", "neuro/*.link",
+                                "neuro/*.rpt", "neuro/*.txt", "neuro/artifact/*.*",
+                                "neuro/artifact/mem/*.mem"],
+        NOTEBOOKS_PACKAGE: ["*.ipynb", "*.md", "*.png", "*.jpg", "*.json"],
     },
     install_requires=["numpy>=1.21,<2"],
     extras_require={
@@ -28,5 +63,10 @@ setup(
         "board": ["pynq==4.0.0"],
         "dev": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6"],
     },
-    entry_points={"console_scripts": ["pynq-neuro = pynq_neuro.cli:main"]},
+    entry_points={
+        "console_scripts": ["pynq-neuro = pynq_neuro.cli:main"],
+        "pynq.overlays": ["pynq-neuro = pynq_neuro.overlays"],
+        "pynq.notebooks": ["pynq-neuro = pynq_neuro.notebooks"],
+    },
+    cmdclass={"build_py": build_py},
 )
