@@ -226,6 +226,7 @@ def test_load_variant_network_and_back(acc, artifacts, digits, golden, via):
     assert st["load_done"] and st["load_ok"] and not st["error"] and not st["load_mode"]
     classes, logits = acc.classify(x, logits=True)
     np.testing.assert_array_equal(logits, golden["variant"][1][:300])
+    np.testing.assert_array_equal(classes, golden["variant"][0][:300])
     acc.load_network(artifacts["hw"], via=via)
     np.testing.assert_array_equal(acc.classify(x), golden["hw"][0][:300])
 
@@ -516,7 +517,8 @@ def test_driver_needs_numpy_only(artifacts):
         print(board_available(), float((c == y[:50]).mean()),
               sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pynq')))
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       check=False)
     assert r.returncode == 0, r.stderr
     available, accuracy, mods = r.stdout.split(maxsplit=2)
     assert available == "False" and float(accuracy) > 0.9 and mods.strip() == "[]"

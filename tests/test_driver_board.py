@@ -191,7 +191,7 @@ def test_board_bus_classifies_like_the_golden_model(board_setup, artifact):
 
 
 def test_board_bus_grows_buffers_and_frees_them(board_setup):
-    core, alloc, regs, bus = board_setup
+    _, alloc, _, bus = board_setup
     acc = NeuroAccelerator("board", bus=bus, max_batch=8)
     x = load_mnist("test")[0][:20]
     acc.classify(x)
@@ -204,7 +204,7 @@ def test_board_bus_grows_buffers_and_frees_them(board_setup):
 
 
 def test_board_dma_timeout_reset_and_recovery(board_setup):
-    core, alloc, regs, bus = board_setup
+    core, _, regs, bus = board_setup
     acc = NeuroAccelerator("board", bus=bus, max_batch=10, timeout_s=0.05)
     x = load_mnist("test")[0][:30]
     core.inject_stall("recv", after=1)
@@ -220,7 +220,7 @@ def test_board_dma_timeout_reset_and_recovery(board_setup):
 
 
 def test_board_bus_refuses_transfers_until_reset(board_setup):
-    core, alloc, regs, bus = board_setup
+    core, _, _, bus = board_setup
     core.inject_stall("send")
     with pytest.raises(DmaTimeout, match="MM2S"):
         bus.transfer(np.arange(196, dtype=np.uint32), 1, 0.02)

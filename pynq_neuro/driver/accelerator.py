@@ -218,8 +218,7 @@ class NeuroAccelerator:
     # -------------------------------------------------------------------------------------------
     # classification
 
-    def classify(self, digits: np.ndarray, logits: bool = False
-                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray] | Any:
+    def classify(self, digits: np.ndarray, logits: bool = False) -> Any:
         """Classes (int64 (N,), or a scalar for one (28, 28) digit) of uint8 digits; with
         ``logits=True`` also the logits (int64 (N, 10), or (10,))."""
         x, single = check_digits(digits)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -337,5 +338,5 @@ def open_board_bus(overlay: Any = None) -> BoardBus:
 
 
 # NeuroCoreIP and NeuroOverlay are left out: a star import would import pynq
-__all__ = ["BoardBus", "CORE_VLNV_PREFIX", "board_available", "default_bitfile", "find_ip",
+__all__ = ["CORE_VLNV_PREFIX", "BoardBus", "board_available", "default_bitfile", "find_ip",
            "ip_driver", "open_board_bus"]

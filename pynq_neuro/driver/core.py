@@ -16,7 +16,7 @@ import numpy as np
 
 from . import registers as R
 from .bus import Bus
-from .errors import CoreError, DmaTimeout, DriverError
+from .errors import CoreError, DriverError
 
 # receive buffer of the drain after a reset: more than the results the core can still hold
 DRAIN_WORDS = 4096

@@ -122,5 +122,5 @@ def status_fields(status: int) -> dict[str, object]:
     }
 
 
-__all__ = sorted(name for name in dir() if name.isupper()) + [
-    "error_meaning", "layer_field_offset", "status_fields"]
+__all__ = [name for name in sorted(globals()) if name.isupper()]
+__all__ += ["error_meaning", "layer_field_offset", "status_fields"]
