@@ -277,27 +277,40 @@ def test_core_refuses_bad_load_streams(acc, artifacts, digits, golden, damage, c
     np.testing.assert_array_equal(acc.classify(digits[0][:20]), golden["hw"][0][:20])
 
 
-def test_failed_load_blocks_classification_until_reloaded(acc, artifacts, digits, golden):
+def test_refused_load_keeps_written_words_and_blocks_classification(acc, artifacts, digits,
+                                                                    golden, monkeypatch):
     words = _stream(artifacts["variant"]).copy()
-    words[-1] ^= 1  # bad CRC: every memory was written with the variant, the load is refused
-    acc._network_valid = True
-    with pytest.raises(CoreError):
+    words[-1] ^= 1  # bad CRC word: every bank was written before the load is refused
+    with pytest.raises(CoreError) as info:
         acc.core.load_stream(words, 1.0)
-    # the accelerator-level path marks the network invalid on failure
-    bad = artifacts["variant"]
-    orig = acc.core.load_stream
-    acc.core.load_stream = lambda w, t: orig(words, t)  # stream the damaged words instead
-    try:
-        with pytest.raises(CoreError, match="load again") as info:
-            acc.load_network(bad)
-        assert info.value.code == 5
-    finally:
-        acc.core.load_stream = orig
+    assert info.value.code == 5
+    # as in the RTL the memories hold the words that arrived: here the whole variant
+    _, logits = acc.classify(digits[0][:50], logits=True)
+    np.testing.assert_array_equal(logits, golden["variant"][1][:50])
+    # through the accelerator a refused load leaves the network marked invalid
+    real = acc.core.load_stream
+    monkeypatch.setattr(acc.core, "load_stream", lambda w, t: real(words, t))
+    with pytest.raises(CoreError, match="load again") as info:
+        acc.load_network(artifacts["variant"])
+    assert info.value.code == 5
+    monkeypatch.undo()
     with pytest.raises(DriverError, match="load_network"):
         acc.classify(digits[0][:5])
-    assert acc.network is None
+    assert acc.network is None and not acc.status()["network_valid"]
     acc.load_network(artifacts["hw"])
     np.testing.assert_array_equal(acc.classify(digits[0][:20]), golden["hw"][0][:20])
+
+
+def test_load_timeout_blocks_classification_until_reloaded(acc, artifacts, digits, golden):
+    acc.bus.inject_stall("send")
+    with pytest.raises(DmaTimeout, match="load again"):
+        acc.load_network(artifacts["variant"])
+    st = acc.status()
+    assert not st["load_mode"] and not st["error"]
+    with pytest.raises(DriverError, match="load_network"):
+        acc.classify(digits[0][:5])
+    acc.load_network(artifacts["variant"])
+    np.testing.assert_array_equal(acc.classify(digits[0][:20]), golden["variant"][0][:20])
 
 
 # ------------------------------------------------------------------------------------------------
