@@ -102,13 +102,17 @@ class NeuroAccelerator:
             bus = self._make_bus(backend, art, overlay)
         self.bus = bus
         self.core = NeuroCore(bus)
-        self._hardware = self.core.read_hardware()
-        self.core.initialize()
-        if self.bus.name in ("golden", "sim") and art is not None:
-            self._check_compatible(art)
-            self._network = art
-        elif art is not None:
-            self.load_network(art)
+        try:
+            self._hardware = self.core.read_hardware()
+            self.core.initialize()
+            if self.bus.name in ("golden", "sim") and art is not None:
+                self._check_compatible(art)
+                self._network = art
+            elif art is not None:
+                self.load_network(art)
+        except BaseException:
+            bus.close()  # a simulator or DMA buffers must not outlive a failed connection
+            raise
 
     # -------------------------------------------------------------------------------------------
     # backends
