@@ -264,7 +264,15 @@ def test_pynq_classes_bind_to_the_core():
         board.NoSuchClass  # noqa: B018
 
 
-def test_board_not_available_here(monkeypatch, tmp_path):
+def test_default_bitfile_and_no_board_here(monkeypatch, tmp_path):
+    from pynq_neuro import overlays
+
     monkeypatch.setenv(board.OVERLAY_ENV, str(tmp_path / "x.bit"))
     assert board.default_bitfile() == tmp_path / "x.bit"
     assert board.board_available() is False  # pynq finds no device off the board
+    monkeypatch.delenv(board.OVERLAY_ENV)
+    bit = tmp_path / "neuro.bit"
+    bit.write_bytes(b"")
+    bit.with_suffix(".hwh").write_text("")
+    monkeypatch.setattr(overlays, "installed_bitfile", lambda: bit)
+    assert board.default_bitfile() == bit

@@ -50,19 +50,20 @@ OVERLAY_NAME = "neuro"  # overlays/config.tcl: PN_OVERLAY_NAME
 
 
 def default_bitfile() -> Path | None:
-    """The overlay bitstream: ``$PYNQ_NEURO_OVERLAY``, else the first ``neuro.bit`` with its
-    ``neuro.hwh`` beside it in ``overlays/build/out/`` (where ``build_bitstream.tcl`` writes
-    it), ``overlays/`` or the package folder."""
+    """The overlay bitstream: ``$PYNQ_NEURO_OVERLAY``, else ``neuro.bit`` with its
+    ``neuro.hwh`` as installed with the package (``pynq_neuro/overlays/neuro/``), else where
+    ``overlays/build_bitstream.tcl`` writes them (``overlays/build/out/``)."""
     env = os.environ.get(OVERLAY_ENV)
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    for folder in (repo / "overlays" / "build" / "out", repo / "overlays",
-                   Path(__file__).resolve().parents[1]):
-        bit = folder / f"{OVERLAY_NAME}.bit"
-        if bit.is_file() and bit.with_suffix(".hwh").is_file():
-            return bit
-    return None
+    from ..overlays import installed_bitfile
+
+    installed = installed_bitfile()
+    if installed is not None:
+        return installed
+    out = Path(__file__).resolve().parents[2] / "overlays" / "build" / "out"
+    built = out / f"{OVERLAY_NAME}.bit"
+    return built if built.is_file() and built.with_suffix(".hwh").is_file() else None
 
 
 def board_available() -> bool:
