@@ -973,6 +973,24 @@ def _option(call: list[str], name: str) -> str | None:
     return call[call.index(name) + 1] if name in call[:-1] else None
 
 
+# options of the recorded Vivado commands that take a value
+_VALUED_OPTIONS = {"-offset", "-range", "-target_address_space", "-vlnv", "-type", "-rule",
+                   "-config", "-of_objects", "-dir", "-net"}
+
+
+def _positional(call: list[str]) -> list[str]:
+    """The arguments of a recorded call that are neither options nor option values."""
+    out, skip = [], False
+    for a in call[1:]:
+        if skip:
+            skip = False
+        elif a.startswith("-") and not re.fullmatch(r"-?\d+(\.\d*)?", a):
+            skip = a in _VALUED_OPTIONS
+        else:
+            out.append(a)
+    return out
+
+
 def _dict_config(call: list[str]) -> dict[str, str]:
     items = tcl_list(call[2]) if len(call) > 2 else []
     return dict(zip(items[0::2], items[1::2]))
@@ -982,7 +1000,7 @@ def check_block_design_calls(run: DryRun, contract: Contract, variables: dict[st
                              ) -> list[Mismatch]:
     """The cells, connections, DMA settings and addresses build_bd.tcl asks Vivado for."""
     out: list[Mismatch] = []
-    cells = {c[-1]: _option(c, "-vlnv") for c in run.find("create_bd_cell")}
+    cells = {_positional(c)[-1]: _option(c, "-vlnv") for c in run.find("create_bd_cell")}
     core, dma = contract.core_instance, contract.dma_instance
     if cells.get(core) != contract.vlnv:
         out.append(Mismatch("block design", core, f"no cell {core} of {contract.vlnv} "
@@ -1001,7 +1019,7 @@ def check_block_design_calls(run: DryRun, contract: Contract, variables: dict[st
             out.append(Mismatch("block design", f"{dma} {key}",
                                 f"set to {dma_config.get(key)!r}, expected {value!r}"))
     # address map
-    segments = {c[-1]: c for c in run.find("assign_bd_address") if "-offset" in c}
+    segments = {_positional(c)[-1]: c for c in run.find("assign_bd_address") if "-offset" in c}
     reg_seg = f"{core}/{variables.get('PN_REGISTER_BUS')}/{variables.get('PN_ADDRESS_BLOCK')}"
     for seg, base, rng in ((reg_seg, contract.core_base, contract.core_range),
                            (f"{dma}/S_AXI_LITE/Reg", contract.dma_base, None)):

@@ -1,0 +1,617 @@
+"""The PYNQ-Z2 overlay without Vivado: the Tcl scripts agree with the HDL ports and parameters,
+with the driver constants and with the register map of the HDL and the docs; each check fails
+when one side alone changes; the scripts run under tclsh with stub Vivado commands; the
+package carries the notebooks and the overlay folder and declares PYNQ's entry points."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pynq_neuro.overlay_spec import (
+    Contract, Mismatch, OverlayPaths, OverlaySpec, SpecError, check_block_design_calls,
+    check_contract, check_hwh, check_interfaces, check_overlay, check_registers, dry_run, main,
+    read_module, tcl_commands, tcl_list, tcl_variables,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PATHS = OverlayPaths.from_root(REPO)
+OVERLAYS = REPO / "overlays"
+TCLSH = shutil.which("tclsh")
+needs_tclsh = pytest.mark.skipif(TCLSH is None, reason="tclsh not installed (Debian: tcl)")
+
+if not PATHS.registers_py.exists():
+    pytest.skip("pynq_neuro/driver/registers.py does not exist yet", allow_module_level=True)
+
+
+def mutate(tmp_path: Path, source: Path, old: str, new: str) -> Path:
+    """A copy of ``source`` in ``tmp_path`` with the first ``old`` replaced by ``new``."""
+    text = source.read_text()
+    assert old in text, f"{old!r} is not in {source.name}: the mutation would change nothing"
+    out = tmp_path / source.name
+    out.write_text(text.replace(old, new, 1))
+    return out
+
+
+def subjects(mismatches: list[Mismatch]) -> set[tuple[str, str]]:
+    return {(m.topic, m.subject) for m in mismatches}
+
+
+@pytest.fixture(scope="module")
+def spec() -> OverlaySpec:
+    return OverlaySpec.read(PATHS)
+
+
+# ------------------------------------------------------------------------------------------------
+# (a) interfaces and parameters against hdl/neuro_core.v
+
+
+def test_verilog_reader_sees_every_port_of_the_header(spec):
+    header = PATHS.core_v.read_text().split(");", 2)[1]
+    declared = re.findall(r"^\s*(input|output)\s+wire\s*(\[[^\]]*\])?\s*(\w+)", header, re.M)
+    assert len(declared) > 20
+    assert {name: d for d, _, name in declared} == {
+        name: p.direction for name, p in spec.module.ports.items()}
+    assert spec.module.ports["s_axis_tdata"].width == 32
+    assert "MEM_DIR" in spec.module.parameters
+
+
+def test_ip_interfaces_match_neuro_core(spec):
+    assert check_interfaces(spec.variables, spec.module, spec.bd_script) == []
+
+
+def test_every_port_is_in_exactly_one_interface(spec):
+    from pynq_neuro.overlay_spec import bus_interfaces
+    physical = [p for b in bus_interfaces(spec.variables) for _, p in b.ports]
+    physical += [spec.variables["PN_CLOCK_PORT"], spec.variables["PN_RESET_PORT"]]
+    assert sorted(physical) == sorted(spec.module.ports)
+
+
+def test_reset_polarity_is_active_high_like_the_hdl(spec):
+    body = spec.module.body
+    assert re.search(r"if\s*\(\s*rst\s*\)", body) and not re.search(r"if\s*\(\s*!\s*rst", body)
+    assert spec.variables["PN_RESET_POLARITY"] == "ACTIVE_HIGH"
+
+
+def test_parameters_the_scripts_set_exist_in_the_hdl(spec):
+    params = tcl_list(spec.variables["PN_CORE_PARAMETERS"])
+    assert params and set(params) <= set(spec.module.parameters)
+
+
+# ------------------------------------------------------------------------------------------------
+# (b) scripts against the driver constants
+
+
+def test_scripts_match_the_driver_contract(spec):
+    from pynq_neuro.driver import registers
+    contract = Contract.from_driver(registers)
+    assert check_contract(spec.variables, contract) == []
+    assert Contract.from_scripts(spec.variables) == contract
+
+
+# ------------------------------------------------------------------------------------------------
+# (c) register offsets: driver, HDL and docs
+
+
+def test_register_maps_agree(spec):
+    driver = spec.driver_registers()
+    assert check_registers(spec.hdl, spec.docs, driver) == []
+    for rm in (spec.hdl, spec.docs, driver):
+        assert {"ID", "CONTROL", "STATUS", "BATCH", "FINGERPRINT_HI"} <= set(rm.offsets)
+        assert rm.layer_base is not None and rm.layer_stride is not None
+        assert set(rm.bits["STATUS"]) >= {"BUSY", "ERROR", "ERROR_CODE", "LOAD_DONE", "LOAD_OK"}
+
+
+def test_whole_repository_is_consistent():
+    assert check_overlay(PATHS) == []
+    assert main(["check", "--root", str(REPO)]) == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# (d) each check fails when one side alone changes
+
+MUTATIONS = [
+    # HDL
+    ("core_v", "s_axis_tlast", "s_axis_tend", ("interface", "s_axis.TLAST")),
+    ("core_v", "s_axis_tlast", "s_axis_tend", ("interface", "s_axis_tend")),
+    ("core_v", "output wire         s_axis_tready", "input  wire         s_axis_tready",
+     ("interface", "s_axis.TREADY")),
+    ("core_v", "input  wire [11:0]  s_axil_awaddr", "input  wire [15:0]  s_axil_awaddr",
+     ("interface", "s_axil.AWADDR")),
+    ("core_v", "output wire [31:0]  m_axis_tdata", "output wire [63:0]  m_axis_tdata",
+     ("interface", "m_axis.TDATA")),
+    ("core_v", "parameter MEM_DIR =", "parameter MEM_PATH =", ("parameter", "MEM_DIR")),
+    ("regs_v", "A_STATUS = 12'h00C", "A_STATUS = 12'h02C", ("register", "STATUS")),
+    ("regs_v", "A_BATCH = 12'h028", "A_BATCH = 12'h030", ("register", "BATCH")),
+    ("regs_v", "load_ok_reg, load_done_reg,", "load_done_reg, load_ok_reg,",
+     ("register", "STATUS.LOAD_OK")),
+    ("regs_v", "raddr[11:7]", "raddr[11:8]", ("register", "layer stride")),
+    # scripts
+    ("config_tcl", "pynq-neuro.org:pynq_neuro:neuro_core:1.0",
+     "pynq-neuro.org:pynq_neuro:neuro_core:1.1", ("contract", "VLNV")),
+    ("config_tcl", "neuro_core_0", "neuro_core_1", ("contract", "core instance")),
+    ("config_tcl", "0x43C00000", "0x43C10000", ("contract", "core base address")),
+    ("config_tcl", "PN_DMA_BASE          0x40400000", "PN_DMA_BASE          0x40410000",
+     ("contract", "DMA base address")),
+    ("config_tcl", "PN_DMA_LENGTH_WIDTH  26", "PN_DMA_LENGTH_WIDTH  23",
+     ("contract", "DMA buffer length width")),
+    ("config_tcl", "PN_CORE_RANGE        0x1000", "PN_CORE_RANGE        0x10000",
+     ("contract", "core address range")),
+    ("package_tcl", "TREADY s_axis_tready", "TREADY s_axis_trdy", ("interface", "s_axis.TREADY")),
+    ("package_tcl", "PN_RESET_POLARITY    ACTIVE_HIGH", "PN_RESET_POLARITY    ACTIVE_LOW",
+     ("interface", "reset polarity")),
+    ("package_tcl", "{MEM_DIR}", "{MEM_DIR NUM_NEURONS}", ("parameter", "NUM_NEURONS")),
+    ("bd_tcl", "$PN_CORE_INSTANCE/s_axis", "$PN_CORE_INSTANCE/s_axis0",
+     ("block design", "s_axis0")),
+    # driver
+    ("registers_py", "STATUS = 0x00C", "STATUS = 0x010", ("register", "STATUS")),
+    ("registers_py", "BATCH = 0x028", "BATCH = 0x02C", ("register", "BATCH")),
+    ("registers_py", "LAYER_STRIDE = 0x80", "LAYER_STRIDE = 0x100", ("register", "layer stride")),
+    ("registers_py", "LOAD_DONE = 1 << 16", "LOAD_DONE = 1 << 18", ("register", "STATUS.LOAD_DONE")),
+    ("registers_py", 'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:1.0"',
+     'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:2.0"', ("contract", "VLNV")),
+    ("registers_py", "CORE_BASE_ADDRESS = 0x43C0_0000", "CORE_BASE_ADDRESS = 0x43C1_0000",
+     ("contract", "core base address")),
+    ("registers_py", "DMA_BUFFER_LENGTH_WIDTH = 26", "DMA_BUFFER_LENGTH_WIDTH = 24",
+     ("contract", "DMA buffer length width")),
+    # docs
+    ("hardware_md", "| 0x01C | `INPUT_STALL_CYCLES`", "| 0x03C | `INPUT_STALL_CYCLES`",
+     ("register", "INPUT_STALL_CYCLES")),
+    ("hardware_md", "bit 3 `CLEAR_ERROR`", "bit 5 `CLEAR_ERROR`", ("register", "CONTROL.CLEAR_ERROR")),
+]
+
+
+@pytest.mark.parametrize("attr, old, new, expected", MUTATIONS,
+                         ids=[f"{m[0]}:{m[3][1]}" for m in MUTATIONS])
+def test_check_reports_a_change_of_one_side(tmp_path, attr, old, new, expected):
+    mutated = PATHS.replace(**{attr: mutate(tmp_path, getattr(PATHS, attr), old, new)})
+    found = check_overlay(mutated)
+    assert expected in subjects(found), "\n".join(map(str, found))
+    # the message names the values of the sides that disagree
+    message = next(str(m) for m in found if (m.topic, m.subject) == expected)
+    assert len(message) > len(f"{expected[0]} {expected[1]}: ") + 10
+
+
+def test_mismatch_message_names_each_side(tmp_path):
+    mutated = PATHS.replace(registers_py=mutate(tmp_path, PATHS.registers_py,
+                                                "STATUS = 0x00C", "STATUS = 0x010"))
+    [m] = [m for m in check_overlay(mutated) if m.subject == "STATUS"]
+    assert "driver (registers.py) 0x010" in m.message
+    assert "HDL (pn_axil_regs.v) 0x00C" in m.message and "docs/hardware.md 0x00C" in m.message
+
+
+def test_unreadable_inputs_raise_spec_errors(tmp_path):
+    with pytest.raises(SpecError, match="cannot read"):
+        check_overlay(PATHS.replace(core_v=tmp_path / "missing.v"))
+    broken = mutate(tmp_path, PATHS.registers_py, "VLNV =", "VLNV = (")
+    with pytest.raises(SpecError, match="importing .* failed"):
+        check_overlay(PATHS.replace(registers_py=broken))
+    with pytest.raises(SpecError, match="no module neuro_core"):
+        read_module("module other(input wire a); endmodule", "neuro_core")
+
+
+# ------------------------------------------------------------------------------------------------
+# (e) the Tcl scripts are sane: balanced, and they run under tclsh with stub Vivado commands
+
+TCL_SCRIPTS = ["config.tcl", "package_ip.tcl", "build_bd.tcl", "build_bitstream.tcl", "dryrun.tcl"]
+
+
+@pytest.mark.parametrize("name", TCL_SCRIPTS)
+def test_tcl_scripts_are_balanced(name):
+    commands = tcl_commands((OVERLAYS / name).read_text())
+    assert len(commands) > 5
+    assert all(w.text for words in commands for w in words[:1])
+
+
+def test_unbalanced_tcl_is_refused():
+    text = (OVERLAYS / "build_bd.tcl").read_text()
+    with pytest.raises(SpecError, match="unbalanced"):
+        tcl_commands(text.replace("proc pn_link {from to} {", "proc pn_link {from to} {{", 1))
+
+
+def test_tcl_reader_resolves_literal_variables():
+    v = tcl_variables(["set a 0x10\nset b \"$a/x\"\nset c {lit $a}\nset d [expr 1]\n"
+                       "proc p {} { set e 1 }\n# set f 2\nset g \\\n  long\n"])
+    assert v == {"a": "0x10", "b": "0x10/x", "c": "lit $a", "g": "long"}
+    assert tcl_list('a {b c} "d e" {f {g}}') == ["a", "b c", "d e", "f {g}"]
+
+
+def fake_artifact(root: Path) -> Path:
+    """Just what package_ip.tcl reads of an artifact (it copies, it does not parse)."""
+    art = root / "artifact"
+    (art / "mem").mkdir(parents=True)
+    (art / "manifest.json").write_text('{"format": "pynq-neuro-artifact"}\n')
+    (art / "neuro_params.vh").write_text("`define PN_NUM_LAYERS 1\n")
+    for name in ("L0_syn_g0.mem", "L0_idx_g0.mem", "L0_par.mem"):
+        (art / "mem" / name).write_text("0\n")
+    return art
+
+
+def scripts_copy(tmp_path: Path, replacements: dict[str, list[tuple[str, str]]]) -> Path:
+    """The overlay scripts copied to ``tmp_path/overlays`` with text replacements."""
+    out = tmp_path / "overlays"
+    out.mkdir()
+    for name in TCL_SCRIPTS:
+        text = (OVERLAYS / name).read_text()
+        for old, new in replacements.get(name, []):
+            assert old in text
+            text = text.replace(old, new)
+        (out / name).write_text(text)
+    return out
+
+
+def contract_and_variables(spec: OverlaySpec, scripts: Path = OVERLAYS):
+    variables = tcl_variables([(scripts / "config.tcl").read_text(),
+                               (scripts / "package_ip.tcl").read_text()])
+    return spec.contract(), variables
+
+
+@needs_tclsh
+def test_package_ip_dry_run(tmp_path, spec):
+    art = fake_artifact(tmp_path)
+    ip_repo = tmp_path / "ip_repo"
+    run = dry_run(OVERLAYS / "package_ip.tcl", ["-artifact", str(art), "-ip_repo", str(ip_repo),
+                                                "-work", str(tmp_path / "w")], tmp_path / "dry")
+    assert run.returncode == 0, run.stderr
+    ip_dir = ip_repo / "neuro_core"
+    assert sorted(p.name for p in (ip_dir / "mem").iterdir()) == sorted(
+        p.name for p in (art / "mem").iterdir())
+    assert {p.name for p in (ip_dir / "hdl").iterdir()} == {
+        p.name for p in (REPO / "hdl").glob("*.v")} | {"neuro_params.vh"}
+    [pkg] = run.find("ipx::package_project")
+    vendor, library, name, version = spec.contract().vlnv.split(":")
+    assert pkg[pkg.index("-vendor") + 1] == vendor and pkg[pkg.index("-library") + 1] == library
+    props = {(c[1], c[3]): c[2] for c in run.find("set_property") if len(c) == 4}
+    assert props[("name", "core:neuro_core")] == name
+    assert props[("version", "core:neuro_core")] == version
+    assert props[("value", "hdl_parameter:MEM_DIR")] == f"{ip_dir / 'mem'}/"
+    assert props[("value", "bus_parameter:POLARITY")] == "ACTIVE_HIGH"
+    # every port map names a port of neuro_core, every port of neuro_core is mapped
+    physical = [c[2] for c in run.find("set_property") if c[1] == "physical_name"]
+    assert sorted(physical) == sorted(spec.module.ports)
+    added = {c[1] for c in run.find("ipx::add_bus_interface")}
+    assert added == {"s_axis", "m_axis", "s_axil", "clk", "rst"}
+    removed = {c[1] for c in run.find("ipx::remove_hdl_parameter")}
+    assert "MEM_DIR" not in removed and removed
+    [block] = run.find("ipx::add_address_block")
+    assert block[1] == spec.variables["PN_ADDRESS_BLOCK"]
+
+
+@needs_tclsh
+def test_package_ip_refuses_a_missing_artifact(tmp_path):
+    run = dry_run(OVERLAYS / "package_ip.tcl", ["-artifact", str(tmp_path / "nope")],
+                  tmp_path / "dry")
+    assert run.returncode != 0 and "does not exist" in run.stderr
+    assert run.find("create_project") == []
+
+
+@needs_tclsh
+def test_block_design_dry_run(tmp_path, spec):
+    run = dry_run(OVERLAYS / "build_bd.tcl", ["-ip_repo", str(tmp_path / "ip"), "-project",
+                                              str(tmp_path / "proj")], tmp_path / "dry")
+    assert run.returncode == 0, run.stderr
+    contract, variables = contract_and_variables(spec)
+    assert check_block_design_calls(run, contract, variables) == []
+    assert run.find("apply_bd_automation") and run.find("validate_bd_design")
+    [top] = [c for c in run.find("set_property") if c[1] == "top"]
+    assert top[2] == "neuro_wrapper"
+
+
+@needs_tclsh
+def test_block_design_catches_a_hard_coded_address(tmp_path, spec):
+    scripts = scripts_copy(tmp_path, {"build_bd.tcl": [
+        ("$PN_CORE_BASE $PN_CORE_RANGE", "0x43C10000 $PN_CORE_RANGE")]})
+    run = dry_run(scripts / "build_bd.tcl", ["-project", str(tmp_path / "proj")],
+                  tmp_path / "dry")
+    assert run.returncode == 0, run.stderr
+    contract, variables = contract_and_variables(spec, scripts)
+    found = check_block_design_calls(run, contract, variables)
+    assert ("block design", "neuro_core_0/s_axil/reg0") in subjects(found)
+
+
+@needs_tclsh
+def test_block_design_catches_an_inverted_reset(tmp_path, spec):
+    scripts = scripts_copy(tmp_path, {"build_bd.tcl": [
+        ("$PN_RESET_INSTANCE/peripheral_reset $PN_CORE_INSTANCE/rst",
+         "$PN_RESET_INSTANCE/peripheral_aresetn $PN_CORE_INSTANCE/rst")]})
+    run = dry_run(scripts / "build_bd.tcl", ["-project", str(tmp_path / "proj")],
+                  tmp_path / "dry")
+    contract, variables = contract_and_variables(spec, scripts)
+    assert ("block design", "neuro_core_0/rst") in subjects(
+        check_block_design_calls(run, contract, variables))
+
+
+@needs_tclsh
+def test_block_design_without_board_files(tmp_path, spec):
+    run = dry_run(OVERLAYS / "build_bd.tcl", ["-project", str(tmp_path / "p")], tmp_path / "d1",
+                  board=False)
+    assert run.returncode != 0 and "board part" in run.stderr and "-part_only 1" in run.stderr
+    run = dry_run(OVERLAYS / "build_bd.tcl", ["-project", str(tmp_path / "p"), "-part_only", "1"],
+                  tmp_path / "d2", board=False)
+    assert run.returncode == 0, run.stderr
+    assert run.find("apply_bd_automation") == []
+    assert not [c for c in run.find("set_property") if c[1] == "board_part"]
+    contract, variables = contract_and_variables(spec)
+    assert check_block_design_calls(run, contract, variables) == []
+
+
+@needs_tclsh
+def test_block_design_with_dma_interrupts(tmp_path, spec):
+    scripts = scripts_copy(tmp_path, {"config.tcl": [("PN_DMA_INTERRUPTS    0",
+                                                      "PN_DMA_INTERRUPTS    1")]})
+    run = dry_run(scripts / "build_bd.tcl", ["-project", str(tmp_path / "proj")],
+                  tmp_path / "dry")
+    assert run.returncode == 0, run.stderr
+    contract, variables = contract_and_variables(spec, scripts)
+    assert check_block_design_calls(run, contract, variables) == []
+    nets = [set(c[1:]) for c in run.find("connect_bd_net")]
+    assert {"axi_intc_0/irq", "processing_system7_0/IRQ_F2P"} in nets
+    assert {"axi_dma_0/mm2s_introut", "xlconcat_0/In0"} in nets
+    [intc] = [c for c in run.find("assign_bd_address") if "axi_intc_0/S_AXI/Reg" in c]
+    assert intc[intc.index("-offset") + 1] == variables["PN_INTC_BASE"]
+
+
+@needs_tclsh
+def test_an_unknown_vivado_command_fails_the_dry_run(tmp_path):
+    scripts = scripts_copy(tmp_path, {"build_bd.tcl": [("validate_bd_design", "validate_bd")]})
+    run = dry_run(scripts / "build_bd.tcl", ["-project", str(tmp_path / "proj")],
+                  tmp_path / "dry")
+    assert run.returncode != 0 and 'invalid command name "validate_bd"' in run.stderr
+
+
+@needs_tclsh
+@pytest.mark.parametrize("slack, ok", [(0.25, True), (-0.125, False)])
+def test_bitstream_dry_run_copies_files_and_checks_timing(tmp_path, slack, ok):
+    proj, out = tmp_path / "proj", tmp_path / "out"
+    proj.mkdir()
+    (proj / "pn_overlay.xpr").write_text("")
+    run = dry_run(OVERLAYS / "build_bitstream.tcl", ["-project", str(proj), "-out", str(out),
+                                                     "-jobs", "3"], tmp_path / "dry", slack=slack)
+    assert (run.returncode == 0) == ok, run.stderr
+    assert [c for c in run.find("launch_runs") if c[1] == "impl_1"][0][-4:] == [
+        "-to_step", "write_bitstream", "-jobs", "3"]
+    assert (out / "neuro_timing.rpt").exists() and (out / "neuro_build.txt").exists()
+    assert f"wns_ns {slack}" in (out / "neuro_build.txt").read_text()
+    assert (out / "neuro.bit").exists() == ok and (out / "neuro.hwh").exists() == ok
+    if not ok:
+        assert "timing not met" in run.stderr
+
+
+@needs_tclsh
+def test_bitstream_needs_the_project(tmp_path):
+    run = dry_run(OVERLAYS / "build_bitstream.tcl", ["-project", str(tmp_path / "none")],
+                  tmp_path / "dry")
+    assert run.returncode != 0 and "run build_bd.tcl first" in run.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# a built .hwh against the driver
+
+
+def synthetic_hwh(contract: Contract, core_base: int | None = None) -> str:
+    """A hardware handoff with the elements PYNQ and check_hwh read, as Vivado writes them."""
+    base = contract.core_base if core_base is None else core_base
+    ranges = (
+        f'<MEMRANGE ADDRESSBLOCK="reg0" BASENAME="C_BASEADDR" BASEVALUE="0x{base:08X}" '
+        f'HIGHNAME="C_HIGHADDR" HIGHVALUE="0x{base + contract.core_range - 1:08X}" '
+        f'INSTANCE="{contract.core_instance}" MASTERBUSINTERFACE="M_AXI_GP0" MEMTYPE="REGISTER" '
+        f'SLAVEBUSINTERFACE="s_axil"/>'
+        f'<MEMRANGE ADDRESSBLOCK="Reg" BASENAME="C_BASEADDR" BASEVALUE="0x{contract.dma_base:08X}" '
+        f'HIGHNAME="C_HIGHADDR" HIGHVALUE="0x{contract.dma_base + 0xFFFF:08X}" '
+        f'INSTANCE="{contract.dma_instance}" MASTERBUSINTERFACE="M_AXI_GP0" MEMTYPE="REGISTER" '
+        f'SLAVEBUSINTERFACE="S_AXI_LITE"/>')
+    return (
+        '\ufeff<?xml version="1.0" encoding="UTF-8" standalone="no" ?>\n'
+        '<EDKSYSTEM EDWVERSION="1.2" VIVADOVERSION="2022.1"><MODULES>'
+        f'<MODULE INSTANCE="{contract.dma_instance}" VLNV="xilinx.com:ip:axi_dma:7.1"><PARAMETERS>'
+        '<PARAMETER NAME="c_include_sg" VALUE="0"/>'
+        f'<PARAMETER NAME="c_sg_length_width" VALUE="{contract.dma_length_width}"/>'
+        '</PARAMETERS></MODULE>'
+        f'<MODULE INSTANCE="{contract.core_instance}" VLNV="{contract.vlnv}"/>'
+        f'<MODULE INSTANCE="processing_system7_0" VLNV="xilinx.com:ip:processing_system7:5.5">'
+        f'<MEMORYMAP>{ranges}</MEMORYMAP></MODULE>'
+        '</MODULES></EDKSYSTEM>\n')
+
+
+def test_hwh_check(spec, tmp_path):
+    contract = spec.contract()
+    assert check_hwh(synthetic_hwh(contract), contract) == []
+    found = check_hwh(synthetic_hwh(contract, core_base=0x43C10000), contract)
+    assert subjects(found) == {("hwh", contract.core_instance)}
+    hwh = tmp_path / "neuro.hwh"
+    hwh.write_text(synthetic_hwh(contract))
+    assert main(["check-hwh", str(hwh), "--root", str(REPO)]) == 0
+
+
+def test_hwh_check_on_a_real_pynq_z2_handoff(spec):
+    """resizer.hwh (PYNQ-Z2, Vivado 2019.2, shipped with pynqmetadata's tests) has an AXI DMA
+    at 0x40400000 with a 26-bit length register and no neuro_core: exactly that is reported."""
+    pm = pytest.importorskip("pynqmetadata")
+    path = Path(pm.__file__).parent / "tests" / "hwhs" / "resizer.hwh"
+    if not path.exists():
+        pytest.skip("pynqmetadata ships no resizer.hwh")
+    contract = spec.contract()
+    found = check_hwh(path.read_text(encoding="utf-8-sig"), contract)
+    assert subjects(found) == {("hwh", contract.core_instance)}
+
+
+# ------------------------------------------------------------------------------------------------
+# (f) packaging: the wheel holds the notebooks and the overlay folder; PYNQ's entry points
+
+
+def source_copy(dest: Path) -> Path:
+    """The files setup.py packages, copied (links kept) so that the build leaves the checkout
+    alone."""
+    dest.mkdir()
+    for name in ("setup.py", "README.md"):
+        shutil.copy2(REPO / name, dest / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    shutil.copytree(REPO / "notebooks", dest / "notebooks", ignore=ignore)
+    shutil.copytree(REPO / "pynq_neuro", dest / "pynq_neuro", symlinks=True, ignore=ignore)
+    for built in ("neuro.bit", "neuro.hwh", "neuro.bit.link", "neuro.hwh.link", "artifact"):
+        p = dest / "pynq_neuro" / "overlays" / "neuro" / built
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    return dest
+
+
+def build_wheel(src: Path, out: Path) -> Path:
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                        "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    [wheel] = out.glob("*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built with a (fake) overlay installed in the package folder."""
+    root = tmp_path_factory.mktemp("wheel")
+    src = source_copy(root / "src")
+    neuro = src / "pynq_neuro" / "overlays" / "neuro"
+    (neuro / "neuro.bit").write_bytes(b"\x00bitstream")
+    (neuro / "neuro.hwh").write_text("<EDKSYSTEM/>\n")
+    (neuro / "artifact" / "mem").mkdir(parents=True)
+    (neuro / "artifact" / "manifest.json").write_text("{}\n")
+    (neuro / "artifact" / "mem" / "L0_par.mem").write_text("0\n")
+    return build_wheel(src, root / "dist")
+
+
+def notebook_names() -> list[str]:
+    return sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_wheel_holds_the_notebooks_and_the_overlay(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = sorted(n.split("/")[-1] for n in names if n.startswith("pynq_neuro/notebooks/"))
+    if not notebook_names():
+        pytest.skip("notebooks/ holds no notebooks yet")
+    assert shipped == notebook_names()
+    assert {"pynq_neuro/overlays/__init__.py", "pynq_neuro/overlays/neuro/neuro.bit",
+            "pynq_neuro/overlays/neuro/neuro.hwh", "pynq_neuro/overlays/neuro/README.md",
+            "pynq_neuro/overlays/neuro/artifact/manifest.json",
+            "pynq_neuro/overlays/neuro/artifact/mem/L0_par.mem"} <= names
+
+
+def test_wheel_entry_points_and_light_requirements(wheel):
+    z = zipfile.ZipFile(wheel)
+    info = next(n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt"))
+    text = z.read(info).decode()
+    assert re.search(r"\[pynq\.overlays\]\s*\npynq-neuro = pynq_neuro\.overlays\s*\n", text)
+    assert re.search(r"\[pynq\.notebooks\]\s*\npynq-neuro = pynq_neuro\.notebooks\s*\n", text)
+    meta = z.read(info.replace("entry_points.txt", "METADATA")).decode()
+    requires = re.findall(r"^Requires-Dist: (.*)$", meta, re.M)
+    base = [r for r in requires if "extra ==" not in r]
+    assert [re.split(r"[<>=;\s]", r)[0] for r in base] == ["numpy"]
+    torch = [r for r in requires if r.startswith("torch")]
+    assert torch and all("extra ==" in r for r in torch)
+
+
+def unpacked(wheel: Path, dest: Path) -> Path:
+    zipfile.ZipFile(wheel).extractall(dest)
+    return dest
+
+
+def run_isolated(code: str, path: Path) -> subprocess.CompletedProcess:
+    """``code`` in a python without site-packages, the unpacked wheel first on sys.path."""
+    return subprocess.run([sys.executable, "-S", "-c",
+                           f"import sys; sys.path.insert(0, {str(path)!r})\n{code}"],
+                          capture_output=True, text=True, timeout=120, cwd=path)
+
+
+def test_entry_points_resolve_from_the_wheel(wheel, tmp_path):
+    site = unpacked(wheel, tmp_path / "site")
+    r = run_isolated("""
+import json, os
+from importlib.metadata import entry_points
+out = {}
+for group in ("pynq.overlays", "pynq.notebooks"):
+    [ep] = [e for e in entry_points(group=group) if e.name == "pynq-neuro"]
+    module = ep.load()
+    folder = list(module.__path__)[0]
+    out[group] = [folder, sorted(os.listdir(folder))]
+import pynq_neuro.overlays as ov
+out["bitfile"] = str(ov.installed_bitfile())
+print(json.dumps(out))
+""", site)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["pynq.overlays"][0] == str(site / "pynq_neuro" / "overlays")
+    assert "neuro" in out["pynq.overlays"][1]
+    assert out["pynq.notebooks"][0] == str(site / "pynq_neuro" / "notebooks")
+    assert [n for n in out["pynq.notebooks"][1] if n.endswith(".ipynb")] == notebook_names()
+    assert "build_notebooks.py" not in out["pynq.notebooks"][1]
+    assert out["bitfile"] == str(site / "pynq_neuro" / "overlays" / "neuro" / "neuro.bit")
+
+
+def test_pynq_get_notebooks_delivers_them(wheel, tmp_path):
+    pynq_cli = Path(sys.executable).parent / "pynq"
+    if not pynq_cli.exists():
+        pytest.skip("pynq is not installed (board extra)")
+    if not notebook_names():
+        pytest.skip("notebooks/ holds no notebooks yet")
+    site = unpacked(wheel, tmp_path / "site")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    r = subprocess.run([str(pynq_cli), "get-notebooks", "pynq-neuro", "-o", "-p",
+                        str(tmp_path / "delivered")], capture_output=True, text=True, env=env,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "delivered" / "pynq-neuro").glob("*.ipynb")) == \
+        notebook_names()
+
+
+def test_pynq_finds_the_overlay_through_the_entry_point(wheel, tmp_path):
+    """pynq.Bitstream resolves a relative name against <entry point folder>/<stem>/<name>."""
+    pytest.importorskip("pynqutils")
+    site = unpacked(wheel, tmp_path / "site")
+    r = subprocess.run([sys.executable, "-c", """
+import os
+from pynqutils.setup_utils import ExtensionsManager
+paths = ExtensionsManager("pynq.overlays").paths
+found = [os.path.join(p, "neuro", "neuro.bit") for p in paths
+         if os.path.isfile(os.path.join(p, "neuro", "neuro.bit"))]
+print(found[0])
+"""], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(site)), timeout=120,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(site / "pynq_neuro" / "overlays" / "neuro" / "neuro.bit")
+
+
+def test_link_descriptors_are_resolved_at_build_time(tmp_path):
+    """A release ships neuro.bit.link ({"url", "md5sum"}); building the package on a machine
+    with pynq downloads the file into the package (here from a file:// URL)."""
+    pytest.importorskip("pynqutils")
+    pytest.importorskip("magic")
+    src = source_copy(tmp_path / "src")
+    payload = tmp_path / "published.bit"
+    payload.write_bytes(b"\x01released bitstream")
+    link = src / "pynq_neuro" / "overlays" / "neuro" / "neuro.bit.link"
+    link.write_text(json.dumps({"url": payload.as_uri(),
+                                "md5sum": hashlib.md5(payload.read_bytes()).hexdigest()}))
+    z = zipfile.ZipFile(build_wheel(src, tmp_path / "dist"))
+    assert z.read("pynq_neuro/overlays/neuro/neuro.bit") == payload.read_bytes()
+
+
+def test_editable_install_declares_the_entry_points():
+    from importlib.metadata import entry_points
+    eps = {(e.group, e.name): e.value for g in ("pynq.overlays", "pynq.notebooks")
+           for e in entry_points(group=g)}
+    if not eps:
+        pytest.skip("the installed pynq-neuro predates its pynq entry points (run make setup)")
+    assert eps[("pynq.overlays", "pynq-neuro")] == "pynq_neuro.overlays"
+    assert eps[("pynq.notebooks", "pynq-neuro")] == "pynq_neuro.notebooks"
+    import pynq_neuro.notebooks
+    folder = Path(list(pynq_neuro.notebooks.__path__)[0])
+    assert folder.resolve() == (REPO / "notebooks").resolve()
