@@ -31,7 +31,7 @@ def test_blocker_really_blocks():
 def test_board_modules_import_and_classify_with_numpy_only():
     r = run_blocked("""
         import json, numpy as np
-        import pynq_neuro, pynq_neuro.data, pynq_neuro.golden, pynq_neuro.zoo
+        import pynq_neuro, pynq_neuro.data, pynq_neuro.golden, pynq_neuro.zoo, pynq_neuro.driver, pynq_neuro.driver.board
         from pynq_neuro.cli import main
         from pynq_neuro.golden import run
         x, y = pynq_neuro.data.load_mnist('test')
