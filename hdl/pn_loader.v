@@ -244,8 +244,9 @@ reg [1:0]           load_kind_reg = 2'd0;
 reg [7:0]           load_bank_reg = 8'd0;
 reg [15:0]          load_addr_reg = 16'd0;
 
-// memory word being assembled: chunk k in bits 32k+31:32k; chunk 0 clears the others, so that
-// the word is zero-extended; complete in the cycle load_we is high
+// memory word being assembled: chunk k in bits 32k+31:32k; complete in the cycle load_we is
+// high. Bits above the current bank's width hold stale chunks: every memory takes only its own
+// width (one clock enable per chunk, no multiplexer in front of the flip-flops)
 /* verilator lint_off UNUSEDSIGNAL */ // bits above LOAD_BITS (the last chunk's padding)
 wire [CHUNKS_MAX*32-1:0] word_data;
 /* verilator lint_on UNUSEDSIGNAL */
@@ -468,12 +469,8 @@ generate
         localparam [7:0] CI = ci;
         reg [31:0] data_reg = 32'd0;
         always @(posedge clk) begin
-            if (chunk_we) begin
-                if (chunk_reg == CI) begin
-                    data_reg <= in_data;
-                end else if (chunk_reg == 8'd0) begin
-                    data_reg <= 32'd0;
-                end
+            if (chunk_we && chunk_reg == CI) begin
+                data_reg <= in_data;
             end
         end
         assign word_data[ci*32 +: 32] = data_reg;
