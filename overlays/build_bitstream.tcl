@@ -102,7 +102,14 @@ foreach f [get_files -all -of_objects [get_files $PN_BD_NAME.bd]] {
     }
 }
 if {$hwh eq "" || ![file isfile $hwh]} {
-    pn_fail "no $PN_BD_NAME.hwh among the generated files of $PN_BD_NAME.bd"
+    # where Vivado 2020.2 and later (.gen) and earlier versions (.srcs) put the handoff
+    set candidates [glob -nocomplain \
+        [file join $proj_dir pn_overlay.gen sources_1 bd $PN_BD_NAME hw_handoff $PN_BD_NAME.hwh] \
+        [file join $proj_dir pn_overlay.srcs sources_1 bd $PN_BD_NAME hw_handoff $PN_BD_NAME.hwh]]
+    if {[llength $candidates] == 0} {
+        pn_fail "no $PN_BD_NAME.hwh among the generated files of $PN_BD_NAME.bd"
+    }
+    set hwh [lindex $candidates 0]
 }
 
 file copy -force $bit [file join $out_dir $PN_OVERLAY_NAME.bit]
