@@ -24,10 +24,10 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable, Sequence
 
 
 class SpecError(ValueError):
@@ -63,7 +63,7 @@ class OverlayPaths:
     registers_py: Path
 
     @classmethod
-    def from_root(cls, root: Path | str) -> "OverlayPaths":
+    def from_root(cls, root: Path | str) -> OverlayPaths:
         r = Path(root)
         return cls(config_tcl=r / "overlays" / "config.tcl",
                    package_tcl=r / "overlays" / "package_ip.tcl",
@@ -73,7 +73,7 @@ class OverlayPaths:
                    hardware_md=r / "docs" / "hardware.md",
                    registers_py=r / "pynq_neuro" / "driver" / "registers.py")
 
-    def replace(self, **changes: Path) -> "OverlayPaths":
+    def replace(self, **changes: Path) -> OverlayPaths:
         return dataclasses.replace(self, **changes)
 
 
@@ -407,7 +407,7 @@ def read_module(text: str, name: str) -> VerilogModule:
     direction, width = None, None
     for item in _split_top(src[open_ + 1:close]):
         pm = re.fullmatch(r"(?:(input|output|inout)\s+)?(?:(?:wire|reg|logic)\s+)?(?:signed\s+)?"
-                          r"(\[[^\]]*\]\s*)?([A-Za-z_]\w*)", item, flags=re.S)
+                          r"(\[[^\]]*\]\s*)?([A-Za-z_]\w*)", item, flags=re.DOTALL)
         if not pm:
             raise SpecError(f"module {name}: cannot read the port declaration {item!r}")
         if pm.group(1):
@@ -424,10 +424,10 @@ def verilog_localparams(text: str) -> dict[str, int]:
     """Integer-valued localparams (``localparam [11:0] A = 12'h000, B = 12'h004;``)."""
     src = strip_comments(text)
     values: dict[str, int] = {}
-    for m in re.finditer(r"\blocalparam\b(.*?);", src, flags=re.S):
+    for m in re.finditer(r"\blocalparam\b(.*?);", src, flags=re.DOTALL):
         decl = re.sub(r"^\s*(?:integer\s+|signed\s+)?(?:\[[^\]]*\])?", "", m.group(1))
         for item in _split_top(decl):
-            am = re.fullmatch(r"([A-Za-z_]\w*)\s*=\s*(.+)", item, flags=re.S)
+            am = re.fullmatch(r"([A-Za-z_]\w*)\s*=\s*(.+)", item, flags=re.DOTALL)
             if am:
                 v = verilog_number(am.group(2))
                 if v is not None:
@@ -501,7 +501,7 @@ def hdl_register_map(text: str) -> RegisterMap:
         control[_canonical(m.group(1))] = (int(m.group(2)), int(m.group(2)))
     rm.bits["CONTROL"] = control
     # STATUS: positions in the read concatenation
-    status = re.search(r"\bA_STATUS\s*:\s*read_value\s*=\s*\{(.*?)\}\s*;", src, flags=re.S)
+    status = re.search(r"\bA_STATUS\s*:\s*read_value\s*=\s*\{(.*?)\}\s*;", src, flags=re.DOTALL)
     if status:
         widths = verilog_widths(src)
         fields: dict[str, tuple[int, int]] = {}
@@ -573,7 +573,7 @@ def load_driver_module(path: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - report any failure of the module as bad input
+    except Exception as e:  # any failure of the module is bad input
         raise SpecError(f"importing {path} failed: {type(e).__name__}: {e}") from e
     finally:
         sys.modules.pop(name, None)
@@ -604,10 +604,13 @@ def driver_register_map(module: ModuleType, names: Iterable[str],
             setattr(rm, attr.lower(), value)
     layer_offset = getattr(module, "layer_field_offset", None)
     if callable(layer_offset):
-        f0 = layer_offset(0, 0)
-        rm.field_stride = layer_offset(0, 1) - f0
+        try:
+            f0 = layer_offset(0, 0)
+            rm.field_stride = layer_offset(0, 1) - f0
+            rm.layer_stride = layer_offset(1, 0) - f0
+        except Exception as e:  # any failure of the driver function is bad input
+            raise SpecError(f"layer_field_offset of the driver failed: {e}") from e
         rm.layer_base = f0
-        rm.layer_stride = layer_offset(1, 0) - f0
     try:
         from .compiler.artifact import HW_LAYER_FIELDS
         rm.num_fields = len(HW_LAYER_FIELDS)
@@ -687,7 +690,7 @@ class Contract:
     dma_length_width: int
 
     @classmethod
-    def from_driver(cls, module: ModuleType) -> "Contract":
+    def from_driver(cls, module: ModuleType) -> Contract:
         names = ("VLNV", "CORE_INSTANCE", "DMA_INSTANCE", "CORE_BASE_ADDRESS", "CORE_RANGE",
                  "DMA_BASE_ADDRESS", "DMA_BUFFER_LENGTH_WIDTH")
         missing = [n for n in names if not hasattr(module, n)]
@@ -696,7 +699,7 @@ class Contract:
         return cls(*(getattr(module, n) for n in names))
 
     @classmethod
-    def from_scripts(cls, variables: dict[str, str]) -> "Contract":
+    def from_scripts(cls, variables: dict[str, str]) -> Contract:
         try:
             return cls(variables["PN_IP_VLNV"], variables["PN_CORE_INSTANCE"],
                        variables["PN_DMA_INSTANCE"], tcl_int(variables["PN_CORE_BASE"]),
@@ -826,7 +829,7 @@ def check_interfaces(variables: dict[str, str], module: VerilogModule,
     polarity = variables.get("PN_RESET_POLARITY")
     if reset in module.ports:
         active_low = _reset_is_active_low(module, reset)
-        expected = {True: "ACTIVE_LOW", False: "ACTIVE_HIGH"}.get(active_low)  # type: ignore[arg-type]
+        expected = None if active_low is None else ("ACTIVE_LOW" if active_low else "ACTIVE_HIGH")
         if expected is not None and polarity != expected:
             out.append(Mismatch("interface", "reset polarity",
                                 f"scripts declare {polarity}, {module.name} uses {reset} "
@@ -907,7 +910,7 @@ class OverlaySpec:
     driver_module: ModuleType
 
     @classmethod
-    def read(cls, paths: OverlayPaths) -> "OverlaySpec":
+    def read(cls, paths: OverlayPaths) -> OverlaySpec:
         config, package, bd = (_read(p) for p in (paths.config_tcl, paths.package_tcl,
                                                   paths.bd_tcl))
         variables = tcl_variables([config, package])
@@ -964,7 +967,8 @@ def dry_run(script: Path, args: Sequence[str], work: Path, *, tclsh: str = "tcls
     log = work / f"{script.stem}.calls"
     cmd = [tclsh, str(runner), "-log", str(log), "-work", str(work), "-slack", str(slack),
            "-board", "1" if board else "0", "--", str(script), *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=work)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=work,
+                       check=False)
     calls = [tcl_list(line) for line in log.read_text().splitlines()] if log.exists() else []
     return DryRun(r.returncode, calls, r.stdout, r.stderr)
 
@@ -1035,7 +1039,8 @@ def check_block_design_calls(run: DryRun, contract: Contract, variables: dict[st
                                                      f"driver expects {rng:#x}"))
     # streams, registers, clock and reset of the core
     links = [set(c[1:]) for c in run.find("connect_bd_intf_net")]
-    for a, b in ((f"{dma}/M_AXIS_MM2S", f"{core}/s_axis"), (f"{core}/m_axis", f"{dma}/S_AXIS_S2MM")):
+    for a, b in ((f"{dma}/M_AXIS_MM2S", f"{core}/s_axis"),
+                 (f"{core}/m_axis", f"{dma}/S_AXIS_S2MM")):
         if {a, b} not in links:
             out.append(Mismatch("block design", f"{a} -> {b}", "not connected"))
     if not any(f"{core}/{variables.get('PN_REGISTER_BUS')}" in link for link in links):

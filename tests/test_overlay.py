@@ -18,9 +18,23 @@ from pathlib import Path
 import pytest
 
 from pynq_neuro.overlay_spec import (
-    Contract, Mismatch, OverlayPaths, OverlaySpec, SpecError, check_block_design_calls,
-    check_contract, check_hwh, check_interfaces, check_overlay, check_registers, dry_run, main,
-    read_module, tcl_commands, tcl_list, tcl_variables,
+    Contract,
+    Mismatch,
+    OverlayPaths,
+    OverlaySpec,
+    SpecError,
+    check_block_design_calls,
+    check_contract,
+    check_hwh,
+    check_interfaces,
+    check_overlay,
+    check_registers,
+    dry_run,
+    main,
+    read_module,
+    tcl_commands,
+    tcl_list,
+    tcl_variables,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +71,8 @@ def spec() -> OverlaySpec:
 
 def test_verilog_reader_sees_every_port_of_the_header(spec):
     header = PATHS.core_v.read_text().split(");", 2)[1]
-    declared = re.findall(r"^\s*(input|output)\s+wire\s*(\[[^\]]*\])?\s*(\w+)", header, re.M)
+    declared = re.findall(r"^\s*(input|output)\s+wire\s*(\[[^\]]*\])?\s*(\w+)", header,
+                          re.MULTILINE)
     assert len(declared) > 20
     assert {name: d for d, _, name in declared} == {
         name: p.direction for name, p in spec.module.ports.items()}
@@ -156,7 +171,8 @@ MUTATIONS = [
     ("registers_py", "STATUS = 0x00C", "STATUS = 0x010", ("register", "STATUS")),
     ("registers_py", "BATCH = 0x028", "BATCH = 0x02C", ("register", "BATCH")),
     ("registers_py", "LAYER_STRIDE = 0x80", "LAYER_STRIDE = 0x100", ("register", "layer stride")),
-    ("registers_py", "LOAD_DONE = 1 << 16", "LOAD_DONE = 1 << 18", ("register", "STATUS.LOAD_DONE")),
+    ("registers_py", "LOAD_DONE = 1 << 16", "LOAD_DONE = 1 << 18",
+     ("register", "STATUS.LOAD_DONE")),
     ("registers_py", 'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:1.0"',
      'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:2.0"', ("contract", "VLNV")),
     ("registers_py", "CORE_BASE_ADDRESS = 0x43C0_0000", "CORE_BASE_ADDRESS = 0x43C1_0000",
@@ -166,7 +182,8 @@ MUTATIONS = [
     # docs
     ("hardware_md", "| 0x01C | `INPUT_STALL_CYCLES`", "| 0x03C | `INPUT_STALL_CYCLES`",
      ("register", "INPUT_STALL_CYCLES")),
-    ("hardware_md", "bit 3 `CLEAR_ERROR`", "bit 5 `CLEAR_ERROR`", ("register", "CONTROL.CLEAR_ERROR")),
+    ("hardware_md", "bit 3 `CLEAR_ERROR`", "bit 5 `CLEAR_ERROR`",
+     ("register", "CONTROL.CLEAR_ERROR")),
 ]
 
 
@@ -219,8 +236,9 @@ def test_unbalanced_tcl_is_refused():
 
 
 def test_tcl_reader_resolves_literal_variables():
-    v = tcl_variables(["set a 0x10\nset b \"$a/x\"\nset c {lit $a}\nset d [expr 1]\n"
-                       "proc p {} { set e 1 }\n# set f 2\nset g \\\n  long\n"])
+    script = ("set a 0x10\nset b \"$a/x\"\nset c {lit $a}\nset d [expr 1]\n"
+              "proc p {} { set e 1 }\n# set f 2\nset g \\\n  long\n")
+    v = tcl_variables([script])
     assert v == {"a": "0x10", "b": "0x10/x", "c": "lit $a", "g": "long"}
     assert tcl_list('a {b c} "d e" {f {g}}') == ["a", "b c", "d e", "f {g}"]
 
@@ -377,8 +395,8 @@ def test_bitstream_dry_run_copies_files_and_checks_timing(tmp_path, slack, ok):
     run = dry_run(OVERLAYS / "build_bitstream.tcl", ["-project", str(proj), "-out", str(out),
                                                      "-jobs", "3"], tmp_path / "dry", slack=slack)
     assert (run.returncode == 0) == ok, run.stderr
-    assert [c for c in run.find("launch_runs") if c[1] == "impl_1"][0][-4:] == [
-        "-to_step", "write_bitstream", "-jobs", "3"]
+    [impl] = [c for c in run.find("launch_runs") if c[1] == "impl_1"]
+    assert impl[-4:] == ["-to_step", "write_bitstream", "-jobs", "3"]
     assert (out / "neuro_timing.rpt").exists() and (out / "neuro_build.txt").exists()
     assert f"wns_ns {slack}" in (out / "neuro_build.txt").read_text()
     assert (out / "neuro.bit").exists() == ok and (out / "neuro.hwh").exists() == ok
@@ -469,7 +487,7 @@ def source_copy(dest: Path) -> Path:
 def build_wheel(src: Path, out: Path) -> Path:
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                         "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, check=False, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     [wheel] = out.glob("*.whl")
     return wheel
@@ -512,7 +530,7 @@ def test_wheel_entry_points_and_light_requirements(wheel):
     assert re.search(r"\[pynq\.overlays\]\s*\npynq-neuro = pynq_neuro\.overlays\s*\n", text)
     assert re.search(r"\[pynq\.notebooks\]\s*\npynq-neuro = pynq_neuro\.notebooks\s*\n", text)
     meta = z.read(info.replace("entry_points.txt", "METADATA")).decode()
-    requires = re.findall(r"^Requires-Dist: (.*)$", meta, re.M)
+    requires = re.findall(r"^Requires-Dist: (.*)$", meta, re.MULTILINE)
     base = [r for r in requires if "extra ==" not in r]
     assert [re.split(r"[<>=;\s]", r)[0] for r in base] == ["numpy"]
     torch = [r for r in requires if r.startswith("torch")]
@@ -528,7 +546,7 @@ def run_isolated(code: str, path: Path) -> subprocess.CompletedProcess:
     """``code`` in a python without site-packages, the unpacked wheel first on sys.path."""
     return subprocess.run([sys.executable, "-S", "-c",
                            f"import sys; sys.path.insert(0, {str(path)!r})\n{code}"],
-                          capture_output=True, text=True, timeout=120, cwd=path)
+                          capture_output=True, text=True, check=False, timeout=120, cwd=path)
 
 
 def test_entry_points_resolve_from_the_wheel(wheel, tmp_path):
@@ -565,8 +583,8 @@ def test_pynq_get_notebooks_delivers_them(wheel, tmp_path):
     site = unpacked(wheel, tmp_path / "site")
     env = dict(os.environ, PYTHONPATH=str(site))
     r = subprocess.run([str(pynq_cli), "get-notebooks", "pynq-neuro", "-o", "-p",
-                        str(tmp_path / "delivered")], capture_output=True, text=True, env=env,
-                       timeout=120, cwd=tmp_path)
+                        str(tmp_path / "delivered")], capture_output=True, text=True,
+                       check=False, env=env, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "delivered" / "pynq-neuro").glob("*.ipynb")) == \
         notebook_names()
@@ -583,8 +601,8 @@ paths = ExtensionsManager("pynq.overlays").paths
 found = [os.path.join(p, "neuro", "neuro.bit") for p in paths
          if os.path.isfile(os.path.join(p, "neuro", "neuro.bit"))]
 print(found[0])
-"""], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(site)), timeout=120,
-                       cwd=tmp_path)
+"""], capture_output=True, text=True, check=False, env=dict(os.environ, PYTHONPATH=str(site)),
+                       timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(site / "pynq_neuro" / "overlays" / "neuro" / "neuro.bit")
 
@@ -613,5 +631,5 @@ def test_editable_install_declares_the_entry_points():
     assert eps[("pynq.overlays", "pynq-neuro")] == "pynq_neuro.overlays"
     assert eps[("pynq.notebooks", "pynq-neuro")] == "pynq_neuro.notebooks"
     import pynq_neuro.notebooks
-    folder = Path(list(pynq_neuro.notebooks.__path__)[0])
+    folder = Path(next(iter(pynq_neuro.notebooks.__path__)))
     assert folder.resolve() == (REPO / "notebooks").resolve()
