@@ -633,3 +633,17 @@ def test_editable_install_declares_the_entry_points():
     import pynq_neuro.notebooks
     folder = Path(next(iter(pynq_neuro.notebooks.__path__)))
     assert folder.resolve() == (REPO / "notebooks").resolve()
+
+
+# ------------------------------------------------------------------------------------------------
+# make overlay without Vivado
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_overlay_stops_first_when_vivado_is_missing(tmp_path):
+    r = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), "overlay",
+                        "VIVADO=pn-no-such-vivado"], capture_output=True, text=True,
+                       check=False, timeout=60)
+    assert r.returncode != 0
+    assert "'pn-no-such-vivado' is not on PATH" in r.stderr and "2022.1" in r.stderr
+    assert "setup:" not in r.stdout and "compile" not in r.stdout
