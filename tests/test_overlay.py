@@ -640,7 +640,7 @@ def test_editable_install_declares_the_entry_points():
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
-def test_make_overlay_stops_first_when_vivado_is_missing(tmp_path):
+def test_make_overlay_stops_first_when_vivado_is_missing():
     r = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), "overlay",
                         "VIVADO=pn-no-such-vivado"], capture_output=True, text=True,
                        check=False, timeout=60)
