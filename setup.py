@@ -15,6 +15,7 @@ exec((HERE / "pynq_neuro" / "__init__.py").read_text(), version)
 # the top-level notebooks/ folder; pynq_neuro/notebooks is a symbolic link to it, so that the
 # notebooks are the package data of pynq_neuro.notebooks in a wheel and in an editable install.
 NOTEBOOKS_PACKAGE = "pynq_neuro.notebooks"
+NOTEBOOKS = [NOTEBOOKS_PACKAGE] if (HERE / "pynq_neuro" / "notebooks").is_dir() else []
 OVERLAY_DIR = HERE / "pynq_neuro" / "overlays" / "neuro"
 
 
@@ -47,7 +48,7 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.10",
-    packages=find_packages(include=["pynq_neuro", "pynq_neuro.*"]) + [NOTEBOOKS_PACKAGE],
+    packages=find_packages(include=["pynq_neuro", "pynq_neuro.*"]) + NOTEBOOKS,
     package_data={
         "pynq_neuro": ["data/mnist/*.gz", "zoo/*.pt", "zoo/*.npz", "zoo/*.json"],
         "pynq_neuro.overlays": ["neuro/README.md", "neuro/*.bit", "neuro/*.hwh", "neuro/*.link",
@@ -66,7 +67,7 @@ setup(
     entry_points={
         "console_scripts": ["pynq-neuro = pynq_neuro.cli:main"],
         "pynq.overlays": ["pynq-neuro = pynq_neuro.overlays"],
-        "pynq.notebooks": ["pynq-neuro = pynq_neuro.notebooks"],
+        "pynq.notebooks": [f"pynq-neuro = {p}" for p in NOTEBOOKS],
     },
     cmdclass={"build_py": build_py},
 )

@@ -513,10 +513,12 @@ def notebook_names() -> list[str]:
 
 def test_wheel_holds_the_notebooks_and_the_overlay(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = sorted(n.split("/")[-1] for n in names if n.startswith("pynq_neuro/notebooks/"))
+    shipped = sorted(n.split("/")[-1] for n in names
+                     if n.startswith("pynq_neuro/notebooks/") and n.endswith(".ipynb"))
     if not notebook_names():
         pytest.skip("notebooks/ holds no notebooks yet")
     assert shipped == notebook_names()
+    assert "pynq_neuro/notebooks/build_notebooks.py" not in names
     assert {"pynq_neuro/overlays/__init__.py", "pynq_neuro/overlays/neuro/neuro.bit",
             "pynq_neuro/overlays/neuro/neuro.hwh", "pynq_neuro/overlays/neuro/README.md",
             "pynq_neuro/overlays/neuro/artifact/manifest.json",
@@ -647,3 +649,14 @@ def test_make_overlay_stops_first_when_vivado_is_missing():
     assert r.returncode != 0
     assert "'pn-no-such-vivado' is not on PATH" in r.stderr and "2022.1" in r.stderr
     assert "setup:" not in r.stdout and "compile" not in r.stdout
+
+
+def test_package_builds_while_notebooks_are_missing(tmp_path):
+    """A checkout without notebooks/ (the link dangles) still builds, without that entry point."""
+    src = source_copy(tmp_path / "src")
+    shutil.rmtree(src / "notebooks")
+    z = zipfile.ZipFile(build_wheel(src, tmp_path / "dist"))
+    info = next(n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt"))
+    text = z.read(info).decode()
+    assert "[pynq.overlays]" in text and "pynq.notebooks" not in text
+    assert not [n for n in z.namelist() if n.startswith("pynq_neuro/notebooks/")]
