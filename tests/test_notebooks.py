@@ -1,0 +1,111 @@
+"""The notebooks: generated from ``notebooks/build_notebooks.py`` without outputs, and each one
+runs top to bottom in a fresh python3 kernel (this interpreter) within its time budget.
+
+Each notebook runs from a copy in a temporary folder, so that nothing depends on the notebooks
+living in the repository. Generated files go to ``$PYNQ_NEURO_BUILD`` (default: ``build/notebooks``
+of the checkout, which keeps the Verilator and Icarus builds between runs).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import train_split_available
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NB_DIR = REPO / "notebooks"
+# Seconds per notebook on two shared cores. With the simulator builds cached, notebooks 3 and 4
+# take well under a minute each; the budgets also cover a first run, in which notebook 3 builds
+# two Verilator models (the fast path's and the driver simulation's, 2 to 3 minutes each on a
+# busy machine) and notebook 4 reuses the second.
+BUDGET_S = {
+    "01_train_and_quantize.ipynb": 150,
+    "02_compile_and_inspect.ipynb": 90,
+    "03_simulate_rtl.ipynb": 420,
+    "04_board_inference.ipynb": 150,
+}
+
+
+def notebook_names() -> list[str]:
+    return sorted(p.name for p in NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location("build_notebooks",
+                                                  NB_DIR / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_notebook_has_a_budget_and_a_source():
+    names = notebook_names()
+    assert names == sorted(BUDGET_S)
+    assert sorted(load_generator().NOTEBOOKS) == names
+
+
+def test_committed_notebooks_match_their_source(capsys):
+    assert load_generator().main(["--check"]) == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_committed_notebooks_have_no_outputs(name):
+    nb = nbformat.read(NB_DIR / name, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{name} has no code"
+    for cell in code:
+        assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+@pytest.fixture
+def notebook_env(monkeypatch, tmp_path):
+    """The kernel inherits this environment: one thread, no GUI backend, a build folder that
+    keeps the simulator builds between runs."""
+    monkeypatch.setenv("PYNQ_NEURO_BUILD",
+                       os.environ.get("PYNQ_NEURO_BUILD", str(REPO / "build" / "notebooks")))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    return tmp_path
+
+
+def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float]:
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    return nb, time.perf_counter() - start
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_notebook_runs(name, notebook_env):
+    if name.startswith("01_") and not train_split_available():
+        pytest.skip("notebook 1 trains: the MNIST training split is not available offline")
+    copy = notebook_env / "notebooks" / name
+    copy.parent.mkdir()
+    shutil.copy(NB_DIR / name, copy)
+    budget = BUDGET_S[name]
+    try:
+        nb, seconds = execute(copy, budget)
+    except CellExecutionError as e:
+        pytest.fail(f"{name} failed:\n{e}", pytrace=False)
+    print(f"{name}: {seconds:.1f} s", file=sys.stderr)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "Traceback" not in text
+    assert seconds < budget, f"{name} took {seconds:.0f} s (budget {budget} s)"
