@@ -14,7 +14,7 @@ from .artifact import load_artifact, write_artifact
 from .cycles import simulate
 from .folding import choose_foldings
 from .mapping import Folding, map_layer
-from .resources import Budget, network_resources
+from .resources import XC7Z020, Budget, network_resources
 
 
 @dataclass
@@ -23,7 +23,8 @@ class CompileConfig:
 
     Attributes:
         target_images_per_s: throughput the folding search aims at (cycle model, clock below).
-        budget: resources and clock of the device (default: the whole xc7z020 at 100 MHz).
+        budget: resources the core may use and the clock (default: 40,000 LUTs of the
+            xc7z020 and all of its BRAM, 100 MHz; see :class:`Budget`).
         foldings: explicit ``(groups, lanes)`` per layer instead of the search.
         hardware: an artifact directory whose hardware (foldings, memory depths, widths) the
             network must be mapped onto, so that it can be loaded into that build at run time.
@@ -100,9 +101,12 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
             "total": total.to_dict(),
             "layers": [r.to_dict() for r in res[1:]],
             "shell": res[0].to_dict(),
-            "utilisation": {"luts": total.luts / b.luts, "bram36": total.bram36 / b.bram36,
-                            "ffs": total.ffs / b.ffs, "dsp": total.dsp / b.dsp},
-            "fits_half": total.fits(b, 0.5),
+            # of the whole device
+            "utilisation": {"luts": total.luts / XC7Z020.luts,
+                            "bram36": total.bram36 / XC7Z020.bram36,
+                            "ffs": total.ffs / XC7Z020.ffs, "dsp": total.dsp / XC7Z020.dsp},
+            "fits_budget": total.fits(b),
+            "fits_half": total.fits(XC7Z020, 0.5),
         },
         "folding_note": note,
         "target_images_per_s": cfg.target_images_per_s,

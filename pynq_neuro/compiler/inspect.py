@@ -42,8 +42,8 @@ def summary_table(art: Artifact) -> str:
             f"latency mean {cyc['latency_cycles_mean']:.0f}, p99 {cyc['latency_cycles_p99']:.0f}")
     if res:
         t, u = res["total"], res["utilisation"]
-        lines.append(f"estimate: {t['luts']} LUT ({u['luts']:.0%}), {t['bram36']} BRAM36 "
-                     f"({u['bram36']:.0%}), {t['ffs']} FF, {t['dsp']} DSP")
+        lines.append(f"estimate: {t['luts']} LUT ({u['luts']:.0%} of the xc7z020), "
+                     f"{t['bram36']} BRAM36 ({u['bram36']:.0%}), {t['ffs']} FF, {t['dsp']} DSP")
     return "\n".join(lines)
 
 

@@ -21,9 +21,11 @@ RAMB18_SHAPES = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 
 
 @dataclass(frozen=True)
 class Budget:
-    """What the design may use (default: the whole xc7z020) and the clock."""
+    """What the core may use and the clock. The default leaves a quarter of the xc7z020's
+    53,200 LUTs to the rest of the overlay (AXI DMA, interconnect, reset) and to placement
+    slack; FF, BRAM and DSP default to the whole device."""
 
-    luts: int = 53_200
+    luts: int = 40_000
     ffs: int = 106_400
     bram36: int = 140
     dsp: int = 220
@@ -31,6 +33,10 @@ class Budget:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# the whole device
+XC7Z020 = Budget(luts=53_200)
 
 
 @dataclass
@@ -70,13 +76,20 @@ def memory(depth: int, width: int) -> Resources:
     return Resources(bram36=block_ram(depth, width))
 
 
-def product_luts(weight_bits: int, in_bits: int) -> int:
-    """LUTs of ``(2k + 1) * a`` for a ``weight_bits`` code and an ``in_bits`` activation:
-    shift-and-add of the weight's bits (a 1-bit weight only flips the sign, which the
-    accumulator's add/subtract absorbs)."""
-    if in_bits <= 1:
-        return weight_bits + 1  # select the weight or zero
-    return (weight_bits - 1) * (in_bits + weight_bits)
+def product_luts(weight_bits: int, in_bits: int) -> float:
+    """LUTs per processing element for the magnitude ``|2k + 1| * a`` of a ``weight_bits`` code
+    and an ``in_bits`` activation (pn_layer): a 1-bit weight only flips the sign; 2-4-bit
+    weights select one of the group's shared odd multiples (a 2:1 select mostly merges into the
+    accumulator's LUTs, 4:1 and 8:1 take about a LUT per bit); wider weights add shifted
+    copies of ``a`` per lane."""
+    mag = weight_bits + in_bits
+    if weight_bits <= 1:
+        return 0.0
+    if weight_bits == 2:
+        return 0.35 * mag
+    if weight_bits <= 4:
+        return 1.0 * mag
+    return (weight_bits - 1) * mag
 
 
 def lutram_luts(depth: int, width: int) -> int:
@@ -85,32 +98,46 @@ def lutram_luts(depth: int, width: int) -> int:
     return -(-width // 6) * 4 * -(-depth // 32)
 
 
+# Coefficients fitted to Yosys 0.23 ``synth_xilinx`` of pn_layer (layer-0-like: 8-bit input,
+# 2-bit weights, 17-bit accumulators; layer-1-like: 2-bit input, 12-bit accumulators) and of
+# the whole core for the default network; see docs/compiler.md.
+PE_FIXED_LUTS = 17.0      # per processing element: address select, entry decode, clear
+GROUP_LUTS = 250.0        # per group: event fetch, index/synapse addressing, multiples
+LAYER_LUTS = 150.0        # per layer: frame and threshold sequencing
+THRESHOLD_LUTS = 0.33     # per lane, level and accumulator bit (comparators, level count)
+
+
 def layer_resources(lm: LayerMap, in_bits: int) -> Resources:
-    """Estimated resources of one layer's neuron array."""
+    """Estimated resources of one layer's neuron array (with the frame buffer in front)."""
     L, G, P = lm.layer, lm.groups, lm.lanes
     A = lm.acc_bits
     slots = -(-L.taps // L.stride)
-    r = Resources(luts=250, ffs=300)  # sequencing, event fetch, handshakes
+    r = Resources(luts=LAYER_LUTS + G * GROUP_LUTS, ffs=300 + G * (lm.word_bits + 60))
     for g in range(G):
         r += memory(lm.synapse_depth, lm.word_bits)
         r += memory(lm.index_depth, lm.index_bits)
-    # per lane and group: product, accumulate (add/subtract), partial-accumulator RAM
-    per_pe = product_luts(L.weight_bits, in_bits) + A + lutram_luts(slots * lm.locals, A)
-    r += Resources(luts=G * P * per_pe, ffs=G * P * (A + L.weight_bits + 2))
-    # per lane: adder tree over the groups, threshold comparators (or the bias add)
-    compare = lm.levels * -(-A // 2)
-    r += Resources(luts=P * ((G - 1) * A + compare), ffs=P * (A + 8))
+    # per processing element: product select, accumulator add/subtract, partial-accumulator
+    # RAM, and the capture register of the threshold phase
+    per_pe = (PE_FIXED_LUTS + product_luts(L.weight_bits, in_bits) + A
+              + lutram_luts(slots * lm.locals, A))
+    r += Resources(luts=G * P * per_pe, ffs=G * P * (A + 4))
+    # per lane: adder tree over the groups, then threshold comparators or the bias add
+    out = A if L.is_classifier else lm.levels * THRESHOLD_LUTS * A + 2
+    r += Resources(luts=P * ((G - 1) * A + out), ffs=P * (2 * A + 8))
     r += Resources(luts=lutram_luts(lm.locals, P * lm.param_bits))
     if L.is_classifier:
         r += Resources(luts=P * A, ffs=P * A)  # argmax compare tree
-    # event selection in the input frame buffer: a priority encoder and value mux per group
-    r += Resources(luts=G * (2 * lm.local_channels + in_bits * lm.local_channels // 4))
+    # the input frame buffer: two frames of registers and one priority encoder per group
+    bits = max(in_bits, 1)
+    r += Resources(luts=L.in_channels * (1.5 * bits + 4.5),
+                   ffs=L.in_channels * 2 * (bits + 1) * 1.5)
     return r
 
 
 def network_resources(maps: list[LayerMap], input_bits: int) -> list[Resources]:
     """Per-layer estimates; the first entry is the input unit and control (AXI, registers)."""
-    shell = Resources(luts=1500, ffs=2000 + 2 * 28 * (input_bits + 1))
+    # input unit, registers, loader (its word register: the widest memory word), skid buffers
+    shell = Resources(luts=900, ffs=1000 + max((lm.word_bits for lm in maps), default=32))
     out = [shell]
     in_bits = input_bits
     for lm in maps:
