@@ -55,13 +55,12 @@ except ImportError:  # imported without the simulation extras (e.g. for VERILATO
 REQ_FD_ENV = "PN_COSIM_REQ_FD"
 RESP_FD_ENV = "PN_COSIM_RESP_FD"
 PERIOD_ENV = "PN_COSIM_PERIOD_PS"
-WALL_ENV = "PN_COSIM_WALL_S_PER_CYCLE"
+WALL_ENV = "PN_COSIM_WALL"          # "base_s,s_per_cycle" of the wall-clock guard
 RESET_CYCLES = 8
 # longest single wait between checks of the wall-clock guard (clock cycles)
 WAIT_CHUNK_CYCLES = 100_000
-# wall-clock guard of one transfer: seconds plus seconds per budget cycle
-WALL_BASE_S = 120.0
-WALL_S_PER_CYCLE = 1.0 / 20.0   # Icarus runs the full-size cores at ~40 cycles/s
+# default wall-clock guard of one transfer: seconds plus seconds per budget cycle
+WALL_DEFAULT = "120,0.05"
 
 
 if cocotb is not None:
@@ -82,9 +81,10 @@ if cocotb is not None:
     class CosimBench:
         """The core with its clock, reset, AXI-Lite master and the two DMA channels."""
 
-        def __init__(self, dut, period_ps: int):
+        def __init__(self, dut, period_ps: int, wall: tuple[float, float]):
             self.dut = dut
             self.period_ps = period_ps
+            self.wall_base_s, self.wall_s_per_cycle = wall
             dut.rst.value = 1
             Clock(dut.clk, period_ps, unit="ps", impl="gpi").start(start_high=False)
             self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
@@ -117,7 +117,8 @@ if cocotb is not None:
             """One DMA exchange; returns the reply status line tail and the received words."""
             start = self.cycles()
             deadline = start + max(1, budget_cycles)
-            wall_end = time.monotonic() + WALL_BASE_S + budget_cycles * WALL_S_PER_CYCLE
+            wall_end = (time.monotonic() + self.wall_base_s
+                        + budget_cycles * self.wall_s_per_cycle)
             if words:
                 data = b"".join(w.to_bytes(4, "little") for w in words)
                 self.source.send_nowait(AxiStreamFrame(data))
@@ -179,7 +180,8 @@ if cocotb is not None:
         """Answer the client's requests until it quits or closes the request pipe."""
         req = os.fdopen(int(os.environ[REQ_FD_ENV]), "r")
         resp = os.fdopen(int(os.environ[RESP_FD_ENV]), "w")
-        bench = CosimBench(dut, int(os.environ.get(PERIOD_ENV, "10000")))
+        base, per_cycle = (float(v) for v in os.environ.get(WALL_ENV, WALL_DEFAULT).split(","))
+        bench = CosimBench(dut, int(os.environ.get(PERIOD_ENV, "10000")), (base, per_cycle))
         await bench.reset()
         resp.write(f"HI {bench.cycles()} 0 0\n")
         resp.flush()

@@ -277,7 +277,9 @@ def test_bus_lifecycle(artifact, images):
     bus._proc.wait()
     with pytest.raises(DriverError, match="co-simulation .*failed"):
         bus.read(R.ID)
+    assert bus.pid is None
     bus.close()
+    shutil.rmtree(bus.run_dir)       # kept for its log after a failure
 
 
 def test_icarus_cocotb_engine(tmp_path, images):

@@ -25,6 +25,7 @@ every artifact of the same hardware shares one build.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -49,6 +50,7 @@ ENGINES = ("icarus", "verilator")
 ENGINE_ENV = "PYNQ_NEURO_SIM_ENGINE"
 MAX_SEND_WORDS = 1 << 22   # capacity of the Verilator bench's buffers
 MAX_RECV_WORDS = 1 << 20
+WALL_MARGIN_S = 60.0       # on top of the server's own wall-clock guard
 UNKNOWN = 0xFFFF_FFFF      # a word count the server does not know
 MEM_DIR = "mem/"           # memory images, relative to the simulator's working directory
 
@@ -60,8 +62,10 @@ class CycleBudget:
     ``cycles = min(timeout_s * clock_hz, base_cycles + cycles_per_word * words)``, where
     ``words`` is the number of words sent plus the size of the receive buffer. The cap is far
     above what a correct transfer needs (a digit is 196 words and a few hundred cycles) and
-    keeps a transfer that never ends from simulating for hours. The client gives the simulator
-    ``wall_base_s + cycles / min_cycles_per_s`` seconds to answer before it stops it."""
+    keeps a transfer that never ends from simulating for hours. The wall-clock guard is
+    ``wall_base_s + cycles / min_cycles_per_s`` seconds (the Icarus server gives up after that
+    time and answers with a timeout; the client stops a simulator that has not answered a
+    minute later)."""
 
     base_cycles: int = 200_000
     cycles_per_word: int = 64
@@ -129,6 +133,7 @@ def _artifact_dir(artifact: str | os.PathLike) -> Path:
     return art
 
 
+@functools.lru_cache(maxsize=None)
 def _server_module():
     """``sim/cosim_server.py`` (the protocol's servers), imported from the checkout."""
     from ..rtl import sim_dir
@@ -221,7 +226,7 @@ def build(artifact: str | os.PathLike, engine: str = "auto",
 
 
 def _command(engine: str, exe: Path, run_dir: Path, req_fd: int, resp_fd: int,
-             period_ps: int) -> tuple[list[str], dict[str, str]]:
+             period_ps: int, budget: CycleBudget) -> tuple[list[str], dict[str, str]]:
     """Command line and environment of the simulator process."""
     from ..rtl import REPO, sim_dir
 
@@ -248,6 +253,7 @@ def _command(engine: str, exe: Path, run_dir: Path, req_fd: int, resp_fd: int,
     env[server.REQ_FD_ENV] = str(req_fd)
     env[server.RESP_FD_ENV] = str(resp_fd)
     env[server.PERIOD_ENV] = str(period_ps)
+    env[server.WALL_ENV] = f"{budget.wall_base_s},{1.0 / budget.min_cycles_per_s}"
     return ["vvp", "-m", str(cfg.lib_entry("vpi", "icarus")), str(exe), "-none"], env
 
 
@@ -325,7 +331,7 @@ class SimBus:
         period_ps = max(2, round(1e6 / self.clock_mhz / 2) * 2)
         try:
             cmd, env = _command(self.engine, self.executable, self.run_dir, req_r, resp_w,
-                                period_ps)
+                                period_ps, self.budget)
             with open(self.log_path, "wb") as log:
                 self._proc = subprocess.Popen(
                     cmd, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -431,7 +437,7 @@ class SimBus:
         payload = "".join(f"{w:08x}\n" for w in words.tolist()).encode()
         status, _, a, b = self._request(
             f"T {len(words):x} {recv_words:x} {budget:x}", payload,
-            self.budget.wall_s(budget), "waiting for a DMA transfer")
+            self.budget.wall_s(budget) + WALL_MARGIN_S, "waiting for a DMA transfer")
         if status == "OK":
             n = int(a, 16)
             lines = [self._line(time.monotonic() + 60.0, "reading received words")
