@@ -20,9 +20,11 @@ them itself). For frame t:
                    them in an adder tree, compares the total with the thresholds (hidden
                    layer: LEVELS comparators give the activation) or adds the bias
                    (classifier), and writes the LANES results to outputs i*LANES + j
-                   (wr_en, wr_base = i*LANES); wr_done comes with the last write. Cycles:
-                   LOCALS + 4 (THRESHOLD_LATENCY); the next event phase may start in the
-                   cycle after wr_done.
+                   (wr_en, wr_base = i*LANES); wr_done comes with the last write, LOCALS + 4
+                   (THRESHOLD_LATENCY) cycles after the start. The layer is busy for
+                   LOCALS + 1 cycles: the next event phase overlaps the last three pipeline
+                   stages (they no longer touch the partial accumulators); a threshold phase
+                   starts only when the pipeline is empty.
 
 Pipeline of a group during the event phase (one operation per cycle, no bubbles):
 
@@ -199,8 +201,7 @@ localparam [2:0]
     STATE_IDLE = 3'd1,
     STATE_EVENT = 3'd2,
     STATE_TH_WAIT = 3'd3,
-    STATE_TH_SUM = 3'd4,
-    STATE_TH_DRAIN = 3'd5;
+    STATE_TH_SUM = 3'd4;
 
 // slot base of the next output frame (slot base = slot*LOCALS)
 function [ACC_ADDR_BITS-1:0] next_sb;
@@ -278,7 +279,6 @@ reg [ACC_ADDR_BITS-1:0] f_sb_reg = {ACC_ADDR_BITS{1'b0}}, f_sb_next;
 // threshold phase and flush counters
 reg [LOC_BITS-1:0] th_i_reg = {LOC_BITS{1'b0}}, th_i_next;
 reg [ACC_ADDR_BITS-1:0] th_addr_reg = {ACC_ADDR_BITS{1'b0}}, th_addr_next;
-reg [1:0] drain_reg = 2'd0, drain_next;
 reg [ACC_ADDR_BITS-1:0] flush_reg = {ACC_ADDR_BITS{1'b0}}, flush_next;
 
 // threshold pipeline: partial sums of all groups -> total -> output
@@ -320,7 +320,9 @@ assign wr_en = out_valid_reg;
 assign wr_base = out_base_reg;
 assign wr_data = out_reg;
 assign wr_done = out_valid_reg && out_last_reg;
-assign busy = (state_reg != STATE_IDLE) || (t_reg != {T_BITS{1'b0}});
+// the threshold pipeline (accumulator capture, adder tree, comparison) holds data
+wire pipe_busy = rdq_valid_reg || tot_valid_reg || out_valid_reg;
+assign busy = (state_reg != STATE_IDLE) || (t_reg != {T_BITS{1'b0}}) || pipe_busy;
 
 /*
  * Event groups
@@ -694,7 +696,6 @@ always @* begin
     f_sb_next = f_sb_reg;
     th_i_next = th_i_reg;
     th_addr_next = th_addr_reg;
-    drain_next = drain_reg;
     flush_next = flush_reg;
     rdq_next = rdq_reg;
     rdq_valid_next = 1'b0;
@@ -738,7 +739,7 @@ always @* begin
             end
         end
         STATE_TH_WAIT: begin
-            if (wr_ready) begin
+            if (wr_ready && !pipe_busy) begin
                 state_next = STATE_TH_SUM;
                 th_i_next = {LOC_BITS{1'b0}};
                 th_addr_next = f_sb_reg;
@@ -753,14 +754,7 @@ always @* begin
             th_i_next = th_i_reg + 1'b1;
             th_addr_next = th_addr_reg + 1'b1;
             if (th_i_reg == C_LOC_LAST[LOC_BITS-1:0]) begin
-                state_next = STATE_TH_DRAIN;
-                drain_next = 2'd0;
-            end
-        end
-        STATE_TH_DRAIN: begin
-            // the last local index passes the adder tree, the comparison and the write
-            drain_next = drain_reg + 1'b1;
-            if (drain_reg == 2'd2) begin
+                // the pipeline finishes the last local index on its own
                 state_next = STATE_IDLE;
             end
         end
@@ -771,7 +765,7 @@ always @* begin
 
     // next frame (after the event phase without completion, or after the threshold phase)
     if ((state_reg == STATE_EVENT && ev_end && !f_done) ||
-            (state_reg == STATE_TH_DRAIN && drain_reg == 2'd2)) begin
+            (state_reg == STATE_TH_SUM && th_i_reg == C_LOC_LAST[LOC_BITS-1:0])) begin
         if (t_reg == C_USED_LAST[T_BITS-1:0]) begin
             t_next = {T_BITS{1'b0}};
             f_kp_next = C_STRIDE[KP_BITS-1:0];
@@ -846,7 +840,6 @@ always @(posedge clk) begin
     f_sb_reg <= f_sb_next;
     th_i_reg <= th_i_next;
     th_addr_reg <= th_addr_next;
-    drain_reg <= drain_next;
     flush_reg <= flush_next;
     rdq_reg <= rdq_next;
     rdq_valid_reg <= rdq_valid_next;

@@ -10,8 +10,9 @@ schedule must follow the cycle model exactly:
   frame is valid, and rd_release comes in its last cycle, 2 + max_g (sum over the group's
   events of max(1, words) per active tap, or 1 without taps) cycles after the start;
 * a completed output frame's threshold phase starts in the first cycle from the end of the
-  event phase in which wr_ready is high and lasts ``threshold_cycles`` (LOCALS + 4); wr_done
-  comes in its last cycle and the layer is free in the next one.
+  event phase in which wr_ready is high and the previous output frame is written; wr_done
+  comes ``threshold_cycles`` (LOCALS + 4) cycles after the start, and the layer is free for
+  the next event phase ``threshold_busy_cycles`` (LOCALS + 1) cycles after the start.
 
 Configuration (``$PN_SIM_CONFIG``): ``artifact``, ``layer``, ``digits``, ``load_port``,
 ``seed``.
@@ -28,7 +29,8 @@ from cocotb.triggers import FallingEdge, ReadOnly
 
 from pn_sim import artifact_banks, load_config
 from pynq_neuro.compiler.artifact import load_artifact
-from pynq_neuro.compiler.cycles import FRAME_OVERHEAD, event_costs, threshold_cycles
+from pynq_neuro.compiler.cycles import (FRAME_OVERHEAD, event_costs, threshold_busy_cycles,
+                                        threshold_cycles)
 from pynq_neuro.compiler.mapping import Folding, map_layer
 from pynq_neuro.golden.model import run
 
@@ -119,7 +121,9 @@ class LayerTB:
         start = None
         phase = "event"
         ev_end = None
-        t0 = None
+        t0 = None                   # start of the threshold phase being written
+        t_out = None                # start of the threshold phase whose output is being written
+        out_idle_at = 0             # the threshold pipeline is empty from this cycle
         sink_free = True
         sink_wait = 0
         out_frame: dict[int, int] = {}
@@ -183,16 +187,20 @@ class LayerTB:
                     free_at = c + 1
                 start = None
                 frame_no += 1
-            if phase == "threshold" and t0 is None and ev_end is not None and c >= ev_end and ready:
-                t0 = c
+            if (phase == "threshold" and t0 is None and ev_end is not None and c >= ev_end
+                    and t_out is None and c >= out_idle_at and ready):
+                t0 = t_out = c
+                # the layer is free again while the pipeline writes the output frame
+                phase = "event"
+                free_at = t0 + threshold_busy_cycles(self.lm)
             if wr_en:
-                assert phase == "threshold", f"cycle {c}: write outside a threshold phase"
+                assert t_out is not None, f"cycle {c}: write outside a threshold phase"
                 for j in range(self.P):
                     out_frame[wr_base + j] = (wr_data >> (j * self.out_bits)) & mask
             if wr_done:
-                assert t0 is not None
-                want = t0 + threshold_cycles(self.lm) - 1
-                assert c == want, f"wr_done at {c}, cycle model says {want} (T0 {t0})"
+                assert t_out is not None
+                want = t_out + threshold_cycles(self.lm) - 1
+                assert c == want, f"wr_done at {c}, cycle model says {want} (T0 {t_out})"
                 n_d, tau = outputs // emitted, outputs % emitted
                 O = h["out_channels"]
                 got = [out_frame[o] for o in range(O)]
@@ -205,8 +213,8 @@ class LayerTB:
                 checked_frames += 1
                 outputs += 1
                 out_frame = {}
-                phase = "event"
-                free_at = c + 1
+                t_out = None
+                out_idle_at = c + 1
                 if ready_prob < 1.0:
                     sink_free = False
                     sink_wait = self.rng.randint(0, 60)
@@ -233,7 +241,8 @@ class LayerTB:
                 wr ^= 1
                 next_frame += 1
                 delay = self.rng.randint(0, frame_delay) if frame_delay else 0
-            if frame_no == len(frames) and phase == "event" and c > free_at + 2:
+            if (frame_no == len(frames) and phase == "event" and t_out is None
+                    and c > free_at + 2):
                 break
         else:
             raise AssertionError(f"timeout after {frame_no} of {len(frames)} frames")

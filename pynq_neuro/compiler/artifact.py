@@ -208,7 +208,7 @@ def write_artifact(directory: str | Path, net: IntegerNetwork, maps: list[LayerM
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write an artifact directory and return its manifest."""
     from .cycles import (BEATS_PER_ROW, FRAME_BUFFERS, FRAME_OVERHEAD, RESULT_LATENCY,
-                         ROW_BUFFERS, THRESHOLD_LATENCY)
+                         ROW_BUFFERS, THRESHOLD_BUSY, THRESHOLD_LATENCY)
 
     out = Path(directory)
     (out / "mem").mkdir(parents=True, exist_ok=True)
@@ -246,7 +246,8 @@ def write_artifact(directory: str | Path, net: IntegerNetwork, maps: list[LayerM
             "constants": {
                 "BEATS_PER_ROW": BEATS_PER_ROW, "ROW_BUFFERS": ROW_BUFFERS,
                 "FRAME_BUFFERS": FRAME_BUFFERS, "FRAME_OVERHEAD": FRAME_OVERHEAD,
-                "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "RESULT_LATENCY": RESULT_LATENCY,
+                "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "THRESHOLD_BUSY": THRESHOLD_BUSY,
+                "RESULT_LATENCY": RESULT_LATENCY,
             },
             "layers": [layer_hw(lm) for lm in maps],
         },

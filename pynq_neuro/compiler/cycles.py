@@ -9,9 +9,11 @@ parameters that the RTL reproduces:
   ``FRAME_OVERHEAD + max_g sum_{events e of group g} sum_{active taps k} max(1, words(k, c_e))``
   cycles (a zero activation is no event and costs nothing; an event that reaches no output
   frame still takes one cycle); then every output frame that is complete gets a *threshold
-  phase* of ``locals + THRESHOLD_LATENCY`` cycles (each cycle every lane reads one neuron's
-  partial sums from all G groups at once, adds them in a pipelined adder tree, compares the
-  thresholds and writes the activation);
+  phase*: each cycle every lane reads one neuron's partial sums from all G groups at once,
+  adds them in a pipelined adder tree, compares the thresholds and writes the activation. The
+  layer is busy for ``locals + THRESHOLD_BUSY`` cycles; the output frame is complete
+  ``locals + THRESHOLD_LATENCY`` cycles after the phase starts (the next event phase overlaps
+  the end of the pipeline), and the next threshold phase starts no earlier than that;
 * output frames go into a ring of ``FRAME_BUFFERS`` frame buffers; a threshold phase waits for a
   free buffer, which the next layer frees when its event phase for that frame ends;
 * the classifier's threshold phase is the argmax; the result leaves ``RESULT_LATENCY`` cycles
@@ -36,6 +38,7 @@ ROW_BUFFERS = 2
 FRAME_BUFFERS = 2
 FRAME_OVERHEAD = 2
 THRESHOLD_LATENCY = 4
+THRESHOLD_BUSY = 1
 RESULT_LATENCY = 2
 
 
@@ -51,7 +54,8 @@ class CycleReport:
     constants: dict = field(default_factory=lambda: {
         "BEATS_PER_ROW": BEATS_PER_ROW, "ROW_BUFFERS": ROW_BUFFERS,
         "FRAME_BUFFERS": FRAME_BUFFERS, "FRAME_OVERHEAD": FRAME_OVERHEAD,
-        "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "RESULT_LATENCY": RESULT_LATENCY})
+        "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "THRESHOLD_BUSY": THRESHOLD_BUSY,
+        "RESULT_LATENCY": RESULT_LATENCY})
 
     @property
     def cycles_per_digit(self) -> float:
@@ -116,7 +120,13 @@ def event_phase_cycles(lm: LayerMap, acts: np.ndarray) -> np.ndarray:
 
 
 def threshold_cycles(lm: LayerMap) -> int:
+    """Cycles from the start of a threshold phase to the complete output frame."""
     return lm.locals + THRESHOLD_LATENCY
+
+
+def threshold_busy_cycles(lm: LayerMap) -> int:
+    """Cycles a threshold phase keeps the layer from its next event phase."""
+    return lm.locals + THRESHOLD_BUSY
 
 
 def completions(lm: LayerMap) -> list[int]:
@@ -141,6 +151,7 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     frames = [lm.frames_used for lm in maps]
     done_at = [completions(lm) for lm in maps]
     thr = [threshold_cycles(lm) for lm in maps]
+    thr_busy = [threshold_busy_cycles(lm) for lm in maps]
     L = len(maps)
 
     # Global frame streams: layer l handles frames_used frames per digit.
@@ -207,11 +218,13 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
                     v = len(out_end[l])
                     if l + 1 < L and v >= FRAME_BUFFERS:
                         end = max(end, ev_end[l + 1][v - FRAME_BUFFERS])
-                    end += thr[l]
-                    out_end[l].append(end)
+                    if v:  # the previous threshold pipeline has drained
+                        end = max(end, out_end[l][-1])
+                    out_end[l].append(end + thr[l])
                     if l == L - 1:
-                        result[digit] = end + RESULT_LATENCY
-                busy[l, digit] += ev[l][digit, t] + k * thr[l]
+                        result[digit] = end + thr[l] + RESULT_LATENCY
+                    end += thr_busy[l]
+                busy[l, digit] += ev[l][digit, t] + k * thr_busy[l]
                 free_at[l] = end
                 pos[l] += 1
                 progress = True

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..golden.model import run
 from ..golden.network import IntegerNetwork
-from .cycles import completions, event_phase_cycles, simulate, threshold_cycles
+from .cycles import completions, event_phase_cycles, simulate, threshold_busy_cycles
 from .mapping import Folding, LayerMap, map_layer
 from .resources import Budget, Resources, layer_resources, network_resources
 
@@ -33,7 +33,7 @@ def lane_choices(out_channels: int) -> list[int]:
 def layer_cycles(lm: LayerMap, acts: np.ndarray) -> np.ndarray:
     """Busy cycles per digit of one layer in isolation."""
     ev = event_phase_cycles(lm, acts)[:, : lm.frames_used]
-    return ev.sum(axis=1) + sum(completions(lm)) * threshold_cycles(lm)
+    return ev.sum(axis=1) + sum(completions(lm)) * threshold_busy_cycles(lm)
 
 
 def _cost(r: Resources) -> float:
