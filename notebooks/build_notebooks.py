@@ -211,8 +211,8 @@ NB1 = [
     axes[0, 0].hist(wf, bins=121, color="grey")
     axes[0, 0].set_title("tdnn-float: weight / RMS", fontsize=10)
     axes[1, 0].axis("off")
-    axes[1, 0].text(0, 0.5, "Training keeps float latent weights;\nonly their codes k are "
-                    "stored.\nThe hardware multiplies by 2k+1.", fontsize=10, va="center")
+    axes[1, 0].text(0, 0.5, "Training keeps float latent weights;\\nonly their codes k are "
+                    "stored.\\nThe hardware multiplies by 2k+1.", fontsize=10, va="center")
     for col, name in enumerate(quantized, start=1):
         model = model_from_checkpoint(zoo.checkpoint_path(name))
         layer = model.layers[LAYER]
@@ -425,8 +425,9 @@ NB2 = [
     **artifact**: memory images for every layer's synapses, indices and thresholds, a manifest,
     a Verilog header with the synthesis parameters and a packed stream that loads a network at
     run time. On the way it chooses each layer's **folding** — `G` event groups × `P` lanes of
-    processing elements — so that the cycle model meets a throughput target within the
-    resources of the xc7z020.
+    processing elements — so that the cycle model meets a throughput target within a resource
+    budget on the xc7z020 (`pynq_neuro.compiler.resources.Budget`; by default the core leaves
+    part of the device to the DMA and the interconnect).
 
     This notebook compiles the hardware default `tdnn-w2a2-sparse`, looks at the result layer by
     layer, trades folding against throughput, and checks that the artifact's memory images
@@ -488,7 +489,10 @@ NB2 = [
     art = load_artifact(ARTIFACT)
     perf = manifest["performance"]
     print(summary_table(art))
-    print(f"\\ncompiled in {compile_s:.1f} s; folding search: {perf['folding_note']}")
+    budget = perf["budget"]
+    print(f"\\ncompiled in {compile_s:.1f} s for a target of {perf['target_images_per_s']:,.0f} "
+          f"digits/s within {budget['luts']:,} LUTs and {budget['bram36']} BRAM36 at "
+          f"{budget['clock_mhz']:g} MHz; folding search: {perf['folding_note']}")
     """),
     md("""
     How to read the table: `G x P` is the folding (event groups × lanes); `words` is the depth of
@@ -548,7 +552,6 @@ NB2 = [
         bram[m["layer"], ("synapse", "index").index(m["kind"])] += r.bram36
         lutram[m["layer"]] += r.luts
     est = perf["resources_estimate"]
-    budget = perf["budget"]
     assert np.allclose(bram.sum(axis=1), [r["bram36"] for r in est["layers"]])
     print(f"{len(mems)} memory banks, {sum(m['depth'] * m['width'] for m in mems) / 8192:.1f} KiB")
     print(f"{'layer':>5} {'synapse BRAM36':>15} {'index BRAM36':>13} {'LUTRAM LUTs':>12} "
@@ -557,22 +560,22 @@ NB2 = [
         print(f"{i:>5} {bram[i, 0]:>15g} {bram[i, 1]:>13g} {lutram[i]:>12.0f} "
               f"{est['layers'][i]['luts']:>11,}")
     t = est["total"]
-    print(f"total with the AXI shell: {t['bram36']:g} of {budget['bram36']} BRAM36, "
-          f"{t['luts']:,} of {budget['luts']:,} LUTs")
+    print(f"total with the AXI shell: {t['bram36']:g} BRAM36 (budget {budget['bram36']}), "
+          f"{t['luts']:,} LUTs (budget {budget['luts']:,})")
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.6))
     a1.bar(range(len(layers)), bram[:, 0], label="synapse memories")
     a1.bar(range(len(layers)), bram[:, 1], bottom=bram[:, 0], label="index memories")
     a1.set_xlabel("layer")
     a1.set_ylabel("BRAM36")
-    a1.set_title(f"block RAM: {t['bram36']:g} of {budget['bram36']}", fontsize=10)
+    a1.set_title(f"block RAM: {t['bram36']:g} BRAM36 (budget {budget['bram36']})", fontsize=10)
     a1.legend(fontsize=8)
     a2.bar(range(len(layers)), [r["luts"] for r in est["layers"]], color="tab:purple",
            label="all logic")
     a2.bar(range(len(layers)), lutram, color="tab:pink", label="distributed RAM")
     a2.set_xlabel("layer")
     a2.set_ylabel("LUTs (estimate)")
-    a2.set_title(f"logic: {t['luts']:,} of {budget['luts']:,} LUTs", fontsize=10)
+    a2.set_title(f"logic: {t['luts']:,} LUTs (budget {budget['luts']:,})", fontsize=10)
     a2.legend(fontsize=8)
     fig.tight_layout()
     """),
@@ -617,43 +620,57 @@ NB2 = [
     ## Folding against throughput
 
     More groups and lanes process more events per cycle and cost more logic and memory ports.
-    The folding search upgrades the bottleneck layer until the target is met. Compiling the
-    same network for a range of targets shows the trade-off (each compile writes a throwaway
-    artifact into a temporary folder).
+    The folding search upgrades the bottleneck layer until the target is met or no upgrade fits
+    the budget. Compiling the same network for a range of targets, once within the default
+    budget and once with every LUT of the xc7z020, shows the trade-off (each compile writes a
+    throwaway artifact into a temporary folder).
     """),
     code("""
-    targets = [25_000, 50_000, 100_000, 175_000, 250_000, 400_000]
+    import dataclasses
+
+    from pynq_neuro.compiler.resources import Budget
+
+    budgets = {"default budget": Budget(), "whole xc7z020": dataclasses.replace(Budget(), luts=53_200)}
+    targets = [25_000, 50_000, 100_000, 200_000, 400_000]
     sweep = []
     with tempfile.TemporaryDirectory() as tmp:
-        for target in targets:
-            m = compile_network(net, Path(tmp) / str(target),
-                                CompileConfig(target_images_per_s=target, sample_digits=500),
-                                x_test[:500])
-            p = m["performance"]
-            sweep.append({
-                "target": target,
-                "folding": " ".join(f"{h['groups']}x{h['lanes']}" for h in m["hardware"]["layers"]),
-                "digits_per_s": p["cycle_model"]["images_per_s"],
-                "luts": p["resources_estimate"]["total"]["luts"],
-                "bram36": p["resources_estimate"]["total"]["bram36"],
-                "note": p["folding_note"],
-            })
-    print(f"{'target':>8} {'foldings (G x P per layer)':<28} {'digits/s':>9} {'LUTs':>7} "
-          f"{'BRAM36':>7}  search")
+        for label, b in budgets.items():
+            for target in targets:
+                m = compile_network(net, Path(tmp) / f"{label}-{target}",
+                                    CompileConfig(target_images_per_s=target, budget=b,
+                                                  sample_digits=300),
+                                    x_test[:300])
+                p = m["performance"]
+                sweep.append({
+                    "budget": label, "target": target,
+                    "folding": " ".join(f"{h['groups']}x{h['lanes']}"
+                                        for h in m["hardware"]["layers"]),
+                    "digits_per_s": p["cycle_model"]["images_per_s"],
+                    "luts": p["resources_estimate"]["total"]["luts"],
+                    "bram36": p["resources_estimate"]["total"]["bram36"],
+                    "met": p["folding_note"] == "target met",
+                })
+    print(f"{'budget':<15} {'target':>8} {'foldings (G x P per layer)':<28} {'digits/s':>9} "
+          f"{'LUTs':>7} {'BRAM36':>7}  target met")
     for r in sweep:
-        print(f"{r['target']:>8,} {r['folding']:<28} {r['digits_per_s']:>9,.0f} {r['luts']:>7,} "
-              f"{r['bram36']:>7g}  {r['note']}")
+        print(f"{r['budget']:<15} {r['target']:>8,} {r['folding']:<28} {r['digits_per_s']:>9,.0f} "
+              f"{r['luts']:>7,} {r['bram36']:>7g}  {'yes' if r['met'] else 'no'}")
 
-    fig, ax = plt.subplots(figsize=(7.5, 4))
-    ax.plot([r["luts"] for r in sweep], [r["digits_per_s"] for r in sweep], "o-")
-    for r in sweep:
-        right = r["luts"] > 0.7 * budget["luts"]
-        ax.annotate(r["folding"], (r["luts"], r["digits_per_s"]), fontsize=7,
-                    textcoords="offset points", xytext=(-6 if right else 6, -3),
-                    ha="right" if right else "left")
-    ax.axvline(budget["luts"], color="tab:red", ls="--", lw=1, label="xc7z020 LUTs")
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for label, marker in zip(budgets, ("o-", "s--")):
+        rows = sorted({r["folding"]: r for r in sweep if r["budget"] == label}.values(),
+                      key=lambda r: r["luts"])
+        ax.plot([r["luts"] for r in rows], [r["digits_per_s"] for r in rows], marker,
+                label=f"{label} ({budgets[label].luts:,} LUTs)")
+    seen = set()
+    for r in sorted(sweep, key=lambda r: r["luts"]):
+        if r["folding"] not in seen:
+            seen.add(r["folding"])
+            ax.annotate(r["folding"], (r["luts"], r["digits_per_s"]), fontsize=7,
+                        textcoords="offset points", xytext=(6, -10))
     ax.set_xlabel("LUTs (estimate)")
     ax.set_ylabel("digits/s (cycle model, 100 MHz)")
+    ax.set_xlim(0, 1.25 * max(r["luts"] for r in sweep))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -1132,7 +1149,7 @@ NOTEBOOKS = {
 }
 
 
-def notebook(cells: list) -> nbformat.NotebookNode:
+def notebook(name: str, cells: list) -> nbformat.NotebookNode:
     nb = new_notebook(cells=cells)
     nb.metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -1141,11 +1158,13 @@ def notebook(cells: list) -> nbformat.NotebookNode:
     # stable cell ids keep regenerated files identical
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:02d}"
+        if cell.cell_type == "code":
+            compile(cell.source, f"{name} cell {i}", "exec")  # a SyntaxError names the cell
     return nb
 
 
 def render(name: str) -> str:
-    return nbformat.writes(notebook(NOTEBOOKS[name]))
+    return nbformat.writes(notebook(name, NOTEBOOKS[name]))
 
 
 def main(argv: list[str] | None = None) -> int:
