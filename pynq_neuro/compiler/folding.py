@@ -13,7 +13,6 @@ from .mapping import Folding, LayerMap, map_layer
 from .resources import Budget, Resources, layer_resources, network_resources
 
 GROUP_CHOICES = (1, 2, 4, 8)
-BRAM_LUT_WEIGHT = 400  # one BRAM36 is worth this many LUTs when ranking foldings
 MAX_ROUNDS = 4  # bounds the upgrade loop (x16 upgrades)
 
 
@@ -36,8 +35,9 @@ def layer_cycles(lm: LayerMap, acts: np.ndarray) -> np.ndarray:
     return ev.sum(axis=1) + sum(completions(lm)) * threshold_busy_cycles(lm)
 
 
-def _cost(r: Resources) -> float:
-    return r.luts + BRAM_LUT_WEIGHT * r.bram36
+def _cost(r: Resources, budget: Budget) -> float:
+    """Share of the budget a folding takes (LUTs and block RAM weighed by their budgets)."""
+    return r.luts / budget.luts + r.bram36 / max(budget.bram36, 1)
 
 
 def candidates(net: IntegerNetwork, index: int, acts: np.ndarray,
@@ -60,52 +60,58 @@ def choose_foldings(net: IntegerNetwork, images: np.ndarray, target_images_per_s
                     activations: list[np.ndarray] | None = None) -> tuple[list[Folding], str]:
     """Foldings that meet the throughput target at the lowest cost within the budget.
 
-    Every layer starts with its cheapest folding; then the bottleneck layer (most busy cycles
-    per digit) is upgraded to the cheapest faster folding that keeps the whole design within
-    the budget, until the slowest layer meets the target or no upgrade fits. The pipeline is
-    then simulated (:func:`simulate`), and while coupling between layers still misses the target
-    the upgrades continue. Returns the foldings and a note saying whether the target was met.
+    For a bound ``T`` on every layer's busy cycles per digit, each layer takes its cheapest
+    folding (share of the LUT budget plus share of the BRAM budget) that is busy at most ``T``
+    cycles. The
+    search takes ``T`` from the target; if that does not fit the budget, the smallest ``T``
+    (over all candidates' cycle counts) whose selection fits, i.e. the fastest design within
+    the budget. The pipeline is then simulated (:func:`simulate`), and while coupling between
+    layers still misses the target ``T`` is tightened. Returns the foldings and a note saying
+    whether the target was met.
     """
     if activations is None:
         activations = run(net, images, trace=True).activations
     in_bits = [net.input_bits] + [l.act_bits for l in net.layers[:-1]]
     cands = [sorted(candidates(net, i, activations[i], in_bits[i]),
-                    key=lambda c: (_cost(c.resources), c.cycles_mean))
+                    key=lambda c: (_cost(c.resources, budget), c.cycles_mean))
              for i in range(len(net.layers))]
     target = budget.clock_mhz * 1e6 / target_images_per_s
     shell = network_resources([], net.input_bits)[0]
-    chosen = [cs[0] for cs in cands]
 
-    def total(sel: list[FoldingChoice]) -> Resources:
-        return sum((c.resources for c in sel), shell)
+    def select(bound: float) -> list[FoldingChoice] | None:
+        """Cheapest folding of every layer with at most ``bound`` busy cycles; None if a
+        layer has none or the design exceeds the budget."""
+        sel = []
+        for cs in cands:
+            ok = [c for c in cs if c.cycles_mean <= bound]
+            if not ok:
+                return None
+            sel.append(ok[0])  # cheapest first
+        if not sum((c.resources for c in sel), shell).fits(budget):
+            return None
+        return sel
 
-    def upgrade(layer: int) -> bool:
-        """Replace ``layer``'s folding by the cheapest faster one that fits; False if none."""
-        now = chosen[layer].cycles_mean
-        for c in cands[layer]:  # cheapest first
-            if c.cycles_mean < now:
-                trial = chosen[:layer] + [c] + chosen[layer + 1:]
-                if total(trial).fits(budget):
-                    chosen[layer] = c
-                    return True
-        return False
-
+    bounds = sorted({c.cycles_mean for cs in cands for c in cs})
+    feasible = [b for b in bounds if select(b) is not None]
+    if not feasible:  # even the cheapest foldings exceed the budget: take them anyway
+        chosen = [cs[0] for cs in cands]
+    else:
+        fastest = feasible[0]
+        bound = max(fastest, target)
+        chosen = select(bound) or select(fastest)
     rep = None
     for _ in range(MAX_ROUNDS * 16):
-        slowest = max(range(len(chosen)), key=lambda i: chosen[i].cycles_mean)
-        if chosen[slowest].cycles_mean <= target:
-            maps = [map_layer(net, i, c.folding, pack=False) for i, c in enumerate(chosen)]
-            rep = simulate(maps, net, images, activations)
-            if rep.cycles_per_digit <= target:
-                break
-            busy = rep.layer_cycles.mean(axis=1)
-            slowest = int(np.argmax(busy))
-        if not upgrade(slowest):
-            break
-    folds = [c.folding for c in chosen]
-    if rep is None or rep.cycles_per_digit > target:
-        maps = [map_layer(net, i, f, pack=False) for i, f in enumerate(folds)]
+        maps = [map_layer(net, i, c.folding, pack=False) for i, c in enumerate(chosen)]
         rep = simulate(maps, net, images, activations)
+        if rep.cycles_per_digit <= target or not feasible:
+            break
+        # coupling between layers: tighten the bound below the current slowest layer
+        slowest = max(c.cycles_mean for c in chosen)
+        tighter = [b for b in feasible if b < slowest]
+        if not tighter:
+            break
+        chosen = select(tighter[-1])
+    folds = [c.folding for c in chosen]
     achieved = rep.images_per_s(budget.clock_mhz)
     if rep.cycles_per_digit <= target:
         note = "target met"
