@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -131,8 +129,9 @@ class NeuroAccelerator:
         if art is None:
             raise InputError("backend 'auto' found no board; the sim and golden backends need "
                              "the artifact of the hardware to simulate (artifact=...)")
-        if (shutil.which("iverilog") and importlib.util.find_spec("cocotb") is not None
-                and importlib.util.find_spec("pynq_neuro.driver.sim_bus") is not None):
+        from .sim_bus import sim_unavailable
+
+        if sim_unavailable() is None:
             return "sim"
         return "golden"
 

@@ -180,11 +180,13 @@ class NeuroCore:
         self.set_batch(1)
 
     def recover(self) -> None:
-        """After a failed exchange: soft reset, DMA reset, drain a result the core may still
-        send, then clear the error and the counters (the next digit counter is 0)."""
+        """After a failed exchange: DMA reset (no more words reach the core), soft reset, drain
+        a result the core may still send, then clear the error and the counters (the next
+        digit counter is 0). The DMA goes first: words still streaming after the soft reset
+        would start a new digit out of step."""
         self._control &= ~R.LOAD_MODE
-        self._write_control(R.SOFT_RESET)
         self.bus.reset_dma()
+        self._write_control(R.SOFT_RESET)
         if self._still_busy():
             try:
                 self.bus.transfer(None, DRAIN_WORDS, DRAIN_TIMEOUT_S)
