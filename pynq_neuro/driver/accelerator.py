@@ -240,10 +240,15 @@ class NeuroAccelerator:
             try:
                 res = self.core.run_batch(chunk, stop - start, logits, self.timeout_s)
             except DmaTimeout as e:
+                try:    # e.g. a short frame: the result packet never ends
+                    err = self.core.error()
+                except DriverError:
+                    err = None
+                cause = f" (the core reports: {err})" if err is not None else ""
                 self.core.recover()
                 raise DmaTimeout(
                     f"batch {k + 1} of {len(batches)} (digits {start}..{stop - 1}) timed out: "
-                    f"{e}. Their results are lost; digits 0..{start - 1} were classified "
+                    f"{e}{cause}. Their results are lost; digits 0..{start - 1} were classified "
                     f"(attached to this exception as .classes/.logits); the core and the DMA "
                     f"were reset", completed=start, classes=classes[:start].copy(),
                     logits=None if all_logits is None else all_logits[:start].copy()) from None
