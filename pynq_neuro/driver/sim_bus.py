@@ -161,7 +161,7 @@ def build_key(artifact: str | os.PathLike, engine: str) -> str:
     art = _artifact_dir(artifact)
     h = hashlib.sha256(f"{engine} {MEM_DIR}".encode())
     if engine == "verilator":
-        h.update(_server_module().VERILATOR_BENCH.encode())
+        h.update(_server_module().VERILATOR_BENCH.read_bytes())
     for p in hdl_sources():
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -179,7 +179,7 @@ def _compile(engine: str, art: Path, out: Path) -> list[str]:
         (out / "cmds.f").write_text("+timescale+1ns/1ps\n")
         return ["iverilog", "-o", str(out / "sim.vvp"), "-s", TOPLEVEL, "-g2012", define,
                 f"-I{art}", "-f", str(out / "cmds.f"), *sources]
-    (out / "tb_cosim.v").write_text(_server_module().VERILATOR_BENCH)
+    (out / "tb_cosim.v").write_text(_server_module().VERILATOR_BENCH.read_text())
     # -fno-dfg: see pynq_neuro.rtl.regression.build_fast (wide per-lane buses)
     return ["verilator", "--binary", "-O3", "--x-assign", "fast", "--x-initial", "fast",
             "-Wno-fatal", "-Wno-lint", "-Wno-style", "-fno-dfg", "--top-module", BENCH_TOP,
