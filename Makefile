@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-HDL_TOOLS := iverilog verilator yosys
+HDL_TOOLS := iverilog verilator yosys tcl
 
 .PHONY: setup setup-sim demo test sim bench clean
 
