@@ -896,10 +896,12 @@ NB3 = [
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.8))
         bins = np.arange(min(rtl_interval.min(), model_interval.min()) - 5,
                          max(rtl_interval.max(), model_interval.max()) + 10, 5)
-        a1.hist(rtl_interval, bins=bins, histtype="step", lw=1.5, label="RTL (Verilator)")
-        a1.hist(model_interval, bins=bins, histtype="step", lw=1.5, label="cycle model")
+        same = int((rtl_interval == model_interval).sum())
+        a1.hist(rtl_interval, bins=bins, alpha=0.5, label="RTL (Verilator)")
+        a1.hist(model_interval, bins=bins, histtype="step", lw=1.5, color="k", label="cycle model")
         a1.set_xlabel("cycles between consecutive results")
         a1.set_ylabel("digits")
+        a1.set_title(f"{same} of {len(rtl_interval)} intervals identical", fontsize=10)
         a1.legend(fontsize=8)
         a2.scatter(model.latency, rtl_latency, s=5)
         lims = [min(model.latency.min(), rtl_latency.min()), max(model.latency.max(), rtl_latency.max())]

@@ -1,5 +1,6 @@
 """The notebooks: generated from ``notebooks/build_notebooks.py`` without outputs, and each one
-runs top to bottom in a fresh python3 kernel (this interpreter) within its time budget.
+runs top to bottom in a fresh python3 kernel (this interpreter) within its time budget; the
+notebooks meant for the board run with torch blocked.
 
 Each notebook runs from a copy in a temporary folder, so that nothing depends on the notebooks
 living in the repository. Generated files go to ``$PYNQ_NEURO_BUILD`` (default: ``build/notebooks``
@@ -35,6 +36,18 @@ BUDGET_S = {
     "03_simulate_rtl.ipynb": 420,
     "04_board_inference.ipynb": 150,
 }
+
+
+# Notebooks that run on the board, where there is no torch: they run with torch blocked.
+BOARD_NOTEBOOKS = {"02_compile_and_inspect.ipynb", "04_board_inference.ipynb"}
+NO_TORCH = """\
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError("torch is blocked: this notebook must run on the board")
+sys.meta_path.insert(0, _NoTorch())
+assert "torch" not in sys.modules"""
 
 
 def notebook_names() -> list[str]:
@@ -82,8 +95,11 @@ def notebook_env(monkeypatch, tmp_path):
     return tmp_path
 
 
-def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float]:
+def execute(path: Path, timeout: int, block_torch: bool = False
+            ) -> tuple[nbformat.NotebookNode, float]:
     nb = nbformat.read(path, as_version=4)
+    if block_torch:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(NO_TORCH))
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
@@ -100,7 +116,7 @@ def test_notebook_runs(name, notebook_env):
     shutil.copy(NB_DIR / name, copy)
     budget = BUDGET_S[name]
     try:
-        nb, seconds = execute(copy, budget)
+        nb, seconds = execute(copy, budget, block_torch=name in BOARD_NOTEBOOKS)
     except CellExecutionError as e:
         pytest.fail(f"{name} failed:\n{e}", pytrace=False)
     print(f"{name}: {seconds:.1f} s", file=sys.stderr)
@@ -109,3 +125,13 @@ def test_notebook_runs(name, notebook_env):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Traceback" not in text
     assert seconds < budget, f"{name} took {seconds:.0f} s (budget {budget} s)"
+
+
+def test_torch_blocker_blocks(notebook_env):
+    path = notebook_env / "blocked.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    with pytest.raises(CellExecutionError, match="torch is blocked"):
+        execute(path, 60, block_torch=True)
