@@ -5,8 +5,9 @@ For each model and pruning level: ``pynq-neuro compress`` (passes plus fine-tune
 test set. Writes ``benchmarks/results/compression.json`` (model, wbits, abits, synapses, accuracy,
 compile_seconds, modeled_images_per_s, bram_bits, ...) and ``compression.png``.
 
-Usage: ``python benchmarks/compression.py [--models tdnn-w2a2 ...] [--levels NAME ...]``
-(about 2 minutes per model and level on 2 cores).
+Usage: ``python benchmarks/compression.py [--models tdnn-w2a2 ...] [--levels NAME ...]
+[--reuse]`` (about 2 minutes per model and level on 2 cores; with ``--reuse`` the compressed
+networks of an earlier run are only compiled again, a few seconds each).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def passes_for(level: dict) -> list[dict]:
     return passes
 
 
-def run_point(model: str, level_name: str, threads: int) -> dict:
+def run_point(model: str, level_name: str, threads: int, reuse: bool = False) -> dict:
     from pynq_neuro import zoo
     from pynq_neuro.compiler.artifact import load_artifact
     from pynq_neuro.compiler.compile import CompileConfig, compile_network
@@ -70,6 +71,10 @@ def run_point(model: str, level_name: str, threads: int) -> dict:
     elif level == "zoo":
         source = str(zoo.network_path(f"{model}-sparse"))
         compress_seconds = zoo.info(f"{model}-sparse")["train_seconds"]
+    elif reuse and (out / "model.npz").exists() and (out / "result.json").exists():
+        # the compressed network of an earlier run: compile it again
+        compress_seconds = json.loads((out / "result.json").read_text())["compress_seconds"]
+        source = str(out / "model.npz")
     else:
         passes = passes_for(level)
         if "low_rank" in level:  # the rank pass precedes pruning and changes the layer count
@@ -124,13 +129,15 @@ def main() -> int:
     parser.add_argument("--levels", nargs="*", help=f"default: {SWEEP}")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is robust when other jobs share the cores)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the compressed networks of an earlier run; compile again")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     for model in args.models:
         for level in args.levels or SWEEP.get(model, list(LEVELS)):
-            entry = run_point(model, level, args.threads)
+            entry = run_point(model, level, args.threads, args.reuse)
             # one file per point, so that several runs can share the sweep
             (WORK / f"{model}-{level}" / "result.json").write_text(json.dumps(entry, indent=2))
             print(json.dumps(entry), flush=True)

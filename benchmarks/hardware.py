@@ -136,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
 
     out = RESULTS / "hardware.json"
-    entries = {}
-    if out.exists():
-        entries = {e["model"]: e for e in json.loads(out.read_text()).get("models", [])}
     for model in args.models:
         res = run_model(model, args.images, not args.no_synth, args.force)
+        # merge with the file as it is now (other runs may have written other models)
+        entries = {}
+        if out.exists():
+            entries = {e["model"]: e for e in json.loads(out.read_text()).get("models", [])}
         entries[model] = res["entry"]
         RESULTS.mkdir(parents=True, exist_ok=True)
         ordered = [entries[m] for m in MODELS if m in entries] + \
