@@ -91,8 +91,8 @@ NB1 = [
     ## The network: rows are frames
 
     A TDNN treats the 28 rows of a digit as 28 time steps (*frames*) of 28 channels (the pixels
-    of a row). Each hidden layer looks at `taps` consecutive frames, and a stride greater than
-    one halves the frame rate. The classifier spans the frames that remain. Weights are
+    of a row). Each hidden layer looks at `taps` consecutive frames, and a stride of two
+    halves the frame rate. The classifier spans the frames that remain. Weights are
     shared across frames, so the whole network has few synapses. In hardware, the rows stream
     in one after another.
     """),
@@ -151,8 +151,10 @@ NB1 = [
     Quantization-aware training starts from a full-precision model, with Δ set to the step that
     minimises the mean squared error of a Gaussian with the weights' standard deviation:
     `Δ = c_b·σ`. The constants `c_b` come from a closed-form error (`pynq_neuro.quant.gaussian`).
-    Below, a numerical check on 200,000 Gaussian samples: scaling Δ away from `c_b·σ` only makes
-    the error larger, and each extra bit buys about 6 dB of signal-to-quantization-noise ratio.
+    Below, a numerical check on 200,000 Gaussian samples: scaling Δ away from `c_b·σ` does not
+    make the error smaller (beyond sampling noise), and every extra bit adds a roughly constant
+    number of decibels to the signal-to-quantization-noise ratio (the fitted slope is printed
+    on the right).
     """),
     code("""
     from pynq_neuro.quant import mse_optimal_step
@@ -243,9 +245,9 @@ NB1 = [
     md("""
     ## Training curves of the zoo models
 
-    Every checkpoint carries the history of its run. The quantized models start from the float
-    model's weights, so their first epoch is already accurate; the lane-balanced sparse model
-    (`tdnn-w2a2-sparse`, the hardware default) is a pruning fine-tune of `tdnn-w2a2`.
+    Every checkpoint carries the history of its run (loss and accuracy on the augmented training
+    digits). The quantized models start from the float model's weights rather than from
+    scratch; the sparse models are pruning fine-tunes of the dense quantized ones.
     """),
     code("""
     from pynq_neuro.train import load_checkpoint
@@ -353,8 +355,9 @@ NB1 = [
     md("""
     ## The hardware model
 
-    The model that the default hardware runs is `tdnn-w2a2-sparse`: W2A2 with 27,008 synapses,
-    pruned so that every processing element holds the same number of synapses. Lowering its
+    The model that the default hardware runs (`zoo.hardware_default()`) is the lane-balanced
+    sparse W2A2 model, pruned so that every processing element holds the same number of
+    synapses. Lowering its
     shipped checkpoint again must reproduce the shipped integer network exactly; then the
     golden model classifies the whole test set.
     """),
@@ -986,12 +989,12 @@ NB4 = [
     # 4 · Classify digits on the PYNQ-Z2
 
     `NeuroAccelerator` is the driver of the neuron-array core. With `backend="auto"` it uses
-    the board when the pynq-neuro overlay is available, else the RTL in simulation (Icarus +
-    cocotb, when installed), else a numpy model of the core (`golden`). The calls are the same
-    in all three cases, so this notebook runs anywhere; on the board it needs numpy and pynq
-    only.
+    the board when the pynq-neuro overlay is available, else the RTL in simulation (Verilator,
+    or Icarus + cocotb, with the repository checkout), else a numpy model of the core
+    (`golden`). The calls are the same in all three cases, so this notebook runs anywhere; on
+    the board it needs numpy and pynq only.
 
-    Steps: compile the artifact of the hardware model, open the accelerator, load the network,
+    Steps: find or compile the artifact, open the accelerator, load the network,
     classify the 10,000 test digits (a small subset in simulation), look at the answers, and
     measure throughput against batch size. Set `PYNQ_NEURO_BACKEND` (or edit `BACKEND` below)
     to choose a backend instead of `auto`.
@@ -1043,6 +1046,11 @@ NB4 = [
     """),
     md("""
     ## Open the accelerator and load the network
+
+    The driver first reads the core's identification and parameter registers. `load_network`
+    compares them with the artifact (fingerprint and every layer field), streams `network.bin`
+    into the core's memories and checks the core's `LOAD_OK` flag. (On the board the
+    constructor has already loaded the artifact it was given; loading again shows the step.)
     """),
     code("""
     acc = NeuroAccelerator(backend=BACKEND, artifact=ARTIFACT)

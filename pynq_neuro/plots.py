@@ -5,7 +5,8 @@ Every function returns the matplotlib figure it drew; nothing is shown or saved 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -16,13 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-
 from helpers import train_split_available
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
-from nbclient.exceptions import CellExecutionError  # noqa: E402
+from nbclient.exceptions import CellExecutionError
 
 REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"
@@ -135,3 +135,15 @@ def test_torch_blocker_blocks(notebook_env):
     nbformat.write(nb, path)
     with pytest.raises(CellExecutionError, match="torch is blocked"):
         execute(path, 60, block_torch=True)
+
+
+def test_confusion_matrix_counts_and_refuses_bad_input():
+    from pynq_neuro.plots import PlotInputError, confusion_matrix
+
+    truth = [0, 1, 1, 2, 9]
+    cm = confusion_matrix(truth, [0, 1, 2, 2, 3])
+    assert cm.sum() == 5 and cm[1, 2] == 1 and cm[9, 3] == 1 and np.trace(cm) == 3
+    with pytest.raises(PlotInputError, match="5 labels but 4 predictions"):
+        confusion_matrix(truth, [0, 1, 2, 2])
+    with pytest.raises(PlotInputError, match="0..9"):
+        confusion_matrix(truth, [0, 1, 2, 2, 10])
