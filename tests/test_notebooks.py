@@ -127,6 +127,26 @@ def test_notebook_runs(name, notebook_env):
     assert seconds < budget, f"{name} took {seconds:.0f} s (budget {budget} s)"
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("03_simulate_rtl.ipynb", "skipped: the Verilator fast path needs"),
+    ("04_board_inference.ipynb", "on 'golden': accuracy"),
+])
+def test_notebook_without_the_verilog_sources(name, expected, notebook_env, monkeypatch):
+    """As from a copied notebooks folder without the checkout: notebook 3 skips its
+    simulations with a message, notebook 4 falls back to the golden backend."""
+    monkeypatch.setenv("PYNQ_NEURO_HDL", str(notebook_env / "no_hdl"))
+    monkeypatch.delenv("PYNQ_NEURO_BACKEND", raising=False)
+    copy = notebook_env / name
+    shutil.copy(NB_DIR / name, copy)
+    try:
+        nb, _ = execute(copy, BUDGET_S[name], block_torch=name in BOARD_NOTEBOOKS)
+    except CellExecutionError as e:
+        pytest.fail(f"{name} failed without the Verilog sources:\n{e}", pytrace=False)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs if o.output_type == "stream")
+    assert expected in text
+
+
 def test_torch_blocker_blocks(notebook_env):
     path = notebook_env / "blocked.ipynb"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch")])
