@@ -45,6 +45,18 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "bad.npz")]) == 2
     assert "not a readable integer network" in capsys.readouterr().err
     assert main(["eval", "tdnn-w2a2", "--images", "0"]) == 2
+    assert main(["compile", "zoo:no-such-model", "-o", str(tmp_path / "x")]) == 2
+    assert "no zoo model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_compile_accepts_the_zoo_prefix(tmp_path):
+    from pynq_neuro.compiler.artifact import load_artifact
+    from pynq_neuro.zoo import load_network
+
+    assert main(["compile", "zoo:tdnn-w1a1-sparse", "-o", str(tmp_path / "a"),
+                 "--sample-digits", "100"]) == 0
+    art = load_artifact(tmp_path / "a")
+    assert art.network.synapses == load_network("tdnn-w1a1-sparse").synapses
 
 
 def test_module_entry_point_runs():

@@ -39,12 +39,16 @@ class CompileConfig:
 
 
 def _parse_source(source: str | Path) -> IntegerNetwork:
-    """An integer network from a zoo name, an .npz, a checkpoint (.pt) or an artifact."""
+    """An integer network from a zoo name (or ``zoo:NAME``), an .npz, a checkpoint (.pt) or an
+    artifact."""
     from .. import zoo
 
     s = str(source)
-    if s in zoo.names():
-        return zoo.load_network(s)
+    name = s[4:] if s.startswith("zoo:") else s   # "zoo:NAME" names a zoo model explicitly
+    if name in zoo.names():
+        return zoo.load_network(name)
+    if s.startswith("zoo:"):
+        raise ValueError(f"no zoo model {name!r}; the zoo has {', '.join(zoo.names())}")
     p = Path(s)
     if p.is_dir():
         return load_artifact(p).network
