@@ -85,9 +85,11 @@ wire row_used = {1'b0, row_reg} < ROWS_USED;
 // this digit is the last one a packet may hold
 wire batch_full = pkt_reg + 16'd1 >= batch;
 
-// ready depends only on registers and on the datapath's px_ready, never on tvalid
+// ready depends only on registers and on the datapath's px_ready, never on tvalid. After a
+// short frame the next digit waits a cycle for the core to raise hold (its flush), so that no
+// beat of it slips in before the flush.
 assign s_axis_tready = drop_reg ? 1'b1 :
-                       (first_beat && hold) ? 1'b0 :
+                       (first_beat && (hold || digit_abort_reg)) ? 1'b0 :
                        row_used ? px_ready : 1'b1;
 
 wire accept = s_axis_tvalid && s_axis_tready;

@@ -94,6 +94,11 @@ if cocotb is not None:
                 else None)
             self.sink.set_pause_generator(
                 (rng.random() < sink_pause for _ in itertools.count()) if sink_pause else None)
+            # removing a generator leaves the pause where it last was
+            if not source_pause:
+                self.source.pause = False
+            if not sink_pause:
+                self.sink.pause = False
 
         async def write(self, addr: int, value: int):
             await self.axil.write_dword(addr, value)
@@ -381,7 +386,7 @@ if cocotb is not None:
         tb = await _start(dut, 6)
         await tb.send(tb.images[42:44])
         await tb.check_results()
-        tb.source.set_pause_generator(None)
+        tb.idle_insertion(0.0, 0.3)
         status = None
         await tb.load_stream(tb.blob("B"))
         status = await tb.read(STATUS)

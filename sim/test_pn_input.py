@@ -71,6 +71,7 @@ if cocotb is not None:
                     (self.rng.random() < pause_prob for _ in itertools.count()))
             else:
                 self.source.set_pause_generator(None)
+                self.source.pause = False  # removing a generator leaves the pause as it was
             self.ready_prob = ready_prob
 
         async def _ready(self):
