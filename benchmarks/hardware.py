@@ -28,7 +28,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "hardware"
 CLOCK_MHZ = 100.0
 
-MODELS = ["tdnn-w2a2-sparse", "tdnn-w1a1-sparse", "tdnn-w1a1", "tdnn-w2a2", "tdnn-w4a4"]
+# zoo models with the default compile; "NAME@LUTS" compiles NAME with a LUT budget of LUTS
+# (26600: half of the xc7z020, 53200: all of it)
+MODELS = ["tdnn-w2a2-sparse", "tdnn-w2a2-sparse@26600", "tdnn-w2a2-sparse@53200", "tdnn-w1a1-sparse", "tdnn-w1a1",
+          "tdnn-w2a2", "tdnn-w4a4"]
 
 # 196 beats of 32 bits per digit: the pixel stream's limit at 100 MHz
 STREAM_LIMIT = CLOCK_MHZ * 1e6 / 196
@@ -49,7 +52,10 @@ def hdl_digest() -> str:
 
 def compile_model(model: str, out: Path) -> None:
     exe = Path(sys.executable).with_name("pynq-neuro")
-    cmd = [str(exe) if exe.exists() else "pynq-neuro", "compile", model, "-o", str(out)]
+    name, _, luts = model.partition("@")
+    cmd = [str(exe) if exe.exists() else "pynq-neuro", "compile", name, "-o", str(out)]
+    if luts:
+        cmd += ["--luts", luts]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"compile of {model} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -86,6 +92,7 @@ def run_model(model: str, images: int, synth: bool, force: bool) -> dict:
     perf = art.manifest.get("performance") or {}
     entry = {
         "model": model,
+        "lut_budget": (perf.get("budget") or {}).get("luts"),
         "fingerprint": art.fingerprint,
         "images": rep["digits"],
         "mismatches": rep["class_mismatches"] + rep["logit_mismatches"],
