@@ -52,7 +52,6 @@ class RowFeeder:
         self.wait = None
         self.left = 0
         self.first_beat = [None] * len(acts)
-        self.release_cycles: list[int] = []
 
     @property
     def done(self) -> bool:
@@ -217,7 +216,6 @@ class NetTB:
             if _int(d.res_valid) and ready:
                 cls, logits = self.decode()
                 self.results.append((cls, logits, n))
-            rel = _int(d.u_net.fb_release) & 1
             px_ready = _int(d.px_ready)
             # drive this cycle
             en, base, data, done = feeder.step(n, px_ready)
@@ -229,8 +227,6 @@ class NetTB:
             d.px_base.value = base
             d.px_data.value = data
             d.px_row_done.value = done
-            if rel:
-                feeder.release_cycles.append(n + 1)
             if abort_at is not None:
                 k, after = abort_at
                 fb = feeder.first_beat[k]
