@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from pynq_neuro.fileio import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "hardware"
@@ -129,8 +131,25 @@ def run_model(model: str, images: int, synth: bool, force: bool) -> dict:
         entry.update({"lut": None, "ff": None, "bram36": None, "dsp": None,
                       "lut_levels": None, "fits": None})
     entry["seconds"] = time.perf_counter() - t0
-    cached.write_text(json.dumps({"key": key, "entry": entry, "synthesis": syn}, indent=1))
+    atomic_write_text(cached, json.dumps({"key": key, "entry": entry, "synthesis": syn},
+                                         indent=1))
     return {"key": key, "entry": entry, "synthesis": syn}
+
+
+def carry_synthesis(entry: dict, previous: dict | None) -> dict:
+    """Without a new Yosys run, keep the previous figures of the same hardware, labelled with
+    the Verilog digest they were measured on (the synthesized logic of a model is unchanged
+    while its fingerprint, folding and the datapath are)."""
+    keys = ("lut", "ff", "bram36", "dsp", "lut_levels", "logic_levels", "utilisation", "fits",
+            "fits_half", "yosys_seconds")
+    if entry.get("lut") is not None or not previous or previous.get("lut") is None:
+        return entry
+    if previous.get("folding") != entry.get("folding"):
+        return entry
+    out = dict(entry)
+    out.update({k: previous[k] for k in keys if k in previous})
+    out["synthesis_hdl"] = previous.get("synthesis_hdl", previous.get("hdl", "earlier"))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="recompute cached models")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.images < 1:
+        ap.error(f"--images must be >= 1, got {args.images}")
 
     out = RESULTS / "hardware.json"
     for model in args.models:
@@ -149,11 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         entries = {}
         if out.exists():
             entries = {e["model"]: e for e in json.loads(out.read_text()).get("models", [])}
-        entries[model] = res["entry"]
+        entry = dict(res["entry"], hdl=res["key"]["hdl"])
+        if res["entry"].get("lut") is not None:
+            entry["synthesis_hdl"] = res["key"]["hdl"]
+        entries[model] = carry_synthesis(entry, entries.get(model))
         RESULTS.mkdir(parents=True, exist_ok=True)
         ordered = [entries[m] for m in MODELS if m in entries] + \
             [e for m, e in entries.items() if m not in MODELS]
-        out.write_text(json.dumps({
+        atomic_write_text(out, json.dumps({
             "clock_mhz": CLOCK_MHZ,
             "device": "xc7z020 (53,200 LUT, 106,400 FF, 140 BRAM36, 220 DSP48)",
             "method": "RTL: Verilator fast path (sim/fast/tb_neuro_core.v), digits back to back, "

@@ -8,15 +8,31 @@ An artifact is a directory::
     network.bin        every bank in one packed stream, for loading at run time
     neuro_params.vh    Verilog header with the synthesis parameters
 
-``docs/artifact-format.md`` specifies every field and bit layout.
+The manifest is the root of trust: it lists every file with its SHA-256 and size, and
+everything else it states follows from its hardware parameters, which its fingerprint covers.
+:func:`write_artifact` replaces a folder atomically; :func:`load_artifact` accepts a folder
+only when every byte is accounted for. ``docs/artifact-format.md`` specifies every field, bit
+layout and check.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
+import os
+import posixpath
+import re
+import secrets
+import shutil
+import signal
+import stat
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +47,8 @@ FORMAT = "pynq-neuro-artifact"
 VERSION = 1
 BIN_MAGIC = b"PNNB"
 BANK_KINDS = {"synapse": 0, "index": 1, "params": 2}
+TARGET = "xc7z020clg400-1"
+PIXEL_BEAT_BITS = 32
 # Fields of each layer's hardware description; a core is built for exactly these values.
 HW_LAYER_FIELDS = (
     "in_channels", "out_channels", "taps", "stride", "in_frames", "out_frames", "frames_used",
@@ -38,6 +56,21 @@ HW_LAYER_FIELDS = (
     "local_bits", "entry_bits", "word_bits", "acc_bits", "levels", "param_bits",
     "synapse_depth", "addr_bits", "count_bits", "index_bits", "index_depth",
 )
+# Cycle-model constants that the RTL reproduces (pynq_neuro.compiler.cycles).
+CONSTANT_NAMES = ("BEATS_PER_ROW", "ROW_BUFFERS", "FRAME_BUFFERS", "FRAME_OVERHEAD",
+                  "THRESHOLD_LATENCY", "THRESHOLD_BUSY", "RESULT_LATENCY")
+# Network-wide parameters built into a core; with the constants and the layers they are what
+# the fingerprint covers and what neuro_params.vh defines.
+HW_NETWORK_FIELDS = ("format_version", "input_bits", "num_classes", "pixel_beat_bits",
+                     "load_bits", "logit_bits")
+MANIFEST = "manifest.json"
+NETWORK_BIN = "network.bin"
+PARAMS_VH = "neuro_params.vh"
+INSPECT_DIR = "inspect"        # plots of `pynq-neuro inspect`: never read by the loader
+MANIFEST_MAX_BYTES = 16 << 20
+# Loader sanity bounds, far above anything the xc7z020 holds (4.9 Mbit of block RAM):
+ARTIFACT_MAX_BYTES = 32 << 20  # sum of the sizes of every listed file
+DENSE_WEIGHTS_MAX = 1 << 24    # sum over layers of out_channels * taps * in_channels
 
 
 class ArtifactError(ValueError):
@@ -48,10 +81,19 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ArtifactError(message)
+
+
+# ------------------------------------------------------------------------------------------------
+# memory images and the load stream
+
+
 def layer_hw(lm: LayerMap) -> dict[str, int]:
     """The hardware parameters of one layer (what the neuron array is built for)."""
     L = lm.layer
-    return {
+    hw = {
         "in_channels": L.in_channels, "out_channels": L.out_channels, "taps": L.taps,
         "stride": L.stride, "in_frames": L.in_frames, "out_frames": L.out_frames,
         "frames_used": lm.frames_used, "frames_emitted": lm.frames_emitted,
@@ -63,6 +105,7 @@ def layer_hw(lm: LayerMap) -> dict[str, int]:
         "count_bits": lm.count_bits, "index_bits": lm.index_bits,
         "index_depth": lm.index_depth,
     }
+    return {k: int(v) for k, v in hw.items()}
 
 
 @dataclass
@@ -108,32 +151,49 @@ def hex_digits(width: int) -> int:
     return max(1, -(-width // 4))
 
 
+def _chunks(width: int) -> int:
+    return -(-width // 32)
+
+
 def mem_text(bank: Bank) -> str:
     d = hex_digits(bank.width)
     return "".join(f"{w:0{d}x}\n" for w in bank.words)
 
 
+def _coe_head(name: str, depth: int, width: int) -> str:
+    return (f"; pynq-neuro memory image {name} ({depth} x {width} bits)\n"
+            "memory_initialization_radix=16;\nmemory_initialization_vector=\n")
+
+
+def _coe_bytes(name: str, depth: int, width: int, mem: bytes) -> bytes:
+    """A .coe image from the text of the same .mem image."""
+    body = mem[:-1].replace(b"\n", b",\n") if mem else b"0"
+    return _coe_head(name, depth, width).encode() + body + b";\n"
+
+
 def coe_text(bank: Bank) -> str:
-    d = hex_digits(bank.width)
-    body = ",\n".join(f"{w:0{d}x}" for w in bank.words) or "0"
-    return ("; pynq-neuro memory image " + bank.name + f" ({bank.depth} x {bank.width} bits)\n"
-            "memory_initialization_radix=16;\nmemory_initialization_vector=\n" + body + ";\n")
+    return _coe_bytes(bank.name, bank.depth, bank.width, mem_text(bank).encode()).decode()
 
 
 def words32(value: int, width: int) -> list[int]:
     """Little-endian 32-bit chunks of a ``width``-bit word."""
-    return [(value >> (32 * i)) & 0xFFFFFFFF for i in range(-(-width // 32))]
+    return [(value >> (32 * i)) & 0xFFFFFFFF for i in range(_chunks(width))]
 
 
 def pack_binary(banks: list[Bank]) -> bytes:
     """The run-time load stream (see docs/artifact-format.md)."""
     body = bytearray()
     for b in banks:
-        chunks = -(-b.width // 32)
+        chunks = _chunks(b.width)
         body += struct.pack("<HBBIII", b.layer, BANK_KINDS[b.kind], b.bank, b.depth, b.width,
                             b.depth * chunks)
-        for w in b.words:
-            body += struct.pack(f"<{chunks}I", *words32(w, b.width))
+        if not b.words or (min(b.words) >= 0 and max(b.words) >> (32 * chunks) == 0):
+            # 32-bit chunks, least significant first: the word's little-endian bytes
+            n = 4 * chunks
+            body += b"".join(w.to_bytes(n, "little") for w in b.words)
+        else:
+            for w in b.words:
+                body += struct.pack(f"<{chunks}I", *words32(w, b.width))
     header = struct.pack("<4sIII", BIN_MAGIC, VERSION, len(banks), len(body) // 4)
     return header + bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
 
@@ -158,7 +218,7 @@ def unpack_binary(data: bytes) -> list[Bank]:
             raise ArtifactError("network.bin: truncated bank header")
         layer, kind, bank, depth, width, count = struct.unpack_from("<HBBIII", body, off)
         off += 16
-        chunks = -(-width // 32) if width else 0
+        chunks = _chunks(width) if width else 0
         if kind not in kinds or width == 0 or count != depth * chunks or off + 4 * count > len(body):
             raise ArtifactError("network.bin: inconsistent bank header")
         vals = struct.unpack_from(f"<{count}I", body, off)
@@ -171,6 +231,91 @@ def unpack_binary(data: bytes) -> list[Bank]:
     return banks
 
 
+# ------------------------------------------------------------------------------------------------
+# the hardware description: everything below follows from the manifest's `hardware` section
+
+
+def core_constants() -> dict[str, int]:
+    """The cycle-model constants the RTL is built with."""
+    from . import cycles
+
+    return {name: int(getattr(cycles, name)) for name in CONSTANT_NAMES}
+
+
+def load_bits(layers: list[dict[str, int]]) -> int:
+    """Width of the loader's data path: the widest memory word."""
+    return max(max(l["word_bits"], l["index_bits"], l["lanes"] * l["param_bits"])
+               for l in layers)
+
+
+def logit_bits(layers: list[dict[str, int]]) -> int:
+    return layers[-1]["acc_bits"]
+
+
+def hardware_section(net: IntegerNetwork, maps: list[LayerMap]) -> dict[str, Any]:
+    """The ``hardware`` section of a manifest: every parameter built into a core."""
+    layers = [layer_hw(lm) for lm in maps]
+    hw: dict[str, Any] = {
+        "target": TARGET,
+        "format_version": VERSION,
+        "input_bits": int(net.input_bits),
+        "num_classes": int(net.num_classes),
+        "pixel_beat_bits": PIXEL_BEAT_BITS,
+        "load_bits": load_bits(layers),
+        "logit_bits": logit_bits(layers),
+        "constants": core_constants(),
+        "layers": layers,
+    }
+    hw["fingerprint"] = hardware_fingerprint(hw)
+    return hw
+
+
+def hardware_fingerprint(hw: dict[str, Any]) -> str:
+    """Short hash of every parameter built into a core (the network-wide fields, the
+    constants and every layer field): equal fingerprints, compatible builds."""
+    core = {k: hw[k] for k in HW_NETWORK_FIELDS}
+    core["constants"] = hw["constants"]
+    core["layers"] = [{k: l[k] for k in HW_LAYER_FIELDS} for l in hw["layers"]]
+    return sha256_bytes(json.dumps(core, sort_keys=True).encode())[:16]
+
+
+def _bank_specs(l: int, h: dict[str, int]) -> list[tuple[str, str, int, int, int]]:
+    """``(name, kind, bank, depth, width)`` of the banks of layer ``l``, in load order."""
+    G = h["groups"]
+    return ([(f"L{l}_syn_g{g}", "synapse", g, h["synapse_depth"], h["word_bits"])
+             for g in range(G)] +
+            [(f"L{l}_idx_g{g}", "index", g, h["index_depth"], h["index_bits"])
+             for g in range(G)] +
+            [(f"L{l}_par", "params", 0, h["locals"], h["lanes"] * h["param_bits"])])
+
+
+def memory_map(layers: list[dict[str, int]]) -> list[dict[str, Any]]:
+    """The ``memories`` entries the hardware parameters imply: names, order, shapes, paths
+    and offsets in ``network.bin``."""
+    out, offset = [], 16
+    for l, h in enumerate(layers):
+        for name, kind, bank, depth, width in _bank_specs(l, h):
+            out.append({"name": name, "layer": l, "kind": kind, "bank": bank, "depth": depth,
+                        "width": width, "mem": f"mem/{name}.mem", "coe": f"coe/{name}.coe",
+                        "bin_offset": offset})
+            offset += 16 + 4 * depth * _chunks(width)
+    return out
+
+
+def _file_sizes(memories: list[dict[str, Any]]) -> dict[str, int]:
+    """Exact size of every file but ``neuro_params.vh`` (that one is regenerated whole)."""
+    sizes: dict[str, int] = {}
+    end = 16
+    for m in memories:
+        depth, d = m["depth"], hex_digits(m["width"])
+        sizes[m["mem"]] = depth * (d + 1)
+        body = depth * d + 2 * (depth - 1) if depth else 1
+        sizes[m["coe"]] = len(_coe_head(m["name"], depth, m["width"])) + body + 2
+        end = m["bin_offset"] + 16 + 4 * depth * _chunks(m["width"])
+    sizes[NETWORK_BIN] = end + 4
+    return sizes
+
+
 def verilog_header(manifest: dict[str, Any]) -> str:
     """Synthesis parameters as Verilog macros, one set per layer."""
     hw = manifest["hardware"]
@@ -179,18 +324,16 @@ def verilog_header(manifest: dict[str, Any]) -> str:
         f"// network: {manifest['network']['name']}",
         "`ifndef PYNQ_NEURO_PARAMS_VH",
         "`define PYNQ_NEURO_PARAMS_VH",
-        f"`define PN_FORMAT_VERSION {VERSION}",
+        f"`define PN_FORMAT_VERSION {hw['format_version']}",
         f"`define PN_NUM_LAYERS {len(hw['layers'])}",
-        f"`define PN_INPUT_BITS {manifest['network']['input_bits']}",
-        f"`define PN_NUM_CLASSES {manifest['network']['num_classes']}",
+        f"`define PN_INPUT_BITS {hw['input_bits']}",
+        f"`define PN_NUM_CLASSES {hw['num_classes']}",
         f"`define PN_PIXEL_BEAT_BITS {hw['pixel_beat_bits']}",
     ]
     for name, value in hw["constants"].items():
         lines.append(f"`define PN_{name} {value}")
-    load_bits = max(max(l["word_bits"], l["index_bits"], l["lanes"] * l["param_bits"])
-                    for l in hw["layers"])
-    lines.append(f"`define PN_LOAD_BITS {load_bits}")
-    lines.append(f"`define PN_LOGIT_BITS {hw['layers'][-1]['acc_bits']}")
+    lines.append(f"`define PN_LOAD_BITS {hw['load_bits']}")
+    lines.append(f"`define PN_LOGIT_BITS {hw['logit_bits']}")
     lines.append(f"`define PN_FINGERPRINT 64'h{hw['fingerprint']}")
     for i, layer in enumerate(hw["layers"]):
         for key in HW_LAYER_FIELDS:
@@ -204,167 +347,766 @@ def verilog_header(manifest: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_artifact(directory: str | Path, net: IntegerNetwork, maps: list[LayerMap],
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write an artifact directory and return its manifest."""
-    from .cycles import (BEATS_PER_ROW, FRAME_BUFFERS, FRAME_OVERHEAD, RESULT_LATENCY,
-                         ROW_BUFFERS, THRESHOLD_BUSY, THRESHOLD_LATENCY)
+# ------------------------------------------------------------------------------------------------
+# manifest schema: exact JSON types, then values and relations
 
-    out = Path(directory)
-    (out / "mem").mkdir(parents=True, exist_ok=True)
-    (out / "coe").mkdir(parents=True, exist_ok=True)
+_TYPE_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object"}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+TOP_FIELDS = {"format": str, "version": int, "created_by": str, "network": dict,
+              "hardware": dict, "memories": list, "files": dict, "sizes": dict}
+NETWORK_FIELDS = {"name": str, "input_bits": int, "num_classes": int, "synapses": int,
+                  "meta": dict}
+HARDWARE_FIELDS = {"target": str, **{k: int for k in HW_NETWORK_FIELDS}, "constants": dict,
+                   "layers": list, "fingerprint": str}
+MEMORY_FIELDS = {"name": str, "layer": int, "kind": str, "bank": int, "depth": int,
+                 "width": int, "mem": str, "coe": str, "bin_offset": int}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, float):
+        return f"a number with a fraction or exponent ({value!r})"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _typed(value: Any, kind: type, where: str) -> None:
+    # `type(...) is` and not isinstance: a JSON true is no integer here
+    if type(value) is not kind:
+        raise ArtifactError(f"manifest.json: {where} must be {_TYPE_NAMES[kind]}, got "
+                            f"{_json_type(value)}")
+
+
+def _fields(obj: Any, spec: dict[str, type], where: str, exact: bool = True) -> None:
+    _typed(obj, dict, where)
+    missing = [k for k in spec if k not in obj]
+    _require(not missing, f"manifest.json: {where} lacks {', '.join(missing)}")
+    if exact:
+        extra = sorted(k for k in obj if k not in spec)
+        _require(not extra, f"manifest.json: {where} has unknown fields {', '.join(extra)}")
+    for k, kind in spec.items():
+        _typed(obj[k], kind, f"{where}.{k}" if where != "manifest" else k)
+
+
+def _relative_path(p: str, where: str) -> None:
+    ok = (p and "\\" not in p and "\0" not in p and not p.startswith("/")
+          and posixpath.normpath(p) == p
+          and all(part not in ("", ".", "..") for part in p.split("/")))
+    _require(bool(ok), f"manifest.json: {where} {p!r} is not a normalised relative path "
+                       f"inside the artifact")
+
+
+def _check_schema(m: Any) -> None:
+    """Exact types and key sets of every field the loader reads."""
+    _typed(m, dict, "the manifest")
+    _require(m.get("format") == FORMAT and type(m.get("format")) is str,
+             f"not a {FORMAT} (manifest.json has format {m.get('format')!r})")
+    if "version" not in m:
+        raise ArtifactError("manifest.json lacks version")
+    _typed(m["version"], int, "version")
+    _require(m["version"] == VERSION, f"artifact version {m['version']} is not supported "
+                                      f"(this pynq-neuro reads version {VERSION})")
+    _fields(m, TOP_FIELDS, "manifest", exact=False)
+    if "performance" in m:
+        _typed(m["performance"], dict, "performance")
+    _fields(m["network"], NETWORK_FIELDS, "network")
+    hw = m["hardware"]
+    _fields(hw, HARDWARE_FIELDS, "hardware")
+    _require(bool(_HEX16.fullmatch(hw["fingerprint"])),
+             "manifest.json: hardware.fingerprint must be 16 lowercase hex digits")
+    _fields(hw["constants"], dict.fromkeys(CONSTANT_NAMES, int), "hardware.constants")
+    _require(list(hw["constants"]) == list(CONSTANT_NAMES), "manifest.json: "
+             f"hardware.constants must be in the order {', '.join(CONSTANT_NAMES)}")
+    _require(len(hw["layers"]) > 0, "manifest.json: hardware.layers is empty")
+    for i, layer in enumerate(hw["layers"]):
+        _fields(layer, dict.fromkeys(HW_LAYER_FIELDS, int), f"hardware.layers[{i}]")
+    for i, entry in enumerate(m["memories"]):
+        _fields(entry, MEMORY_FIELDS, f"memories[{i}]")
+    for key in ("files", "sizes"):
+        for name, value in m[key].items():
+            _relative_path(name, f"{key} key")
+            _typed(value, str if key == "files" else int, f"{key}[{name!r}]")
+    for name, digest in m["files"].items():
+        _require(bool(_HEX64.fullmatch(digest)),
+                 f"manifest.json: files[{name!r}] is not a SHA-256 (64 lowercase hex digits)")
+
+
+def _check_layer(i: int, h: dict[str, int], last: bool) -> None:
+    """Relations between the fields of one layer (after the core's limits held)."""
+    where = f"manifest.json: hardware.layers[{i}]"
+    for k in ("in_channels", "out_channels", "taps", "stride", "in_frames", "groups", "lanes",
+              "acc_bits", "synapse_depth", "index_depth", "locals"):
+        _require(h[k] >= 1, f"{where}.{k} must be >= 1, got {h[k]}")
+    _require(h["taps"] <= h["in_frames"] and
+             h["out_frames"] == (h["in_frames"] - h["taps"]) // h["stride"] + 1,
+             f"{where}: out_frames does not follow from in_frames, taps and stride")
+    _require(h["act_bits"] == 0 and h["levels"] == 1 if last else
+             h["levels"] == 2 ** h["act_bits"] - 1,
+             f"layer {i}: levels do not match act_bits")
+    _require(h["lanes"] <= h["out_channels"] and h["groups"] <= h["in_channels"],
+             f"{where}: more lanes than outputs or more groups than inputs")
+    _require(h["local_bits"] == clog2(h["locals"]) and
+             h["locals"] == -(-h["out_channels"] // h["lanes"]) and
+             h["local_channels"] == -(-h["in_channels"] // h["groups"]) and
+             h["entry_bits"] == 1 + h["local_bits"] + h["weight_bits"] and
+             h["word_bits"] == h["lanes"] * h["entry_bits"] and
+             h["param_bits"] == h["levels"] * h["acc_bits"] and
+             h["addr_bits"] == max(1, clog2(h["synapse_depth"])) and
+             h["count_bits"] >= 1 and
+             h["index_bits"] == h["count_bits"] + h["addr_bits"] and
+             h["index_depth"] == h["taps"] * h["local_channels"],
+             f"layer {i}: inconsistent hardware parameters")
+
+
+def check_manifest(m: Any) -> None:
+    """Refuse a manifest unless its types are exact, its fingerprint matches, the core can
+    hold it, its layer fields are consistent and its memory map, file list and sizes are the
+    ones its hardware parameters imply (``neuro_params.vh`` is checked against its file)."""
+    from .limits import violations
+
+    _check_schema(m)
+    net, hw = m["network"], m["hardware"]
+    _require(hardware_fingerprint(hw) == hw["fingerprint"],
+             "hardware parameters do not match their fingerprint")
+    for key, want in (("format_version", VERSION), ("input_bits", net["input_bits"]),
+                      ("num_classes", net["num_classes"]), ("pixel_beat_bits", PIXEL_BEAT_BITS)):
+        _require(hw[key] == want, f"manifest.json: hardware.{key} is {hw[key]}, expected {want}")
+    layers = hw["layers"]
+    found = violations(layers, hw["input_bits"], hw["num_classes"])
+    _require(not found, "the core cannot hold this artifact: " + "; ".join(map(str, found)))
+    for i, h in enumerate(layers):
+        _check_layer(i, h, i == len(layers) - 1)
+    for name, value in core_constants().items():
+        _require(hw["constants"][name] == value, f"manifest.json: hardware.constants.{name} is "
+                                                 f"{hw['constants'][name]}, the core of this "
+                                                 f"pynq-neuro has {value}")
+    for key, want in (("load_bits", load_bits(layers)), ("logit_bits", logit_bits(layers))):
+        _require(hw[key] == want, f"manifest.json: hardware.{key} is {hw[key]}, the layers "
+                                  f"give {want}")
+    dense = sum(h["out_channels"] * h["taps"] * h["in_channels"] for h in layers)
+    _require(dense <= DENSE_WEIGHTS_MAX, f"the layers describe {dense} weight slots, more than "
+                                         f"the loader accepts ({DENSE_WEIGHTS_MAX})")
+    want_mem = memory_map(layers)
+    got_mem = m["memories"]
+    _require(len(got_mem) == len(want_mem),
+             f"manifest.json: {len(got_mem)} memories listed, the hardware parameters give "
+             f"{len(want_mem)} (in the manifest's canonical bank order)")
+    for i, (got, want) in enumerate(zip(got_mem, want_mem)):
+        for key in MEMORY_FIELDS:
+            unit = " words" if key == "depth" else " bits" if key == "width" else ""
+            _require(got[key] == want[key],
+                     f"manifest.json: memories[{i}].{key} is {got[key]!r}{unit}, the hardware "
+                     f"parameters give {want[key]!r}{unit} (bank {want['name']})")
+    sizes = _file_sizes(want_mem)
+    sizes[PARAMS_VH] = len(verilog_header(m).encode())
+    total = sum(sizes.values())
+    _require(total <= ARTIFACT_MAX_BYTES, f"the manifest describes {total} bytes of files, "
+                                          f"more than the loader accepts ({ARTIFACT_MAX_BYTES})")
+    for key in ("files", "sizes"):
+        unlisted = sorted(set(sizes) - set(m[key]))
+        unknown = sorted(set(m[key]) - set(sizes))
+        _require(not unlisted, f"manifest.json: {key} lacks {', '.join(unlisted[:3])}")
+        _require(not unknown, f"manifest.json: {key} lists {', '.join(unknown[:3])}, which is "
+                              f"no file of this artifact")
+    for name, size in sizes.items():
+        _require(m["sizes"][name] == size, f"manifest.json: sizes[{name!r}] is "
+                                           f"{m['sizes'][name]}, the hardware parameters give "
+                                           f"{size} bytes")
+
+
+# ------------------------------------------------------------------------------------------------
+# writing
+
+
+def _nonfinite(obj: Any, where: str = "") -> str | None:
+    """Path of the first NaN or infinity in a JSON-like object."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "(top)"
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for k, v in items:
+        found = _nonfinite(v, f"{where}.{k}" if isinstance(k, str) else f"{where}[{k}]")
+        if found:
+            return found.lstrip(".")
+    return None
+
+
+def _manifest_bytes(manifest: dict[str, Any], out: Path) -> bytes:
+    bad = _nonfinite(manifest)
+    if bad is not None:
+        raise ArtifactError(f"cannot write {out}: manifest value {bad} is not finite "
+                            f"(JSON has no NaN or infinity)")
+    try:
+        return (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode()
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(f"cannot write {out}: the manifest is not JSON ({e})") from None
+
+
+def render_artifact(net: IntegerNetwork, maps: list[LayerMap],
+                    extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest and every file of an artifact (relative path -> bytes), in memory."""
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(TOP_FIELDS))
+    if clash:
+        raise ArtifactError(f"extra manifest fields {', '.join(clash)} would replace the "
+                            f"artifact's own")
     banks = banks_of(maps)
-    memories = []
-    offset = 16
-    for b in banks:
-        mem, coe = mem_text(b), coe_text(b)
-        (out / "mem" / f"{b.name}.mem").write_text(mem)
-        (out / "coe" / f"{b.name}.coe").write_text(coe)
-        memories.append({
-            "name": b.name, "layer": b.layer, "kind": b.kind, "bank": b.bank,
-            "depth": b.depth, "width": b.width, "mem": f"mem/{b.name}.mem",
-            "coe": f"coe/{b.name}.coe", "sha256": sha256_bytes(mem.encode()),
-            "bin_offset": offset,
-        })
-        offset += 16 + 4 * b.depth * (-(-b.width // 32))
-    blob = pack_binary(banks)
-    (out / "network.bin").write_bytes(blob)
+    hw = hardware_section(net, maps)
+    memories = memory_map(hw["layers"])
+    if [(b.name, b.depth, b.width) for b in banks] != \
+            [(e["name"], e["depth"], e["width"]) for e in memories]:
+        raise ArtifactError("internal error: the memory images do not match the memory map")
+    files: dict[str, bytes] = {NETWORK_BIN: pack_binary(banks)}
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "created_by": f"pynq-neuro {__version__}",
         "network": {
-            "name": net.meta.get("name", "network"),
-            "input_bits": net.input_bits,
-            "num_classes": net.num_classes,
-            "synapses": net.synapses,
+            "name": str(net.meta.get("name", "network")),
+            "input_bits": int(net.input_bits),
+            "num_classes": int(net.num_classes),
+            "synapses": int(net.synapses),
             "meta": net.meta,
         },
-        "hardware": {
-            "target": "xc7z020clg400-1",
-            "pixel_beat_bits": 32,
-            "constants": {
-                "BEATS_PER_ROW": BEATS_PER_ROW, "ROW_BUFFERS": ROW_BUFFERS,
-                "FRAME_BUFFERS": FRAME_BUFFERS, "FRAME_OVERHEAD": FRAME_OVERHEAD,
-                "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "THRESHOLD_BUSY": THRESHOLD_BUSY,
-                "RESULT_LATENCY": RESULT_LATENCY,
-            },
-            "layers": [layer_hw(lm) for lm in maps],
-        },
+        "hardware": hw,
         "memories": memories,
-        **(extra or {}),
+        **extra,
     }
-    manifest["hardware"]["fingerprint"] = hardware_fingerprint(manifest["hardware"])
-    vh = verilog_header(manifest)
-    (out / "neuro_params.vh").write_text(vh)
-    manifest["files"] = {"network.bin": sha256_bytes(blob), "neuro_params.vh": sha256_bytes(vh.encode())}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    files[PARAMS_VH] = verilog_header(manifest).encode()
+    for b, e in zip(banks, memories):
+        files[e["mem"]] = mem_text(b).encode()
+    for b, e in zip(banks, memories):
+        files[e["coe"]] = coe_text(b).encode()
+    manifest["files"] = {name: sha256_bytes(data) for name, data in files.items()}
+    manifest["sizes"] = {name: len(data) for name, data in files.items()}
+    check_manifest(manifest)
+    return manifest, files
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as e:  # a file system without directory sync
+        if e.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sibling(out: Path, kind: str) -> Path:
+    return out.parent / f".{out.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+_SIBLING = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+")
+_ACTIVE: set[str] = set()      # temporary folders this process is writing right now
+
+
+def _leftovers(out: Path) -> list[tuple[Path, str, int]]:
+    """Temporary (``tmp``) and replaced (``old``) folders of earlier writes of ``out``."""
+    found = []
+    try:
+        names = os.listdir(out.parent)
+    except OSError:
+        return []
+    for name in names:
+        m = _SIBLING.fullmatch(name)
+        if m and m["name"] == out.name:
+            found.append((out.parent / name, m["kind"], int(m["pid"])))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Remove what an interrupted write left beside ``out``; when the interruption came
+    between moving the old artifact aside and moving the new one in, put the old one back."""
+    stale = [(p, kind) for p, kind, pid in _leftovers(out)
+             if str(p) not in _ACTIVE and (pid == os.getpid() or not _alive(pid))]
+    olds = sorted((p for p, kind in stale if kind == "old"), key=lambda p: p.stat().st_mtime)
+    if olds and not os.path.lexists(out):
+        os.rename(olds.pop(), out)
+    for p, _ in stale:
+        if p.exists() and p != out:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _holds_artifact(out: Path) -> bool:
+    """Whether ``out`` has a manifest of this format (any version): a folder the compiler
+    may replace."""
+    try:
+        with _Reader(out) as r:
+            manifest = _parse_json(r.read(MANIFEST, max_size=MANIFEST_MAX_BYTES))
+    except (ArtifactError, OSError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if not out.name or out.parent == out:
+        raise ArtifactError(f"{out} cannot be an artifact folder")
+    if not os.path.lexists(out):
+        return
+    if not out.is_dir():
+        raise ArtifactError(f"{out} is a file, not a folder: choose another output folder")
+    if force or not any(out.iterdir()) or _holds_artifact(out):
+        return
+    raise ArtifactError(f"{out} is not empty and holds no pynq-neuro artifact; refusing to "
+                        f"replace it (use --force to overwrite it)")
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for a few system calls; deliver them afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not None:  # None: a handler not installed from Python
+            saved[sig] = signal.signal(sig, lambda s, _f: received.append(s))
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(received):
+            signal.raise_signal(sig)
+
+
+def write_artifact(directory: str | Path, net: IntegerNetwork, maps: list[LayerMap],
+                   extra: dict[str, Any] | None = None, *, force: bool = False
+                   ) -> dict[str, Any]:
+    """Write an artifact directory atomically and return its manifest.
+
+    Everything is written into a temporary sibling folder and synced, then swapped in: an
+    interruption at any instant leaves either the previous artifact or the new one whole.
+    An existing artifact is replaced (none of its files survive); any other non-empty folder
+    only with ``force``.
+    """
+    out = Path(os.path.realpath(os.path.abspath(directory)))
+    manifest, files = render_artifact(net, maps, extra)
+    manifest_bytes = _manifest_bytes(manifest, out)
+    tmp: Path | None = None
+    old: Path | None = None
+    swapped = False
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _clean_leftovers(out)
+        _check_output(out, force)
+        while tmp is None:
+            candidate = _sibling(out, "tmp")
+            _ACTIVE.add(str(candidate))
+            try:
+                os.mkdir(candidate)
+                tmp = candidate
+            except FileExistsError:
+                _ACTIVE.discard(str(candidate))
+        os.mkdir(tmp / "mem")
+        os.mkdir(tmp / "coe")
+        for name, data in files.items():
+            _write_file(tmp / name, data)
+        _write_file(tmp / MANIFEST, manifest_bytes)
+        for d in (tmp / "mem", tmp / "coe", tmp):
+            _fsync_dir(d)
+        with _signals_deferred():
+            if os.path.lexists(out):
+                old = _sibling(out, "old")
+                os.rename(out, old)
+                try:
+                    os.rename(tmp, out)
+                except BaseException:
+                    os.rename(old, out)
+                    old = None
+                    raise
+            else:
+                os.rename(tmp, out)
+            swapped = True
+            _fsync_dir(out.parent)
+    except BaseException as e:
+        if tmp is not None and not swapped:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise ArtifactError(f"cannot write {out}: {_reason(e)}") from None
+        raise
+    finally:
+        if tmp is not None:
+            _ACTIVE.discard(str(tmp))
+        if swapped and old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return manifest
 
 
-def hardware_fingerprint(hw: dict[str, Any]) -> str:
-    """Short hash of the hardware parameters: equal fingerprints, compatible builds."""
-    core = {"layers": [{k: l[k] for k in HW_LAYER_FIELDS} for l in hw["layers"]],
-            "constants": hw["constants"], "pixel_beat_bits": hw["pixel_beat_bits"]}
-    return sha256_bytes(json.dumps(core, sort_keys=True).encode())[:16]
+# ------------------------------------------------------------------------------------------------
+# reading: confined paths, regular files only, sizes before reading
 
 
-def _parse_mem(text: str, width: int, depth: int, name: str) -> list[int]:
-    words = []
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.split("//")[0].strip()
-        if not line:
-            continue
+def _reason(e: OSError) -> str:
+    reasons = {errno.ENOENT: "no such file or folder", errno.EACCES: "permission denied",
+               errno.EPERM: "operation not permitted",
+               errno.ELOOP: "a symbolic link (an artifact holds regular files only)",
+               errno.ENOTDIR: "not a folder", errno.EISDIR: "a folder where a file belongs",
+               errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
+               errno.EMLINK: "a symbolic link (an artifact holds regular files only)"}
+    return reasons.get(e.errno, e.strerror or str(e))
+
+
+class _Reader:
+    """Reads files below one folder: no symbolic links, regular files only, sizes checked
+    before reading (a FIFO or a device is refused, never opened for blocking reads)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+    def __enter__(self) -> "_Reader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+    def _open(self, rel: str, directory: bool = False) -> int:
         try:
-            w = int(line, 16)
-        except ValueError:
-            raise ArtifactError(f"{name}: line {n} is not hexadecimal") from None
-        if w >> width:
-            raise ArtifactError(f"{name}: line {n} is wider than {width} bits")
-        words.append(w)
-    if len(words) != depth:
-        raise ArtifactError(f"{name}: {len(words)} words, manifest says {depth}")
+            return self._open_path(rel, directory)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise ArtifactError(f"{self.root}: missing file {rel}") from None
+            raise ArtifactError(f"{self.root}/{rel}: {_reason(e)}") from None
+
+    def _open_path(self, rel: str, directory: bool) -> int:
+        nofollow = getattr(os, "O_NOFOLLOW", 0)
+        parts = rel.split("/")
+        fds: list[int] = []
+        try:
+            dfd = self.fd
+            for i, part in enumerate(parts):
+                leaf = i == len(parts) - 1
+                flags = os.O_RDONLY | nofollow
+                flags |= os.O_NONBLOCK if leaf and not directory else os.O_DIRECTORY
+                fd = os.open(part, flags, dir_fd=dfd)
+                fds.append(fd)
+                dfd = fd
+            return fds.pop()
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def entries(self, rel: str = "") -> dict[str, os.DirEntry]:
+        fd = self._open(rel, directory=True) if rel else os.dup(self.fd)
+        try:
+            with os.scandir(fd) as it:
+                return {e.name: e for e in it}
+        finally:
+            os.close(fd)
+
+    def read(self, rel: str, size: int | None = None, max_size: int | None = None) -> bytes:
+        fd = self._open(rel)
+        try:
+            st = os.fstat(fd)
+            where = f"{self.root}/{rel}"
+            _require(not stat.S_ISDIR(st.st_mode), f"{where}: a folder where a file belongs")
+            _require(stat.S_ISREG(st.st_mode), f"{where}: not a regular file")
+            if size is not None:
+                _require(st.st_size == size, f"{where}: {st.st_size} bytes, the manifest says "
+                                             f"{size}")
+            if max_size is not None:
+                _require(st.st_size <= max_size, f"{where}: {st.st_size} bytes, more than "
+                                                 f"{max_size}")
+            want = st.st_size
+            parts, got = [], 0
+            while got < want:
+                chunk = os.read(fd, min(want - got, 1 << 20))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                got += len(chunk)
+            _require(got == want and not os.read(fd, 1),
+                     f"{where}: changed size while being read")
+            return b"".join(parts)
+        finally:
+            os.close(fd)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ArtifactError(f"manifest.json: {name} is not a JSON number")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        _require(k not in out, f"manifest.json: key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    _require(math.isfinite(value), f"manifest.json: the number {text[:20]} is out of range")
+    return value
+
+
+def _parse_json(data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant,
+                          parse_float=_finite, object_pairs_hook=_unique_keys)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as e:
+        if isinstance(e, ArtifactError):
+            raise
+        raise ArtifactError(f"manifest.json: not valid JSON ({str(e)[:120]})") from None
+
+
+def _parse_mem(data: bytes, width: int, depth: int, name: str) -> list[int]:
+    """Words of a .mem image in the canonical form (``depth`` lines of lowercase hex)."""
+    d = hex_digits(width)
+    lines = data.split(b"\n")
+    _require(data.endswith(b"\n") and len(lines) == depth + 1,
+             f"{name}: {len(lines) - 1} words, the manifest says {depth}")
+    _require(not data.translate(None, b"0123456789abcdef\n") and
+             data[d::d + 1] == b"\n" * depth,
+             f"{name}: not {depth} lines of {d} lowercase hexadecimal digits")
+    words = [int(line, 16) for line in lines[:-1]]
+    n = next((n for n, w in enumerate(words) if w >> width), None)
+    _require(n is None, f"{name}: line {(n or 0) + 1} is wider than {width} bits")
     return words
+
+
+def _bin_mismatch(blob: bytes, banks: list[Bank], memories: list[dict[str, Any]]) -> str:
+    """Why ``network.bin`` is not the packed form of the memory images."""
+    try:
+        streamed = unpack_binary(blob)
+    except ArtifactError as e:
+        return str(e)
+    if len(streamed) != len(banks):
+        return f"network.bin: {len(streamed)} banks, the memory images {len(banks)}"
+    for s, b, m in zip(streamed, banks, memories):
+        if (s.layer, s.kind, s.bank, s.depth, s.width) != (b.layer, b.kind, b.bank, b.depth,
+                                                          b.width):
+            return f"network.bin: the header of bank {m['name']} differs from the manifest"
+        for j, (x, y) in enumerate(zip(s.words, b.words)):
+            if x != y:
+                return (f"network.bin: bank {m['name']} word {j} is {x:#x}, {m['mem']} has "
+                        f"{y:#x}")
+    return "network.bin: not the packed form of the memory images"
+
+
+def _missing_hint(path: Path) -> str:
+    olds = [p.name for p, kind, _ in _leftovers(path) if kind == "old"]
+    if olds:
+        return (f" (an interrupted write left the previous artifact in {olds[0]} beside it: "
+                f"rename it to {path.name}, or compile again)")
+    return ""
 
 
 @dataclass
 class Artifact:
-    """A verified artifact: its manifest, banks and the network they encode."""
+    """A verified artifact: its manifest, banks, the network they encode and the verified
+    bytes of its load stream (``network.bin``)."""
 
     path: Path
     manifest: dict[str, Any]
     banks: list[Bank]
     network: IntegerNetwork
+    binary: bytes = b""
 
     @property
     def fingerprint(self) -> str:
         return self.manifest["hardware"]["fingerprint"]
 
+    def hardware_differences(self, hw: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
+        """``(where, field, artifact value, other value)`` for every parameter that differs
+        from ``hw``: a manifest's ``hardware`` section, or the parameters read back from a
+        core (fields it does not report are not compared)."""
+        mine = self.manifest["hardware"]
+        diffs: list[tuple[str, str, Any, Any]] = []
+        if "fingerprint" in hw and hw["fingerprint"] != mine["fingerprint"]:
+            diffs.append(("network", "fingerprint", mine["fingerprint"], hw["fingerprint"]))
+        for key in HW_NETWORK_FIELDS:
+            if key in hw and hw[key] != mine[key]:
+                diffs.append(("network", key, mine[key], hw[key]))
+        if isinstance(hw.get("constants"), dict):
+            diffs += [("network", k, v, hw["constants"].get(k))
+                      for k, v in mine["constants"].items() if hw["constants"].get(k) != v]
+        other = hw.get("layers", [])
+        if len(other) != len(mine["layers"]):
+            diffs.append(("network", "num_layers", len(mine["layers"]), len(other)))
+        for i, (a, b) in enumerate(zip(mine["layers"], other)):
+            diffs += [(f"layer {i}", k, a[k], b.get(k)) for k in HW_LAYER_FIELDS
+                      if a[k] != b.get(k)]
+        return diffs
+
     def check_hardware(self, hw: dict[str, Any]) -> None:
         """Refuse unless the artifact was compiled for hardware ``hw`` (a manifest's
-        ``hardware`` section or the parameters read back from a core)."""
-        mine = self.manifest["hardware"]
-        if len(hw.get("layers", [])) != len(mine["layers"]):
-            raise ArtifactError(f"artifact has {len(mine['layers'])} layers, the hardware "
-                                f"{len(hw.get('layers', []))}")
-        for i, (a, b) in enumerate(zip(mine["layers"], hw["layers"])):
-            diff = [k for k in HW_LAYER_FIELDS if a[k] != b.get(k)]
-            if diff:
-                k = diff[0]
-                raise ArtifactError(f"layer {i}: artifact needs {k}={a[k]}, hardware was built "
-                                    f"with {k}={b.get(k)} (compile for this hardware)")
-
-
-def _require(cond: bool, message: str) -> None:
-    if not cond:
-        raise ArtifactError(message)
+        ``hardware`` section or the parameters read back from a core); the message lists
+        every differing field."""
+        diffs = self.hardware_differences(hw)
+        if diffs:
+            listing = "; ".join(f"{where}: {k} artifact {a} != hardware {b}"
+                                for where, k, a, b in diffs)
+            raise ArtifactError(f"artifact {self.path} was compiled for other hardware "
+                                f"({len(diffs)} differences: {listing}); compile it for this "
+                                f"hardware")
 
 
 def load_artifact(directory: str | Path, source: str = "mem") -> Artifact:
-    """Read and verify an artifact; ``source`` is ``"mem"`` (the .mem images) or ``"bin"``
-    (the packed load stream). The network is rebuilt from the memory images alone."""
+    """Read and verify an artifact. Every listed file is checked (size, SHA-256, canonical
+    content); the memory images, ``network.bin`` and ``neuro_params.vh`` must describe the
+    same network. ``source`` picks the banks returned, ``"mem"`` (the .mem images) or
+    ``"bin"`` (the load stream); both are verified and equal."""
+    if source not in ("mem", "bin"):
+        raise ValueError(f"source must be 'mem' or 'bin', got {source!r}")
     path = Path(directory)
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: no manifest.json (not an artifact directory)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{path}/manifest.json: not valid JSON ({e})") from None
-    _require(isinstance(manifest, dict) and manifest.get("format") == FORMAT,
-             f"{path}: not a {FORMAT}")
-    _require(manifest.get("version") == VERSION,
-             f"{path}: artifact version {manifest.get('version')} is not supported "
-             f"(this pynq-neuro reads version {VERSION})")
+        if not os.path.lexists(path) or (path.is_symlink() and not path.exists()):
+            raise ArtifactError(f"{path}: no such artifact folder{_missing_hint(path)}")
+        if not path.is_dir():
+            kind = "a file" if path.is_file() else "not a folder"
+            raise ArtifactError(f"{path} is {kind}: an artifact is a folder")
+        with _Reader(path) as reader:
+            return _load(reader, path, source)
+    except OSError as e:
+        where = f"{path}/{Path(e.filename).name}" if e.filename else str(path)
+        raise ArtifactError(f"{where}: {_reason(e)}") from None
+
+
+def _listing(reader: _Reader, path: Path, manifest: dict[str, Any]) -> bool:
+    """Refuse unlisted or missing entries; returns whether the coe/ images are present (the
+    whole folder may be left out: a board needs none of them)."""
+    listed = set(manifest["files"]) | {MANIFEST}
+    tree: dict[str, set[str]] = {"": set()}
+    for name in listed:
+        folder, _, leaf = name.rpartition("/")
+        tree.setdefault(folder, set()).add(leaf)
+        if folder:
+            tree[""].add(folder)
+    top = reader.entries()
+    has_coe = "coe" in top
+    if not has_coe:
+        tree[""].discard("coe")
+    for folder, want in tree.items():
+        if folder == "coe" and not has_coe:
+            continue
+        got = top if not folder else reader.entries(folder)
+        for name, entry in got.items():
+            rel = f"{folder}/{name}" if folder else name
+            if not folder and name == INSPECT_DIR:
+                continue
+            _require(name in want, f"{path}/{rel}: not listed in the manifest (remove it or "
+                                   f"compile again)")
+            _require(not entry.is_symlink(),
+                     f"{path}/{rel}: a symbolic link (an artifact holds regular files only)")
+            is_dir = entry.is_dir(follow_symlinks=False)
+            _require(is_dir == (rel in tree), f"{path}/{rel}: a "
+                     f"{'folder' if is_dir else 'file'} where a "
+                     f"{'folder' if rel in tree else 'file'} belongs")
+        missing = sorted(want - set(got))
+        if missing:
+            rel = f"{folder}/{missing[0]}" if folder else missing[0]
+            raise ArtifactError(f"{path}: missing file {rel}")
+    return has_coe
+
+
+def _load(reader: _Reader, path: Path, source: str) -> Artifact:
+    _require(MANIFEST in reader.entries(), f"{path}: no manifest.json (not an artifact "
+                                           f"directory)")
+    manifest = _parse_json(reader.read(MANIFEST, max_size=MANIFEST_MAX_BYTES))
     try:
-        hw, memories, files = manifest["hardware"], manifest["memories"], manifest["files"]
-        _require(hardware_fingerprint(hw) == hw["fingerprint"],
-                 f"{path}: hardware parameters do not match their fingerprint")
-        for name, digest in files.items():
-            data = (path / name).read_bytes()
-            _require(sha256_bytes(data) == digest, f"{path}/{name}: SHA-256 mismatch")
-        if source == "bin":
-            banks = unpack_binary((path / "network.bin").read_bytes())
-            _require(len(banks) == len(memories), "network.bin: bank count differs from manifest")
-            for b, m in zip(banks, memories):
-                _require((b.layer, b.kind, b.bank, b.depth, b.width) ==
-                         (m["layer"], m["kind"], m["bank"], m["depth"], m["width"]),
-                         f"network.bin: bank {m['name']} differs from the manifest")
-                b.name = m["name"]
-        else:
-            banks = []
-            for m in memories:
-                text = (path / m["mem"]).read_bytes()
-                _require(sha256_bytes(text) == m["sha256"], f"{path}/{m['mem']}: SHA-256 mismatch")
-                words = _parse_mem(text.decode("ascii", "replace"), m["width"], m["depth"], m["mem"])
-                banks.append(Bank(m["name"], m["layer"], m["kind"], m["bank"], m["width"], words))
+        check_manifest(manifest)
+    except ArtifactError as e:
+        raise ArtifactError(f"{path}: {e}") from None
+    has_coe = _listing(reader, path, manifest)
+    files, sizes, memories = manifest["files"], manifest["sizes"], manifest["memories"]
+
+    def read(rel: str) -> bytes:
+        data = reader.read(rel, size=sizes[rel])
+        _require(sha256_bytes(data) == files[rel], f"{path}/{rel}: SHA-256 mismatch")
+        return data
+
+    _require(read(PARAMS_VH) == verilog_header(manifest).encode(),
+             f"{path}/{PARAMS_VH}: differs from the parameters in the manifest")
+    banks, mem_bytes = [], []
+    for m in memories:
+        mem_bytes.append(read(m["mem"]))
+        words = _parse_mem(mem_bytes[-1], m["width"], m["depth"], f"{path}/{m['mem']}")
+        banks.append(Bank(m["name"], m["layer"], m["kind"], m["bank"], m["width"], words))
+    blob = read(NETWORK_BIN)
+    if blob != pack_binary(banks):
+        raise ArtifactError(f"{path}/{_bin_mismatch(blob, banks, memories)}")
+    if has_coe:
+        for b, m, mem in zip(banks, memories, mem_bytes):
+            _require(read(m["coe"]) == _coe_bytes(b.name, b.depth, b.width, mem),
+                     f"{path}/{m['coe']}: differs from {m['mem']}")
+    if source == "bin":
+        streamed = unpack_binary(blob)
+        for b, m in zip(streamed, memories):
+            b.name = m["name"]
+        banks = streamed
+    try:
         net = network_from_banks(manifest, banks)
-    except (KeyError, TypeError, IndexError) as e:
-        raise ArtifactError(f"{path}: incomplete or malformed manifest ({e!r})") from None
-    except FileNotFoundError as e:
-        raise ArtifactError(f"{path}: missing file {Path(e.filename).name}") from None
-    except NetworkError as e:
+        _check_mapping(manifest, net, banks)
+    except (NetworkError, ValueError, IndexError, ZeroDivisionError, OverflowError) as e:
+        if isinstance(e, ArtifactError):
+            raise ArtifactError(f"{path}: {e}") from None
         raise ArtifactError(f"{path}: memory images do not form a valid network: {e}") from None
-    return Artifact(path, manifest, banks, net)
+    return Artifact(path, manifest, banks, net, blob)
+
+
+def _check_mapping(manifest: dict[str, Any], net: IntegerNetwork, banks: list[Bank]) -> None:
+    """The hardware parameters and index tables are the ones the decoded network maps to:
+    frames, word counts and accumulator widths are recomputed (the latter may be wider, for
+    a network mapped onto a larger build), columns are packed in order, unused words are 0."""
+    from .mapping import map_layer
+
+    _require(manifest["network"]["synapses"] == net.synapses,
+             f"manifest.json: network.synapses is {manifest['network']['synapses']}, the "
+             f"memory images hold {net.synapses}")
+    by_key = {(b.layer, b.kind, b.bank): b for b in banks}
+    for i, h in enumerate(manifest["hardware"]["layers"]):
+        lm = map_layer(net, i, Folding(h["groups"], h["lanes"]), pack=False,
+                       acc_bits=h["acc_bits"], depth=h["synapse_depth"],
+                       count_bits=h["count_bits"])
+        want = layer_hw(lm)
+        diff = [k for k in HW_LAYER_FIELDS if want[k] != h[k]]
+        _require(not diff, f"layer {i}: {', '.join(diff)} differ from what the memory images "
+                           f"map to")
+        addr = lm.addr_bits
+        for g in range(h["groups"]):
+            index = [(n << addr) | b for b, n in zip(lm.base[g].reshape(-1).tolist(),
+                                                     lm.words[g].reshape(-1).tolist())]
+            _require(by_key[(i, "index", g)].words == index,
+                     f"layer {i}: index table of group {g} is not in the canonical layout")
+            used = int(lm.words[g].sum())
+            _require(not any(by_key[(i, "synapse", g)].words[used:]),
+                     f"layer {i}: unused synapse words of group {g} are not 0")
 
 
 def network_from_banks(manifest: dict[str, Any], banks: list[Bank]) -> IntegerNetwork:
@@ -376,21 +1118,14 @@ def network_from_banks(manifest: dict[str, Any], banks: list[Bank]) -> IntegerNe
     layers: list[IntLayer] = []
     for i, h in enumerate(hw_layers):
         last = i == len(hw_layers) - 1
-        _require(h["levels"] == (1 if last else 2 ** h["act_bits"] - 1),
-                 f"layer {i}: levels do not match act_bits")
-        _require(h["local_bits"] == clog2(h["locals"]) and
-                 h["locals"] == -(-h["out_channels"] // h["lanes"]) and
-                 h["local_channels"] == -(-h["in_channels"] // h["groups"]) and
-                 h["entry_bits"] == 1 + h["local_bits"] + h["weight_bits"] and
-                 h["word_bits"] == h["lanes"] * h["entry_bits"] and
-                 h["param_bits"] == h["levels"] * h["acc_bits"] and
-                 h["index_bits"] == h["count_bits"] + h["addr_bits"] and
-                 h["index_depth"] == h["taps"] * h["local_channels"],
-                 f"layer {i}: inconsistent hardware parameters")
+        _check_layer(i, h, last)
         G, P = h["groups"], h["lanes"]
-        syn = [by_key[(i, "synapse", g)] for g in range(G)]
-        idx = [by_key[(i, "index", g)] for g in range(G)]
-        par = by_key[(i, "params", 0)]
+        try:
+            syn = [by_key[(i, "synapse", g)] for g in range(G)]
+            idx = [by_key[(i, "index", g)] for g in range(G)]
+            par = by_key[(i, "params", 0)]
+        except KeyError as e:
+            raise ArtifactError(f"layer {i}: no memory bank {e.args[0]}") from None
         for b in syn:
             _require(b.width == h["word_bits"] and b.depth == h["synapse_depth"],
                      f"layer {i}: synapse bank shape differs from the parameters")
