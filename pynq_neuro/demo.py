@@ -18,8 +18,13 @@ def run_demo(output: Path, images: int | None = None, data_dir: str | None = Non
     from . import zoo
     from .cli import evaluate
     from .data import load_mnist
+    from .fileio import atomic_write_text
     from .golden import run
 
+    if images is not None and (isinstance(images, bool) or images < 1):
+        raise ValueError(f"images must be >= 1, got {images}")
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{output} is not a folder: choose another output folder for the plots")
     output.mkdir(parents=True, exist_ok=True)
     results = []
     print(f"{'model':<14}{'engine':>12}{'bits':>7}{'synapses':>10}{'accuracy':>10}{'time':>8}")
@@ -29,7 +34,7 @@ def run_demo(output: Path, images: int | None = None, data_dir: str | None = Non
         bits = "float" if r["engine"] == "torch-float" else f"W{r['wbits']}A{r['abits']}"
         print(f"{name:<14}{r['engine']:>12}{bits:>7}{r['synapses']:>10}"
               f"{100 * r['accuracy']:>9.2f}%{r['seconds']:>7.2f}s")
-    (output / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_text(output / "results.json", json.dumps(results, indent=2) + "\n")
 
     x, y = load_mnist("test", data_dir)
     quantized = [n for n in zoo.names() if zoo.network_path(n) is not None]

@@ -1,7 +1,8 @@
 """The ``compress`` subcommand: factorization passes and fine-tunes on a trained checkpoint.
 
 ``register(subparsers)`` adds the subcommand to an ``argparse`` parser; ``run(args)`` executes
-it (errors are raised as ``ValueError``/``DataError`` for the caller to report). Low-rank passes
+it (errors are raised as ``ValueError``/``DataError`` for :func:`pynq_neuro.cli.guard` to
+report; numeric options are checked by the parser). Low-rank passes
 (``--low-rank LAYER:RANK``, repeatable) run first, in the order given, then pruning
 (``--budget`` or ``--sparsity``).
 """
@@ -10,29 +11,48 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from typing import Any
+
+from ..cli import count, natural, positive, seed, threads
 
 DESCRIPTION = "factorize a trained checkpoint (low rank, pruning) with short fine-tunes"
 
 
 def _low_rank_spec(text: str) -> tuple[int, int]:
     try:
-        layer, rank = text.split(":")
-        return int(layer), int(rank)
+        layer, rank = (int(v) for v in text.split(":"))
+        if layer < 0 or rank < 1:
+            raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LAYER:RANK, e.g. 1:16, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected LAYER:RANK (layer >= 0, rank >= 1), e.g. 1:16, got {text!r}") from None
+    return layer, rank
 
 
 def _sparsity(text: str) -> float | list[float]:
+    """S or S1,S2,...: shares of weights to prune, each in [0, 1)."""
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         values = []
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected S or S1,S2,... (floats), got {text!r}")
+    if not values or any(not (math.isfinite(v) and 0 <= v < 1) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected S or S1,S2,... (finite numbers >= 0 and < 1), got {text!r}")
     return values[0] if len(values) == 1 and "," not in text else values
+
+
+def _lanes(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+        if any(v < 1 for v in values):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected lanes per layer (integers >= 1) like 32,32,16,5; got {text!r}") from None
+    return values
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -43,36 +63,29 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="checkpoint to write (.pt); a quantized one also gets its .npz")
     g = p.add_argument_group("passes (low rank first, then pruning)")
     target = g.add_mutually_exclusive_group()
-    target.add_argument("--budget", type=int, help="global synapse budget over all layers")
+    target.add_argument("--budget", type=count, help="global synapse budget over all layers")
     target.add_argument("--sparsity", type=_sparsity,
                         help="share of weights to prune: S, or S1,S2,... per layer incl. the "
                              "classifier")
     g.add_argument("--lanes", type=_lanes,
                    help="lane-balanced pruning for these lanes per layer (with --sparsity)")
-    g.add_argument("--min-per-unit", type=int, default=1,
+    g.add_argument("--min-per-unit", type=natural, default=1,
                    help="synapses every unit keeps at least (default 1)")
     g.add_argument("--low-rank", type=_low_rank_spec, action="append", default=[],
                    metavar="LAYER:RANK",
                    help="factorize a layer (index; the classifier is the last) with this rank; "
                         "repeatable")
     g = p.add_argument_group("fine-tune")
-    g.add_argument("--epochs", type=int, help="fine-tune epochs per pass (default 12)")
-    g.add_argument("--lr", type=float, help="peak learning rate (default: the quantization-aware one)")
-    g.add_argument("--threads", type=int, default=2, help="torch threads")
-    g.add_argument("--train-images", type=int, help="use only the first N training digits")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--epochs", type=natural, help="fine-tune epochs per pass (default 12)")
+    g.add_argument("--lr", type=positive,
+                   help="peak learning rate (default: the quantization-aware one)")
+    g.add_argument("--threads", type=threads, default=2, help="torch threads")
+    g.add_argument("--train-images", type=count, help="use only the first N training digits")
+    g.add_argument("--seed", type=seed, default=0)
     p.add_argument("--data-dir", help="MNIST directory (default: search order of the loader)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the passes report as JSON")
     return p
-
-
-def _lanes(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected lanes per layer like 32,32,16,5; got {text!r}")
-    return values
 
 
 def passes_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -151,9 +164,11 @@ def format_report(passes: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Execute the ``compress`` subcommand."""
+    from ..train import check_output_path
     from .factorize import DEFAULT_EPOCHS, compress
 
     passes = passes_from_args(args)
+    check_output_path(args.output, network=True)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     ckpt = compress(
         args.checkpoint, passes,

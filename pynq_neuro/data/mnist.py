@@ -228,14 +228,22 @@ def _not_found_message(split: str, files: tuple[MnistFile, ...], tried: list[str
     return "\n".join(lines)
 
 
+def _expand(path: PathLike, origin: str) -> Path:
+    """``path`` with ``~`` expanded; DataError when the home folder is unknown."""
+    try:
+        return Path(path).expanduser()
+    except (RuntimeError, KeyError) as exc:
+        raise DataError(f"MNIST directory from {origin} '{path}': {exc}") from exc
+
+
 def _resolve(split: str, data_dir: PathLike | None, download: bool) -> list[Path]:
     """Paths of the (images, labels) files for ``split``, following the search order."""
     files = _split_files(split)
     if data_dir is not None:
-        return _require_dir(Path(data_dir).expanduser(), files, "data_dir")
+        return _require_dir(_expand(data_dir, "data_dir"), files, "data_dir")
     env_dir = os.environ.get(DATA_ENV)
     if env_dir:
-        return _require_dir(Path(env_dir).expanduser(), files, f"${DATA_ENV}")
+        return _require_dir(_expand(env_dir, f"${DATA_ENV}"), files, f"${DATA_ENV}")
     tried = ["data_dir: not given", f"${DATA_ENV}: not set"]
     if split == "test":
         bundled = bundled_test_split_dir()
@@ -243,7 +251,11 @@ def _resolve(split: str, data_dir: PathLike | None, download: bool) -> list[Path
         if all(found):
             return [p for p in found if p is not None]
         tried.append(f"bundled copy '{bundled}': files missing")
-    cache = mnist_cache_dir()
+    try:
+        cache = mnist_cache_dir()
+    except (RuntimeError, KeyError) as exc:  # no home folder to hold the cache
+        raise DataError(f"MNIST '{split}' split not found (tried: {'; '.join(tried)}) and no "
+                        f"cache folder ({exc}): pass data_dir or set {DATA_ENV}") from exc
     found = [_find(cache, f) for f in files]
     missing = [f for f, p in zip(files, found) if p is None]
     if not missing:

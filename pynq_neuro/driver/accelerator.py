@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -9,23 +10,31 @@ from typing import Any
 import numpy as np
 
 from ..compiler.artifact import (HW_LAYER_FIELDS, VERSION as FORMAT_VERSION, Artifact,
-                                 ArtifactError, load_artifact, pack_binary, sha256_bytes)
+                                 ArtifactError, load_artifact)
 from . import registers as R
 from .bus import Bus
 from .core import NeuroCore, pixel_words
-from .errors import CoreError, DmaTimeout, DriverError, HardwareMismatch, InputError
+from .errors import (CoreError, DmaTimeout, DriverError, HardwareMismatch, InputError,
+                     check_int, check_positive)
 
 BACKENDS = ("golden", "sim", "board", "auto")
 DEFAULT_CLOCK_MHZ = 100.0
 
 
 def _as_artifact(artifact: str | Path | Artifact) -> Artifact:
+    """A verified artifact: ``load_artifact`` checks every file, and that ``network.bin`` is
+    the packed form of the memory images the network is rebuilt from."""
     if isinstance(artifact, Artifact):
         return artifact
+    if not isinstance(artifact, (str, os.PathLike)):
+        raise InputError(f"artifact must be an artifact folder or an Artifact, got "
+                         f"{type(artifact).__name__}")
     try:
-        return load_artifact(artifact, source="bin")
+        return load_artifact(artifact)
     except ArtifactError as e:
         raise InputError(f"artifact refused: {e}") from None
+    except OSError as e:
+        raise InputError(f"artifact refused: {artifact}: {e.strerror or e}") from None
 
 
 def check_digits(digits: Any) -> tuple[np.ndarray, bool]:
@@ -84,13 +93,13 @@ class NeuroAccelerator:
     def __init__(self, backend: str = "auto", artifact: str | Path | Artifact | None = None,
                  overlay: Any = None, timeout_s: float = 5.0, max_batch: int = 1024, *,
                  bus: Bus | None = None) -> None:
-        if backend not in BACKENDS:
+        if not isinstance(backend, str) or backend not in BACKENDS:
             raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-        self._check_batch(max_batch)
-        if not timeout_s > 0:
-            raise InputError(f"timeout_s must be > 0, got {timeout_s}")
-        self.timeout_s = float(timeout_s)
-        self.max_batch = int(max_batch)
+        self.max_batch = max_batch
+        self.timeout_s = timeout_s
+        if bus is not None and not isinstance(bus, Bus):
+            raise InputError(f"bus must implement the Bus protocol (read, write, transfer, "
+                             f"reset_dma, cycles, close), got {type(bus).__name__}")
         art = _as_artifact(artifact) if artifact is not None else None
         self._network: Artifact | None = None
         self._network_valid = True
@@ -115,10 +124,23 @@ class NeuroAccelerator:
     # -------------------------------------------------------------------------------------------
     # backends
 
-    @staticmethod
-    def _check_batch(max_batch: int) -> None:
-        if not isinstance(max_batch, (int, np.integer)) or not 1 <= max_batch <= R.BATCH_MAX:
-            raise InputError(f"max_batch must be an integer 1..{R.BATCH_MAX}, got {max_batch!r}")
+    @property
+    def max_batch(self) -> int:
+        """Digits per DMA transfer (1..65535)."""
+        return self._max_batch
+
+    @max_batch.setter
+    def max_batch(self, value: int) -> None:
+        self._max_batch = check_int("max_batch", value, 1, R.BATCH_MAX)
+
+    @property
+    def timeout_s(self) -> float:
+        """Limit of one DMA exchange in seconds (finite, > 0)."""
+        return self._timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, value: float) -> None:
+        self._timeout_s = check_positive("timeout_s", value)
 
     @staticmethod
     def _auto_backend(art: Artifact | None, overlay: Any) -> str:
@@ -152,7 +174,13 @@ class NeuroAccelerator:
             return SimBus(art.path)
         from .board import open_board_bus
 
-        return open_board_bus(overlay)
+        try:
+            return open_board_bus(overlay)
+        except (DriverError, InputError):
+            raise
+        except Exception as e:  # noqa: BLE001 - pynq and the device report in many ways
+            raise DriverError(f"the board backend could not open the overlay "
+                              f"({type(e).__name__}: {e})") from e
 
     @property
     def backend(self) -> str:
@@ -195,10 +223,12 @@ class NeuroAccelerator:
             raise InputError(f"via must be 'stream' or 'lite', got {via!r}")
         art = _as_artifact(artifact)
         self._check_compatible(art)
-        blob = pack_binary(art.banks)
-        if sha256_bytes(blob) != art.manifest["files"]["network.bin"]:
-            raise InputError(f"artifact {art.path}: its memory images do not reproduce its "
-                             f"network.bin (SHA-256 differs); recompile it")
+        # the bytes load_artifact verified: network.bin as read, equal to the packed memory
+        # images whose network the golden model and `network` describe
+        blob = art.binary
+        if not blob or len(blob) % 4:
+            raise InputError(f"artifact {art.path} holds no verified network.bin; load it with "
+                             f"pynq_neuro.compiler.artifact.load_artifact")
         words = np.frombuffer(blob, "<u4").astype(np.uint32)
         self._network_valid = False
         try:
@@ -225,6 +255,8 @@ class NeuroAccelerator:
         """Classes (int64 (N,), or a scalar for one (28, 28) digit) of uint8 digits; with
         ``logits=True`` also the logits (int64 (N, 10), or (10,))."""
         x, single = check_digits(digits)
+        if not isinstance(logits, (bool, np.bool_)):
+            raise InputError(f"logits must be True or False, got {logits!r}")
         if not self._network_valid:
             raise DriverError("the last network load failed, the core's memories may hold a "
                               "partial network: load_network() again before classifying")
@@ -272,10 +304,15 @@ class NeuroAccelerator:
         """Classify ``n`` digits (MNIST test digits unless ``digits`` is given) once per batch
         size and report digits/s: compute only from the CYCLES register, and with data
         movement (board: wall time; sim and golden: simulated cycles of the bus)."""
-        if n < 1:
-            raise InputError(f"n must be >= 1, got {n}")
-        for b in batch_sizes:
-            self._check_batch(b)
+        n = check_int("n", n, 1)
+        try:
+            batch_sizes = tuple(batch_sizes)
+        except TypeError:
+            raise InputError(f"batch_sizes must be a sequence of integers 1..{R.BATCH_MAX}, got "
+                             f"{batch_sizes!r}") from None
+        if not batch_sizes:
+            raise InputError("batch_sizes is empty: give at least one batch size")
+        batch_sizes = tuple(check_int("each batch size", b, 1, R.BATCH_MAX) for b in batch_sizes)
         x = self._test_digits(n) if digits is None else check_digits(digits)[0]
         x = np.ascontiguousarray(np.resize(x, (n, 28, 28)))
         clock = float(getattr(self.bus, "clock_mhz", DEFAULT_CLOCK_MHZ))

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import registers as R
 from .bus import Bus
-from .errors import CoreError, DriverError
+from .errors import CoreError, DriverError, check_int
 
 # receive buffer of the drain after a reset: more than the results the core can still hold
 DRAIN_WORDS = 4096
@@ -117,8 +117,7 @@ class NeuroCore:
 
     def set_batch(self, n: int) -> None:
         """Digits per input packet (1..65535)."""
-        if not 1 <= n <= R.BATCH_MAX:
-            raise ValueError(f"BATCH must be 1..{R.BATCH_MAX}, got {n}")
+        n = check_int("BATCH", n, 1, R.BATCH_MAX)
         if n != self._batch:
             self.bus.write(R.BATCH, n)
             self._batch = n

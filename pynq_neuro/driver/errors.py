@@ -1,8 +1,12 @@
-"""Exceptions of the driver (numpy only)."""
+"""Exceptions of the driver and the argument checks that raise :class:`InputError` (numpy
+only)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 
 class DriverError(RuntimeError):
@@ -60,4 +64,24 @@ class InputError(ValueError):
     """Digits, an artifact or an argument given to the driver is not acceptable."""
 
 
-__all__ = ["CoreError", "DmaTimeout", "DriverError", "HardwareMismatch", "InputError"]
+def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    """``value`` as an int if it is an integer (not a bool) in ``lo..hi``, else InputError."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or value < lo or (hi is not None and value > hi)):
+        span = f">= {lo}" if hi is None else f"{lo}..{hi}"
+        raise InputError(f"{name} must be an integer {span}, got {value!r}")
+    return int(value)
+
+
+def check_positive(name: str, value: Any, finite: bool = True) -> float:
+    """``value`` as a float if it is a real number > 0 (and finite), else InputError."""
+    if (isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not value > 0 or (finite and not math.isfinite(value))):
+        kind = "a finite number" if finite else "a number"
+        raise InputError(f"{name} must be {kind} > 0, got {value!r}")
+    return float(value)
+
+
+__all__ = ["CoreError", "DmaTimeout", "DriverError", "HardwareMismatch", "InputError",
+           "check_int", "check_positive"]

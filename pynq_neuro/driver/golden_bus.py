@@ -17,10 +17,17 @@ the behaviour of ``hdl/neuro_core.v`` that a driver can observe:
 The model is transaction level: a transfer consumes its whole send, then the receive takes the
 results. Results the receive does not take stay in the core, like results held back by a
 stalled S2MM channel.
+
+Memory stays bounded for any packet size: the golden model and the cycle model take a packet
+:data:`CHUNK_DIGITS` digits at a time (results are bit for bit those of one pass). The cycle
+model then streams each chunk on its own, so a packet longer than a chunk is modeled with the
+pipeline filling again at every chunk boundary: its CYCLES count exceeds that of one
+back-to-back stream by at most one digit latency per chunk (a few hundredths of a percent).
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections import deque
 from dataclasses import dataclass
@@ -34,9 +41,11 @@ from ..compiler.artifact import (BANK_KINDS, VERSION as FORMAT_VERSION, Artifact
 from ..golden.network import IntegerNetwork, NetworkError
 from . import registers as R
 from .bus import as_words
-from .errors import DmaTimeout, DriverError
+from .errors import DmaTimeout, DriverError, InputError, check_int, check_positive
 
 KIND_NAMES = {v: k for k, v in BANK_KINDS.items()}
+# digits the golden model and the cycle model take at once: bounds the memory of a transfer
+CHUNK_DIGITS = 1024
 
 
 class GoldenModelError(DriverError):
@@ -196,7 +205,19 @@ class GoldenBus:
     name = "golden"
 
     def __init__(self, artifact: str | Path | Artifact, *, clock_mhz: float = 100.0) -> None:
-        art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+        clock_mhz = check_positive("clock_mhz", clock_mhz)
+        if isinstance(artifact, Artifact):
+            art = artifact
+        elif not isinstance(artifact, (str, os.PathLike)):
+            raise InputError(f"artifact must be an artifact folder or an Artifact, got "
+                             f"{type(artifact).__name__}")
+        else:
+            try:
+                art = load_artifact(artifact)
+            except ArtifactError as e:
+                raise InputError(f"artifact refused: {e}") from None
+            except OSError as e:
+                raise InputError(f"artifact {artifact}: {e.strerror or e}") from None
         self.artifact = art
         self.clock_mhz = clock_mhz
         self._manifest = art.manifest
@@ -238,7 +259,8 @@ class GoldenBus:
         core takes no beat; ``"recv"``: the core takes the digits but its result stream stays
         held back (the results wait in the core, as behind a stalled S2MM channel)."""
         if direction not in ("send", "recv"):
-            raise ValueError(f"direction must be 'send' or 'recv', got {direction!r}")
+            raise InputError(f"direction must be 'send' or 'recv', got {direction!r}")
+        transfers, after = check_int("transfers", transfers, 0), check_int("after", after, 0)
         self._stalls.extend([None] * after + [direction] * transfers)
 
     @property
@@ -318,10 +340,12 @@ class GoldenBus:
         self._check_open()
         if self._dma_stuck:
             raise DriverError("DMA channels are not idle after a timeout: call reset_dma()")
-        words = as_words(send)
-        recv_words = int(recv_words)
-        if recv_words < 0:
-            raise ValueError(f"recv_words must be >= 0, got {recv_words}")
+        try:
+            words = as_words(send)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        recv_words = check_int("recv_words", recv_words, 0)
+        check_positive("timeout_s", timeout_s, finite=False)   # no wall clock: inf waits forever
         stall = self._stalls.popleft() if self._stalls else None
         if stall == "send" and words is not None:
             self._timeout("MM2S: the core took no beat (stall injected)", timeout_s)
@@ -423,9 +447,9 @@ class GoldenBus:
             self._set_error(1)  # TLAST inside a digit: the partial digit is dropped
         if not starts:
             return n
-        idx = np.asarray(starts)[:, None] + np.arange(B)[None, :]
-        images = words[idx].astype("<u4").view(np.uint8).reshape(len(starts), 28, 28)
-        return self._classify(images, lasts) + (n - pos if pos < n else 0)
+        k = len(starts)  # the digits are consecutive: starts[i] == i * B
+        images = np.ascontiguousarray(words[: k * B], dtype="<u4").view(np.uint8)
+        return self._classify(images.reshape(k, 28, 28), lasts) + (n - pos if pos < n else 0)
 
     def _network(self) -> IntegerNetwork:
         if self._net is None:
@@ -449,6 +473,11 @@ class GoldenBus:
         return self._maps
 
     def _classify(self, images: np.ndarray, lasts: list[bool]) -> int:
+        """Classify a packet's digits, :data:`CHUNK_DIGITS` at a time; returns its cycles."""
+        return sum(self._classify_chunk(images[s:s + CHUNK_DIGITS], lasts[s:s + CHUNK_DIGITS])
+                   for s in range(0, len(images), CHUNK_DIGITS))
+
+    def _classify_chunk(self, images: np.ndarray, lasts: list[bool]) -> int:
         from ..compiler.cycles import simulate
         from ..golden.model import run
 
@@ -466,8 +495,9 @@ class GoldenBus:
                     words.append(int(v) & 0xFFFFFFFF)
             self._results.append(_Result(int(cls) & R.CLASS_MASK, words, last))
         beats = R.RESULT_WORDS_LOGITS if with_logits else R.RESULT_WORDS
-        first = report.result_times - report.latency
-        span = int(report.result_times[-1] - first[0]) + beats
+        # the model streams the chunk from cycle 0 (its first beat) to the last result beat
+        span = int(report.result_times[-1]) + beats
+        first = report.result_times - report.latency   # first beats, up to a common offset
         self._cycles += span
         k = len(images)
         self._input_stall_cycles += max(0, int(first[-1] - first[0]) - R.BEATS_PER_DIGIT * (k - 1))

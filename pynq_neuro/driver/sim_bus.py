@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DmaTimeout, DriverError, InputError
+from .errors import DmaTimeout, DriverError, InputError, check_int, check_positive
 
 TOPLEVEL = "neuro_core"
 BENCH_TOP = "tb_cosim"
@@ -73,9 +73,9 @@ class CycleBudget:
     min_cycles_per_s: float = 20.0
 
     def cycles(self, timeout_s: float, clock_mhz: float, words: int) -> int:
-        wanted = int(timeout_s * clock_mhz * 1e6)
+        wanted = timeout_s * clock_mhz * 1e6   # a float: may exceed any integer width
         cap = self.base_cycles + self.cycles_per_word * words
-        return max(1, min(wanted, cap, 0xFFFF_FFFF))
+        return max(1, int(min(wanted, cap, 0xFFFF_FFFF)))
 
     def wall_s(self, cycles: int) -> float:
         return self.wall_base_s + cycles / self.min_cycles_per_s
@@ -127,7 +127,12 @@ def resolve_engine(engine: str = "auto") -> str:
 
 
 def _artifact_dir(artifact: str | os.PathLike) -> Path:
-    art = Path(artifact).resolve()
+    if not isinstance(artifact, (str, os.PathLike)):
+        raise InputError(f"artifact must be a directory path, got {type(artifact).__name__}")
+    try:
+        art = Path(artifact).resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symbolic-link loop (Python < 3.13)
+        raise InputError(f"{artifact}: not an artifact directory ({e})") from None
     if not (art / "neuro_params.vh").is_file() or not (art / "mem").is_dir():
         raise InputError(f"{art}: not an artifact directory (needs neuro_params.vh and mem/)")
     return art
@@ -300,8 +305,10 @@ class SimBus:
                  engine: str = "auto", budget: CycleBudget = CycleBudget(),
                  startup_timeout_s: float = 300.0):
         self._closed = True
-        if not clock_mhz > 0:
-            raise InputError(f"clock_mhz must be positive, got {clock_mhz}")
+        clock_mhz = check_positive("clock_mhz", clock_mhz)
+        startup_timeout_s = check_positive("startup_timeout_s", startup_timeout_s)
+        if not isinstance(budget, CycleBudget):
+            raise InputError(f"budget must be a CycleBudget, got {type(budget).__name__}")
         self.engine = resolve_engine(engine)
         reason = sim_unavailable(self.engine)
         if reason is not None:
@@ -420,19 +427,14 @@ class SimBus:
         return int(value, 16)
 
     def write(self, offset: int, value: int) -> None:
-        value = int(value)
-        if not 0 <= value <= 0xFFFF_FFFF:
-            raise InputError(f"register value {value} does not fit in 32 bits")
+        value = check_int("register value", value, 0, 0xFFFF_FFFF)
         self._request(f"W {_offset(offset):x} {value:x} 0")
 
     def transfer(self, send: np.ndarray | None, recv_words: int,
                  timeout_s: float) -> np.ndarray:
         words = _words(send)
-        recv_words = int(recv_words)
-        if not 0 <= recv_words <= MAX_RECV_WORDS:
-            raise InputError(f"recv_words must be in 0..{MAX_RECV_WORDS}, got {recv_words}")
-        if not timeout_s > 0:
-            raise InputError(f"timeout_s must be positive, got {timeout_s}")
+        recv_words = check_int("recv_words", recv_words, 0, MAX_RECV_WORDS)
+        timeout_s = check_positive("timeout_s", timeout_s)
         budget = self.budget.cycles(timeout_s, self.clock_mhz, len(words) + recv_words)
         payload = "".join(f"{w:08x}\n" for w in words.tolist()).encode()
         status, _, a, b = self._request(
@@ -499,7 +501,7 @@ class SimBus:
 
 
 def _offset(offset: int) -> int:
-    offset = int(offset)
+    offset = check_int("register offset", offset, 0)
     if not 0 <= offset < 0x1000 or offset % 4:
         raise InputError(f"register offset 0x{offset:x} is not a word address of the core "
                          "(0x000..0xFFC)")

@@ -3,15 +3,22 @@
 
 ``add_verify_parser`` / ``add_estimate_parser`` register the sub-commands on the main parser's
 sub-parsers; ``run_verify`` / ``run_estimate`` execute them and return the exit status (0 pass,
-1 mismatch or does not fit, 2 error). ``python -m pynq_neuro.rtl.cli`` runs them standalone.
+1 mismatch or does not fit) and raise on errors, which :func:`pynq_neuro.cli.guard` reports
+(one line, status 2). ``python -m pynq_neuro.rtl.cli`` runs them standalone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from typing import Sequence
+from typing import Any, Sequence
+
+from ..cli import int_range, positive
+
+MAX_IMAGES = 16384        # digits the Verilator bench holds
+DEFAULT_CLOCK_MHZ = 100.0  # of an artifact whose manifest names no clock
 
 
 def add_verify_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,14 +28,16 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("artifact", help="artifact directory (the hardware the core is built for)")
     p.add_argument("--rtl", action="store_true",
                    help="simulate neuro_core (Verilator fast path) on MNIST test digits")
-    p.add_argument("--images", type=int, default=1000,
-                   help="test digits to simulate (default 1000, at most 16384)")
+    p.add_argument("--images", type=int_range(1, MAX_IMAGES), default=1000,
+                   help=f"test digits to simulate (default 1000, at most {MAX_IMAGES})")
     p.add_argument("--load", metavar="ARTIFACT",
                    help="stream this artifact's network.bin into the core first (same hardware)"
                         " and check against its network")
-    p.add_argument("--stall", type=int, default=0, metavar="PERCENT",
-                   help="random back-pressure on the result stream (percent of cycles)")
-    p.add_argument("--clock-mhz", type=float, default=100.0)
+    p.add_argument("--stall", type=int_range(0, 99), default=0, metavar="PERCENT",
+                   help="random back-pressure on the result stream (percent of cycles, 0..99)")
+    p.add_argument("--clock-mhz", type=positive, default=None,
+                   help="clock of the reported throughput (default: the clock the artifact "
+                        "was compiled for)")
     p.add_argument("--data-dir", help="MNIST directory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -38,9 +47,23 @@ def add_estimate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     p = sub.add_parser("estimate",
                        help="synthesize neuro_core for an artifact with Yosys (xc7z020)")
     p.add_argument("artifact", help="artifact directory")
-    p.add_argument("--timeout", type=float, help="give up after this many seconds")
+    p.add_argument("--timeout", type=positive, help="give up after this many seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
+
+
+def artifact_clock_mhz(manifest: dict[str, Any]) -> float:
+    """The clock an artifact was compiled for (``performance.budget.clock_mhz``)."""
+    perf = manifest.get("performance")
+    budget = perf.get("budget") if isinstance(perf, dict) else None
+    clock = budget.get("clock_mhz") if isinstance(budget, dict) else None
+    if clock is None:
+        return DEFAULT_CLOCK_MHZ
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not (
+            math.isfinite(clock) and clock > 0):
+        raise ValueError(f"manifest.json: performance.budget.clock_mhz is {clock!r}, not a "
+                         f"positive number; give --clock-mhz")
+    return float(clock)
 
 
 def _check_artifact(path: str) -> dict:
@@ -55,33 +78,27 @@ def _check_artifact(path: str) -> dict:
     x = sample_images(64)
     same = bool(np.array_equal(run(a.network, x).logits, run(b.network, x).logits))
     return {"artifact": path, "fingerprint": a.fingerprint, "mem_bin_agree": same,
-            "network": a.manifest["network"]["name"]}
+            "network": a.manifest["network"]["name"],
+            "clock_mhz": artifact_clock_mhz(a.manifest)}
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from . import RtlError
+    check = _check_artifact(args.artifact)
+    if not check["mem_bin_agree"]:
+        print(f"{args.artifact}: mem images and network.bin differ", file=sys.stderr)
+        return 1
+    if not args.rtl:
+        if args.json:
+            print(json.dumps(check, indent=2))
+        else:
+            print(f"{args.artifact}: artifact {check['network']} (hardware "
+                  f"{check['fingerprint']}) verified; add --rtl to simulate the core")
+        return 0
+    from .regression import format_report, regression
 
-    try:
-        check = _check_artifact(args.artifact)
-        if not check["mem_bin_agree"]:
-            print(f"{args.artifact}: mem images and network.bin differ", file=sys.stderr)
-            return 1
-        if not args.rtl:
-            if args.json:
-                print(json.dumps(check, indent=2))
-            else:
-                print(f"{args.artifact}: artifact {check['network']} (hardware "
-                      f"{check['fingerprint']}) verified; add --rtl to simulate the core")
-            return 0
-        if not 1 <= args.images <= 16384:
-            raise ValueError("--images must be in 1..16384")
-        from .regression import format_report, regression
-
-        report = regression(args.artifact, args.images, load=args.load, data_dir=args.data_dir,
-                            clock_mhz=args.clock_mhz, stall=args.stall, verbose=not args.json)
-    except (RtlError, ValueError, FileNotFoundError) as e:
-        print(f"pynq-neuro verify: error: {e}", file=sys.stderr)
-        return 2
+    clock = check["clock_mhz"] if args.clock_mhz is None else args.clock_mhz
+    report = regression(args.artifact, args.images, load=args.load, data_dir=args.data_dir,
+                        clock_mhz=clock, stall=args.stall, verbose=not args.json)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -90,14 +107,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
-    from . import RtlError
     from .estimate import estimate, format_estimate
 
-    try:
-        r = estimate(args.artifact, timeout=args.timeout)
-    except (RtlError, ValueError, FileNotFoundError) as e:
-        print(f"pynq-neuro estimate: error: {e}", file=sys.stderr)
-        return 2
+    r = estimate(args.artifact, timeout=args.timeout)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
@@ -106,12 +118,17 @@ def run_estimate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pynq_neuro.rtl.cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_verify_parser(sub)
-    add_estimate_parser(sub)
-    args = parser.parse_args(argv)
-    return run_verify(args) if args.command == "verify" else run_estimate(args)
+    from ..cli import guard
+
+    def body() -> int:
+        parser = argparse.ArgumentParser(prog="python -m pynq_neuro.rtl.cli")
+        sub = parser.add_subparsers(dest="command", required=True)
+        add_verify_parser(sub)
+        add_estimate_parser(sub)
+        args = parser.parse_args(argv)
+        return run_verify(args) if args.command == "verify" else run_estimate(args)
+
+    return guard(body)
 
 
 if __name__ == "__main__":
