@@ -18,6 +18,8 @@ from pathlib import Path
 
 from anchors import draw_anchors
 
+from pynq_neuro.fileio import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -76,7 +78,7 @@ def main() -> int:
         entries.append(entry)
         print(json.dumps(entry))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "accuracy.json").write_text(json.dumps(entries, indent=2) + "\n")
+    atomic_write_text(RESULTS / "accuracy.json", json.dumps(entries, indent=2) + "\n")
     plot(entries, RESULTS / "accuracy.png")
     print(f"wrote {RESULTS / 'accuracy.json'} and accuracy.png")
     return 0

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from anchors import draw_anchors
 
+from pynq_neuro.fileio import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "compression"
@@ -139,12 +141,12 @@ def main() -> int:
         for level in args.levels or SWEEP.get(model, list(LEVELS)):
             entry = run_point(model, level, args.threads, args.reuse)
             # one file per point, so that several runs can share the sweep
-            (WORK / f"{model}-{level}" / "result.json").write_text(json.dumps(entry, indent=2))
+            atomic_write_text(WORK / f"{model}-{level}" / "result.json", json.dumps(entry, indent=2))
             print(json.dumps(entry), flush=True)
     entries = [json.loads(p.read_text()) for p in sorted(WORK.glob("*/result.json"))]
     path = RESULTS / "compression.json"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(entries, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(entries, indent=2) + "\n")
     plot(entries, RESULTS / "compression.png")
     print(f"wrote {path} and compression.png")
     return 0

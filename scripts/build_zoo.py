@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pynq_neuro.fileio import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "pynq_neuro" / "zoo"
 Z = "pynq_neuro/zoo/"
@@ -88,7 +90,7 @@ def main() -> int:
             "commands": chain(name),
         })
         print(f"{name}: {100 * r['accuracy']:.2f} % ({r['engine']}, {r['synapses']} synapses)")
-    (ZOO / "zoo.json").write_text(json.dumps({"models": entries}, indent=2) + "\n")
+    atomic_write_text(ZOO / "zoo.json", json.dumps({"models": entries}, indent=2) + "\n")
     return 0
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pynq_neuro.driver import CoreError, DmaTimeout, NeuroAccelerator, pixel_words
+from pynq_neuro.driver import CoreError, DmaTimeout, InputError, NeuroAccelerator, pixel_words
 from pynq_neuro.driver import registers as R
 from pynq_neuro.driver.sim_bus import SimBus, sim_unavailable
 from pynq_neuro.golden import run
@@ -81,10 +81,15 @@ def acc(artifact):
 
 
 def _zeroed_copy(artifact: Path, out: Path) -> Path:
-    """The artifact with every memory image cleared (same hardware, no network)."""
-    shutil.copytree(artifact, out)
-    for mem in (out / "mem").glob("*.mem"):
-        mem.write_text("".join("0\n" for line in mem.read_text().splitlines() if line.strip()))
+    """The simulator's inputs of the artifact (Verilog header and memory images) with every
+    memory image cleared: the same hardware, no network. It is no longer an artifact (the
+    digests differ), so the simulator is opened directly."""
+    out.mkdir()
+    shutil.copy(artifact / "neuro_params.vh", out)
+    (out / "mem").mkdir()
+    for mem in (artifact / "mem").glob("*.mem"):
+        lines = [line for line in mem.read_text().splitlines() if line.strip()]
+        (out / "mem" / mem.name).write_text("".join("0\n" for _ in lines))
     return out
 
 
@@ -99,7 +104,9 @@ def test_parameters_and_stream_load(artifact, images, golden, tmp_path):
 
     empty = _zeroed_copy(artifact, tmp_path / "empty")
     manifest = load_artifact(artifact).manifest
-    with NeuroAccelerator(backend="sim", artifact=empty) as acc:
+    with pytest.raises(InputError, match="artifact refused"):
+        NeuroAccelerator(backend="sim", artifact=empty)
+    with NeuroAccelerator(bus=SimBus(empty)) as acc:
         assert acc.backend == "sim"
         hw = acc.hardware()
         assert hw["fingerprint"] == manifest["hardware"]["fingerprint"]

@@ -171,15 +171,10 @@ def _encode(array: np.ndarray) -> bytes:
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write via a temp file in the same directory, then rename into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write via a temp file in the same directory, fsync, then rename into place."""
+    from ..fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, payload)
 
 
 def write_idx(path: PathLike, array: np.ndarray, compress: bool = False) -> str:
