@@ -148,15 +148,106 @@ module neuro_core #
     input  wire         s_axil_rready
 );
 
+// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
+// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
+/* verilator lint_off UNUSEDPARAM */
+localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
+localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
+localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
+localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
+localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
+localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
+localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
+localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
+localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
+localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
+localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
+localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
+localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
+localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
+localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
+/* verilator lint_on UNUSEDPARAM */
+// END pn_limits
+
 // version of this core (VERSION register, low half)
 localparam CORE_VERSION = 1;
 // classes (logit beats)
-localparam NUM_CLASSES = 10;
+localparam NUM_CLASSES = LIMIT_NUM_CLASSES;
 // rows of layer 0 that reach the network
 localparam FRAMES_USED_0 = V_FRAMES_USED[31:0];
 // digits that can be between the input unit and the result formatter (a power of two, more
 // than the datapath can hold: each layer holds at most a digit and its frame buffer two more)
-localparam IN_FLIGHT = 32;
+localparam IN_FLIGHT = LIMIT_IN_FLIGHT;
+// the last beat of a result with logits (beat 0 is the class)
+localparam integer C_LAST_BEAT = NUM_CLASSES;
+// the classifier's fields and the widest memory word
+localparam integer LAST = (NUM_LAYERS >= 1 && NUM_LAYERS <= LIMIT_MAX_LAYERS) ? NUM_LAYERS - 1 : 0;
+localparam integer LAST_ACC_BITS = V_ACC_BITS[32*LAST +: 32];
+localparam integer LAST_OUT_CHANNELS = V_OUT_CHANNELS[32*LAST +: 32];
+
+function integer widest_word;
+    input integer layers;
+    integer l, w;
+    begin
+        widest_word = 0;
+        for (l = 0; l < layers && l < LIMIT_MAX_LAYERS; l = l + 1) begin
+            w = V_WORD_BITS[32*l +: 32];
+            if (V_INDEX_BITS[32*l +: 32] > w) w = V_INDEX_BITS[32*l +: 32];
+            if (V_LANES[32*l +: 32] * V_PARAM_BITS[32*l +: 32] > w) begin
+                w = V_LANES[32*l +: 32] * V_PARAM_BITS[32*l +: 32];
+            end
+            if (w > widest_word) widest_word = w;
+        end
+    end
+endfunction
+
+localparam integer WIDEST_WORD = widest_word(NUM_LAYERS);
+
+// ---------------------------------------------------------------------------------------------
+// parameter checks: a core that cannot work stops the simulation at time 0 (Icarus, Verilator)
+// and the synthesis (Yosys, Vivado) with the message
+
+initial begin
+    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS) begin
+        $error("neuro_core: NUM_LAYERS = %0d, the core holds 1..%0d layers", NUM_LAYERS,
+               LIMIT_MAX_LAYERS);
+        $finish;
+    end
+    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS) begin
+        $error("neuro_core: INPUT_BITS = %0d, the core takes 1..%0d", INPUT_BITS,
+               LIMIT_MAX_INPUT_BITS);
+        $finish;
+    end
+    if (LOGIT_BITS < 2 || LOGIT_BITS > LIMIT_LOGIT_BITS) begin
+        $error("neuro_core: LOGIT_BITS = %0d, a logit is one %0d-bit beat of m_axis",
+               LOGIT_BITS, LIMIT_LOGIT_BITS);
+        $finish;
+    end
+    if (LOGIT_BITS != LAST_ACC_BITS) begin
+        $error("neuro_core: LOGIT_BITS = %0d, the classifier's ACC_BITS is %0d", LOGIT_BITS,
+               LAST_ACC_BITS);
+        $finish;
+    end
+    if (LAST_OUT_CHANNELS != NUM_CLASSES) begin
+        $error("neuro_core: the classifier has %0d outputs, the result stream %0d classes",
+               LAST_OUT_CHANNELS, NUM_CLASSES);
+        $finish;
+    end
+    if (V_IN_CHANNELS[31:0] != LIMIT_IMAGE_COLS || V_IN_FRAMES[31:0] != LIMIT_IMAGE_ROWS) begin
+        $error("neuro_core: layer 0 takes %0d channels x %0d frames, the pixel stream is %0d x %0d",
+               V_IN_CHANNELS[31:0], V_IN_FRAMES[31:0], LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS);
+        $finish;
+    end
+    if (LOAD_BITS != WIDEST_WORD || LOAD_BITS > LIMIT_MAX_WORD_BITS) begin
+        $error("neuro_core: LOAD_BITS = %0d, the widest memory word is %0d bits (at most %0d)",
+               LOAD_BITS, WIDEST_WORD, LIMIT_MAX_WORD_BITS);
+        $finish;
+    end
+    if (3 * NUM_LAYERS + 5 > IN_FLIGHT) begin
+        $error("neuro_core: IN_FLIGHT = %0d is too small for %0d layers", IN_FLIGHT, NUM_LAYERS);
+        $finish;
+    end
+end
 
 // ---------------------------------------------------------------------------------------------
 // control
@@ -477,7 +568,7 @@ generate
 endgenerate
 
 assign fmt_tdata = fmt_beat_reg == 4'd0 ? {fmt_seq_reg, 12'd0, fmt_class_reg} : fmt_logit;
-assign fmt_end = fmt_beat_reg == (fmt_logits_reg ? NUM_CLASSES : 0);
+assign fmt_end = fmt_beat_reg == (fmt_logits_reg ? C_LAST_BEAT[3:0] : 4'd0);
 assign fmt_tlast = fmt_end && fmt_pkt_last_reg;
 assign res_ready = !fmt_busy_reg;
 

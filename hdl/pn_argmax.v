@@ -67,6 +67,16 @@ localparam MID = (LEVELS + 1) / 2;
 localparam MID_NODES = (NUM_CLASSES + (1 << MID) - 1) >> MID;
 localparam VEC_BITS = NUM_CLASSES * LOGIT_BITS;
 
+// parameter checks: stop the simulation at time 0 and the synthesis with the message
+initial begin
+    if (NUM_CLASSES < 1 || NUM_CLASSES > (1 << CLASS_BITS) || LANES < 1 ||
+            LOGIT_BITS < IN_BITS) begin
+        $error("pn_argmax: NUM_CLASSES = %0d (CLASS_BITS = %0d), LANES = %0d, LOGIT_BITS = %0d < IN_BITS = %0d",
+               NUM_CLASSES, CLASS_BITS, LANES, LOGIT_BITS, IN_BITS);
+        $finish;
+    end
+end
+
 // logits of the digit being collected
 reg [VEC_BITS-1:0] vec_reg = {VEC_BITS{1'b0}}, vec_next;
 // stage 1: the collected digit

@@ -77,6 +77,16 @@ localparam FRAME_BITS = CHANNELS * BITS;
 // last ring position
 localparam integer LAST_PTR = NBUF - 1;
 
+// parameter checks: stop the simulation at time 0 and the synthesis with the message
+initial begin
+    if (NBUF < 2 || BITS < 1 || GROUPS < 1 || GROUPS > CHANNELS || WR_WIDTH < 1 ||
+            CHANNELS > (1 << BASE_BITS)) begin
+        $error("pn_frame_buffer: NBUF = %0d (>= 2), BITS = %0d, GROUPS = %0d (1..CHANNELS = %0d), WR_WIDTH = %0d, BASE_BITS = %0d",
+               NBUF, BITS, GROUPS, CHANNELS, WR_WIDTH, BASE_BITS);
+        $finish;
+    end
+end
+
 reg [NBUF-1:0] full_reg = {NBUF{1'b0}}, full_next;
 reg [PTR_BITS-1:0] wr_ptr_reg = {PTR_BITS{1'b0}}, wr_ptr_next;
 reg [PTR_BITS-1:0] rd_ptr_reg = {PTR_BITS{1'b0}}, rd_ptr_next;

@@ -62,9 +62,45 @@ module pn_input #
     output wire                    active
 );
 
+// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
+// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
+/* verilator lint_off UNUSEDPARAM */
+localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
+localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
+localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
+localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
+localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
+localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
+localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
+localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
+localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
+localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
+localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
+localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
+localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
+localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
+localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
+/* verilator lint_on UNUSEDPARAM */
+// END pn_limits
+
 // beats per row and per digit (four pixels per beat, 28 x 28 pixels)
-localparam BEATS_PER_ROW = 7;
-localparam ROWS = 28;
+localparam integer BEATS_PER_ROW = LIMIT_IMAGE_COLS / 4;
+localparam integer ROWS = LIMIT_IMAGE_ROWS;
+localparam integer C_LAST_COL = BEATS_PER_ROW - 1;
+localparam integer C_LAST_ROW = ROWS - 1;
+
+// parameter checks: stop the simulation at time 0 and the synthesis with the message
+initial begin
+    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS) begin
+        $error("pn_input: INPUT_BITS = %0d, a pixel has %0d bits", INPUT_BITS,
+               LIMIT_MAX_INPUT_BITS);
+        $finish;
+    end
+    if (FRAMES_USED < 1 || FRAMES_USED > ROWS) begin
+        $error("pn_input: FRAMES_USED = %0d, a digit has %0d rows", FRAMES_USED, ROWS);
+        $finish;
+    end
+end
 localparam [5:0] ROWS_USED = FRAMES_USED[5:0];
 
 reg [2:0] col_reg = 3'd0;     // beat within the row
@@ -79,8 +115,8 @@ reg       error_valid_reg = 1'b0;
 reg [7:0] error_code_reg = 8'd0;
 
 wire first_beat = (col_reg == 3'd0) && (row_reg == 5'd0);
-wire last_col = col_reg == BEATS_PER_ROW - 1;
-wire last_beat = last_col && (row_reg == ROWS - 1);
+wire last_col = col_reg == C_LAST_COL[2:0];
+wire last_beat = last_col && (row_reg == C_LAST_ROW[4:0]);
 wire row_used = {1'b0, row_reg} < ROWS_USED;
 // this digit is the last one a packet may hold
 wire batch_full = pkt_reg + 16'd1 >= batch;

@@ -153,6 +153,106 @@ module pn_layer #
     output wire                        busy
 );
 
+// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
+// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
+/* verilator lint_off UNUSEDPARAM */
+localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
+localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
+localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
+localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
+localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
+localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
+localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
+localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
+localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
+localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
+localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
+localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
+localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
+localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
+localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
+/* verilator lint_on UNUSEDPARAM */
+// END pn_limits
+
+// parameter checks: a layer that cannot work stops the simulation at time 0 and the synthesis
+// with the message (the compiler writes the derived fields exactly so)
+localparam integer EXP_LOCALS = (OUT_CHANNELS + LANES - 1) / LANES;
+localparam integer EXP_LOCAL_CHANNELS = (IN_CHANNELS + GROUPS - 1) / GROUPS;
+localparam integer EXP_LOCAL_BITS = $clog2(EXP_LOCALS);
+localparam integer EXP_LEVELS = IS_CLASSIFIER ? 1 : (1 << ACT_BITS) - 1;
+localparam integer EXP_ADDR_BITS = (SYNAPSE_DEPTH > 1) ? $clog2(SYNAPSE_DEPTH) : 1;
+localparam integer EXP_OUT_FRAMES = (IN_FRAMES - TAPS) / STRIDE + 1;
+localparam integer PAR_WIDTH = LANES * PARAM_BITS;
+
+initial begin
+    if (WEIGHT_BITS < 1 || WEIGHT_BITS > LIMIT_MAX_WEIGHT_BITS ||
+            IN_BITS < 1 || IN_BITS > LIMIT_MAX_INPUT_BITS) begin
+        $error("pn_layer: WEIGHT_BITS = %0d, IN_BITS = %0d; the layer takes 1..%0d and 1..%0d",
+               WEIGHT_BITS, IN_BITS, LIMIT_MAX_WEIGHT_BITS, LIMIT_MAX_INPUT_BITS);
+        $finish;
+    end
+    if (IS_CLASSIFIER ? (ACT_BITS != 0) : (ACT_BITS < 1 || ACT_BITS > LIMIT_MAX_ACT_BITS)) begin
+        $error("pn_layer: ACT_BITS = %0d (IS_CLASSIFIER = %0d); hidden layers take 1..%0d, the classifier 0",
+               ACT_BITS, IS_CLASSIFIER, LIMIT_MAX_ACT_BITS);
+        $finish;
+    end
+    if (TAPS < 1 || STRIDE < 1 || TAPS > IN_FRAMES || OUT_FRAMES != EXP_OUT_FRAMES ||
+            FRAMES_USED < 1 || FRAMES_USED > IN_FRAMES || FRAMES_EMITTED < 1 ||
+            FRAMES_EMITTED > OUT_FRAMES) begin
+        $error("pn_layer: frames: IN_FRAMES = %0d, TAPS = %0d, STRIDE = %0d, OUT_FRAMES = %0d (expected %0d), FRAMES_USED = %0d, FRAMES_EMITTED = %0d",
+               IN_FRAMES, TAPS, STRIDE, OUT_FRAMES, EXP_OUT_FRAMES, FRAMES_USED, FRAMES_EMITTED);
+        $finish;
+    end
+    if (GROUPS < 1 || GROUPS > IN_CHANNELS || GROUPS > LIMIT_MAX_GROUPS || LANES < 1 ||
+            LANES > OUT_CHANNELS || OUT_CHANNELS > LIMIT_MAX_CHANNELS) begin
+        $error("pn_layer: GROUPS = %0d (1..min(IN_CHANNELS = %0d, %0d)), LANES = %0d (1..OUT_CHANNELS = %0d, at most %0d outputs)",
+               GROUPS, IN_CHANNELS, LIMIT_MAX_GROUPS, LANES, OUT_CHANNELS, LIMIT_MAX_CHANNELS);
+        $finish;
+    end
+    if (LOCALS != EXP_LOCALS || LOCAL_CHANNELS != EXP_LOCAL_CHANNELS ||
+            LOCAL_BITS != EXP_LOCAL_BITS) begin
+        $error("pn_layer: LOCALS = %0d, LOCAL_CHANNELS = %0d, LOCAL_BITS = %0d; expected %0d, %0d, %0d",
+               LOCALS, LOCAL_CHANNELS, LOCAL_BITS, EXP_LOCALS, EXP_LOCAL_CHANNELS,
+               EXP_LOCAL_BITS);
+        $finish;
+    end
+    if (ENTRY_BITS != 1 + LOCAL_BITS + WEIGHT_BITS || WORD_BITS != LANES * ENTRY_BITS) begin
+        $error("pn_layer: ENTRY_BITS = %0d, WORD_BITS = %0d; expected %0d, %0d", ENTRY_BITS,
+               WORD_BITS, 1 + LOCAL_BITS + WEIGHT_BITS, LANES * (1 + LOCAL_BITS + WEIGHT_BITS));
+        $finish;
+    end
+    if (ACC_BITS < 2 || LEVELS != EXP_LEVELS || PARAM_BITS != LEVELS * ACC_BITS) begin
+        $error("pn_layer: ACC_BITS = %0d, LEVELS = %0d, PARAM_BITS = %0d; expected ACC_BITS >= 2, %0d, %0d",
+               ACC_BITS, LEVELS, PARAM_BITS, EXP_LEVELS, EXP_LEVELS * ACC_BITS);
+        $finish;
+    end
+    if (ADDR_BITS != EXP_ADDR_BITS || COUNT_BITS < 1 || INDEX_BITS != COUNT_BITS + ADDR_BITS ||
+            INDEX_DEPTH != TAPS * LOCAL_CHANNELS) begin
+        $error("pn_layer: ADDR_BITS = %0d, INDEX_BITS = %0d, INDEX_DEPTH = %0d; expected %0d, COUNT_BITS + ADDR_BITS = %0d, %0d",
+               ADDR_BITS, INDEX_BITS, INDEX_DEPTH, EXP_ADDR_BITS, COUNT_BITS + ADDR_BITS,
+               TAPS * LOCAL_CHANNELS);
+        $finish;
+    end
+    if (SYNAPSE_DEPTH < 1 || SYNAPSE_DEPTH > LIMIT_MAX_DEPTH || INDEX_DEPTH > LIMIT_MAX_DEPTH ||
+            LOCALS > LIMIT_MAX_DEPTH) begin
+        $error("pn_layer: SYNAPSE_DEPTH = %0d, INDEX_DEPTH = %0d, LOCALS = %0d; the loader addresses %0d words",
+               SYNAPSE_DEPTH, INDEX_DEPTH, LOCALS, LIMIT_MAX_DEPTH);
+        $finish;
+    end
+    if (WORD_BITS > LOAD_BITS || INDEX_BITS > LOAD_BITS || PAR_WIDTH > LOAD_BITS ||
+            LOAD_BITS > LIMIT_MAX_WORD_BITS) begin
+        $error("pn_layer: memory words of %0d, %0d and %0d bits, LOAD_BITS = %0d (at most %0d)",
+               WORD_BITS, INDEX_BITS, PAR_WIDTH, LOAD_BITS, LIMIT_MAX_WORD_BITS);
+        $finish;
+    end
+    if (OUT_BITS != (IS_CLASSIFIER ? ACC_BITS : ACT_BITS) ||
+            (LOCALS - 1) * LANES >= (1 << BASE_BITS)) begin
+        $error("pn_layer: OUT_BITS = %0d, BASE_BITS = %0d for %0d x %0d outputs", OUT_BITS,
+               BASE_BITS, LOCALS, LANES);
+        $finish;
+    end
+end
+
 // partial accumulator slots: output frame tau uses slot tau mod SLOTS
 localparam SLOTS = (TAPS + STRIDE - 1) / STRIDE;
 // partial accumulator entries per group and lane
@@ -331,7 +431,8 @@ genvar g, j, pb;
 generate
     for (g = 0; g < GROUPS; g = g + 1) begin : g_group
         localparam integer GC1 = 48 + (g % 10);
-        localparam integer GC10 = 48 + (g / 10);
+        localparam integer GC10 = 48 + ((g / 10) % 10);
+        localparam integer GC100 = 48 + (g / 100);
         localparam integer C_G = g;
 
         (* ram_style = "block" *)
@@ -344,10 +445,17 @@ generate
                     $readmemh({MEM_PREFIX, "syn_g", GC1[7:0], ".mem"}, syn_mem);
                     $readmemh({MEM_PREFIX, "idx_g", GC1[7:0], ".mem"}, idx_mem);
                 end
-            end else begin : g_digits
+            end else if (g < 100) begin : g_digits
                 initial begin
                     $readmemh({MEM_PREFIX, "syn_g", GC10[7:0], GC1[7:0], ".mem"}, syn_mem);
                     $readmemh({MEM_PREFIX, "idx_g", GC10[7:0], GC1[7:0], ".mem"}, idx_mem);
+                end
+            end else begin : g_digits3
+                initial begin
+                    $readmemh({MEM_PREFIX, "syn_g", GC100[7:0], GC10[7:0], GC1[7:0], ".mem"},
+                              syn_mem);
+                    $readmemh({MEM_PREFIX, "idx_g", GC100[7:0], GC10[7:0], GC1[7:0], ".mem"},
+                              idx_mem);
                 end
             end
         end else begin : g_zero

@@ -87,6 +87,27 @@ module pn_loader #
     output wire [7:0]           error_code
 );
 
+// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
+// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
+/* verilator lint_off UNUSEDPARAM */
+localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
+localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
+localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
+localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
+localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
+localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
+localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
+localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
+localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
+localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
+localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
+localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
+localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
+localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
+localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
+/* verilator lint_on UNUSEDPARAM */
+// END pn_limits
+
 // widest memory word in 32-bit chunks
 localparam CHUNKS_MAX = (LOAD_BITS + 31) / 32;
 localparam [31:0] MAGIC = 32'h424E4E50; // "PNNB" read as a little-endian word
@@ -462,6 +483,55 @@ always @(posedge clk) begin
         error_code_reg <= 8'd0;
     end
 end
+
+// parameter checks: memories the loader cannot address or assemble stop the simulation at
+// time 0 and the synthesis with the message
+initial begin
+    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS) begin
+        $error("pn_loader: NUM_LAYERS = %0d, load_layer addresses 1..%0d layers", NUM_LAYERS,
+               LIMIT_MAX_LAYERS);
+        $finish;
+    end
+    if (LOAD_BITS < 1 || LOAD_BITS > LIMIT_MAX_WORD_BITS) begin
+        $error("pn_loader: LOAD_BITS = %0d, a memory word has at most %0d bits (%0d chunks)",
+               LOAD_BITS, LIMIT_MAX_WORD_BITS, LIMIT_MAX_WORD_BITS / 32);
+        $finish;
+    end
+end
+
+genvar cl;
+generate
+    for (cl = 0; cl < NUM_LAYERS && cl < LIMIT_MAX_LAYERS; cl = cl + 1) begin : g_check
+        localparam integer C_GROUPS = V_GROUPS[32*cl +: 32];
+        localparam integer C_SYN_DEPTH = V_SYNAPSE_DEPTH[32*cl +: 32];
+        localparam integer C_IDX_DEPTH = V_INDEX_DEPTH[32*cl +: 32];
+        localparam integer C_PAR_DEPTH = V_LOCALS[32*cl +: 32];
+        localparam integer C_SYN_WIDTH = V_WORD_BITS[32*cl +: 32];
+        localparam integer C_IDX_WIDTH = V_INDEX_BITS[32*cl +: 32];
+        localparam integer C_PAR_WIDTH = V_PAR_WIDTH[32*cl +: 32];
+
+        initial begin
+            if (C_GROUPS < 1 || C_GROUPS > LIMIT_MAX_GROUPS) begin
+                $error("pn_loader: layer %0d has %0d groups, load_bank addresses 1..%0d", cl,
+                       C_GROUPS, LIMIT_MAX_GROUPS);
+                $finish;
+            end
+            if (C_SYN_DEPTH < 1 || C_SYN_DEPTH > LIMIT_MAX_DEPTH || C_IDX_DEPTH < 1 ||
+                    C_IDX_DEPTH > LIMIT_MAX_DEPTH || C_PAR_DEPTH < 1 ||
+                    C_PAR_DEPTH > LIMIT_MAX_DEPTH) begin
+                $error("pn_loader: layer %0d memories of %0d, %0d and %0d words; load_addr addresses %0d",
+                       cl, C_SYN_DEPTH, C_IDX_DEPTH, C_PAR_DEPTH, LIMIT_MAX_DEPTH);
+                $finish;
+            end
+            if (C_SYN_WIDTH < 1 || C_SYN_WIDTH > LOAD_BITS || C_IDX_WIDTH < 1 ||
+                    C_IDX_WIDTH > LOAD_BITS || C_PAR_WIDTH < 1 || C_PAR_WIDTH > LOAD_BITS) begin
+                $error("pn_loader: layer %0d memory words of %0d, %0d and %0d bits, LOAD_BITS = %0d",
+                       cl, C_SYN_WIDTH, C_IDX_WIDTH, C_PAR_WIDTH, LOAD_BITS);
+                $finish;
+            end
+        end
+    end
+endgenerate
 
 genvar ci;
 generate

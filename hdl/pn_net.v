@@ -99,11 +99,52 @@ module pn_net #
     output wire                       busy
 );
 
+// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
+// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
+/* verilator lint_off UNUSEDPARAM */
+localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
+localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
+localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
+localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
+localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
+localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
+localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
+localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
+localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
+localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
+localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
+localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
+localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
+localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
+localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
+/* verilator lint_on UNUSEDPARAM */
+// END pn_limits
+
 // ring sizes (cycle-model constants ROW_BUFFERS and FRAME_BUFFERS)
 localparam ROW_BUFFERS = 2;
 localparam FRAME_BUFFERS = 2;
 // width of wr_base between the units
-localparam BASE_BITS = 16;
+localparam BASE_BITS = LIMIT_BASE_BITS;
+
+// parameter checks of the network (each pn_layer checks its own fields): a datapath that
+// cannot work stops the simulation at time 0 and the synthesis with the message
+initial begin
+    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS) begin
+        $error("pn_net: NUM_LAYERS = %0d, the core holds 1..%0d layers", NUM_LAYERS,
+               LIMIT_MAX_LAYERS);
+        $finish;
+    end
+    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS) begin
+        $error("pn_net: INPUT_BITS = %0d, the core takes 1..%0d", INPUT_BITS,
+               LIMIT_MAX_INPUT_BITS);
+        $finish;
+    end
+    if (V_IN_CHANNELS[31:0] != LIMIT_IMAGE_COLS || V_IN_FRAMES[31:0] != LIMIT_IMAGE_ROWS) begin
+        $error("pn_net: layer 0 takes %0d channels x %0d frames, a digit is %0d x %0d",
+               V_IN_CHANNELS[31:0], V_IN_FRAMES[31:0], LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS);
+        $finish;
+    end
+end
 
 localparam HAVE_MEM = (MEM_DIR != "");
 
@@ -246,6 +287,33 @@ generate
         // "<MEM_DIR>L<i>_"
         localparam integer C_DIGIT = 48 + i;
         localparam LAYER_PREFIX = {MEM_DIR, "L", C_DIGIT[7:0], "_"};
+
+        // the chain: this layer takes what the previous one emits; the last is the classifier
+        initial begin
+            if (i > 0 && (L_IN_CHANNELS != V_OUT_CHANNELS[32*PREV +: 32] ||
+                          L_IN_FRAMES != V_OUT_FRAMES[32*PREV +: 32])) begin
+                $error("pn_net: layer %0d takes %0d channels x %0d frames, layer %0d emits %0d x %0d",
+                       i, L_IN_CHANNELS, L_IN_FRAMES, PREV, V_OUT_CHANNELS[32*PREV +: 32],
+                       V_OUT_FRAMES[32*PREV +: 32]);
+                $finish;
+            end
+            if (i > 0 && L_FRAMES_USED > V_FRAMES_EMITTED[32*PREV +: 32]) begin
+                $error("pn_net: layer %0d uses %0d frames, layer %0d emits %0d", i,
+                       L_FRAMES_USED, PREV, V_FRAMES_EMITTED[32*PREV +: 32]);
+                $finish;
+            end
+            if (LAST && (L_ACT_BITS != 0 || L_OUT_CHANNELS != LIMIT_NUM_CLASSES ||
+                         L_FRAMES_EMITTED != 1)) begin
+                $error("pn_net: the classifier (layer %0d) has ACT_BITS = %0d, %0d outputs, %0d frames; expected 0, %0d, 1",
+                       i, L_ACT_BITS, L_OUT_CHANNELS, L_FRAMES_EMITTED, LIMIT_NUM_CLASSES);
+                $finish;
+            end
+            if (LAST && (LOGIT_BITS < L_ACC_BITS || LOGIT_BITS > LIMIT_LOGIT_BITS)) begin
+                $error("pn_net: LOGIT_BITS = %0d, the classifier's ACC_BITS is %0d (at most %0d)",
+                       LOGIT_BITS, L_ACC_BITS, LIMIT_LOGIT_BITS);
+                $finish;
+            end
+        end
 
         wire l_wr_ready;
         wire l_wr_en;

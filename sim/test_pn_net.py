@@ -280,14 +280,15 @@ async def test_stream_cycles(dut):
     model_times = np.asarray(model.result_times)
     dut._log.info("result cycles  RTL %s", rtl_times.tolist())
     dut._log.info("result cycles model %s", model_times.tolist())
-    dut._log.info("latency RTL %s model %s", rtl_latency.tolist(), np.asarray(model.latency).tolist())
+    dut._log.info("latency RTL %s model %s", rtl_latency.tolist(),
+                  np.asarray(model.datapath_latency).tolist())
     if n > 1:
         rtl_cpd = (rtl_times[-1] - rtl_times[0]) / (n - 1)
         dut._log.info("cycles per digit: RTL %.2f, model %.2f", rtl_cpd, model.cycles_per_digit)
     assert rtl_times.tolist() == model_times.tolist(), (
         f"result cycles differ from the cycle model: RTL {rtl_times.tolist()} "
         f"model {model_times.tolist()}")
-    assert rtl_latency.tolist() == np.asarray(model.latency).tolist()
+    assert rtl_latency.tolist() == np.asarray(model.datapath_latency).tolist()
 
 
 @cocotb.test()

@@ -11,9 +11,11 @@ import pytest
 
 from pynq_neuro.compiler.artifact import (ArtifactError, load_artifact, pack_binary,
                                           unpack_binary, banks_of)
-from pynq_neuro.compiler.compile import CompileConfig, compile_network
+from pynq_neuro.compiler.compile import (BudgetError, CompileConfig, HardwareMismatchError,
+                                         compile_network)
 from pynq_neuro.compiler.cycles import simulate
 from pynq_neuro.compiler.mapping import Folding, map_layer, map_network, unpack_layer
+from pynq_neuro.compiler.resources import Budget
 from pynq_neuro.golden import run
 
 from test_golden import digits, random_network  # noqa: E402  (shared generators)
@@ -170,7 +172,8 @@ def test_fuzzed_mem_images_are_refused(artifact_dir, tmp_path):
         (path / entry["mem"]).write_text(text)
         import hashlib
 
-        entry["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        m["files"][entry["mem"]] = hashlib.sha256(text.encode()).hexdigest()
+        m["sizes"][entry["mem"]] = len(text)
         (path / "manifest.json").write_text(json.dumps(m))
         try:
             load_artifact(path)
@@ -202,6 +205,7 @@ def test_compile_onto_existing_hardware(artifact_dir, tmp_path):
     compile_network(net, tmp_path / "b", cfg, images)
     a, b = load_artifact(artifact_dir), load_artifact(tmp_path / "b")
     a.check_hardware(b.manifest["hardware"])
+    assert b.fingerprint == a.fingerprint
     assert np.array_equal(run(b.network, images).logits, run(net, images).logits)
     too_big = sparse_network(10, density=1.0)
     with pytest.raises(ValueError, match="needs .* the hardware has"):
@@ -247,3 +251,138 @@ def test_checkpoint_families_compile_to_exact_artifacts(tmp_path, family):
     res = run(art.network, images)
     assert np.array_equal(res.classes, logits.argmax(axis=1))
     assert np.array_equal(res.logits, run(net, images).logits)
+
+
+# ------------------------------------------------------------------------------------------------
+# budgets, configuration values, existing hardware, replacing an output folder
+
+
+def test_a_budget_the_search_cannot_meet_is_an_error(tmp_path):
+    """Even the smallest design exceeds 1,000 LUTs: refused, naming its foldings and
+    estimate; nothing is written."""
+    images = digits(np.random.default_rng(12), 16)
+    cfg = CompileConfig(budget=Budget(luts=1000), sample_digits=16)
+    with pytest.raises(BudgetError) as e:
+        compile_network(sparse_network(9), tmp_path / "o", cfg, images)
+    msg = str(e.value)
+    assert "smallest design found (foldings " in msg and "LUTs > 1,000" in msg
+    assert len(e.value.foldings) == 3 and e.value.estimate.luts > 1000
+    assert not (tmp_path / "o").exists()
+
+
+def test_explicit_foldings_over_the_budget_are_an_error_unless_allowed(tmp_path):
+    images = digits(np.random.default_rng(13), 16)
+    folds = [Folding(2, 4), Folding(3, 9), Folding(1, 10)]
+    tight = Budget(luts=2000, bram36=1)
+    with pytest.raises(BudgetError, match=r"the design \(foldings 2x4,3x9,1x10\) exceeds"):
+        compile_network(sparse_network(9), tmp_path / "o", CompileConfig(
+            foldings=folds, budget=tight, sample_digits=16), images)
+    assert not (tmp_path / "o").exists()
+    m = compile_network(sparse_network(9), tmp_path / "o", CompileConfig(
+        foldings=folds, budget=tight, sample_digits=16, allow_over_budget=True), images)
+    perf = m["performance"]
+    assert perf["over_budget"] is True and perf["resources_estimate"]["fits_budget"] is False
+    assert "over the resource budget" in perf["folding_note"] and "LUTs > 2,000" in \
+        perf["folding_note"]
+    assert load_artifact(tmp_path / "o").manifest["performance"]["over_budget"] is True
+    m = compile_network(sparse_network(9), tmp_path / "p", CompileConfig(
+        foldings=folds, sample_digits=16), images)
+    assert m["performance"]["over_budget"] is False
+
+
+BAD_CONFIGS = {
+    "target 0": (lambda: CompileConfig(target_images_per_s=0), "target_images_per_s"),
+    "target nan": (lambda: CompileConfig(target_images_per_s=float("nan")),
+                   "target_images_per_s"),
+    "target inf": (lambda: CompileConfig(target_images_per_s=float("inf")),
+                   "target_images_per_s"),
+    "target negative": (lambda: CompileConfig(target_images_per_s=-5.0), "target_images_per_s"),
+    "clock 0": (lambda: Budget(clock_mhz=0), "clock_mhz"),
+    "clock nan": (lambda: Budget(clock_mhz=float("nan")), "clock_mhz"),
+    "luts 0": (lambda: Budget(luts=0), "luts"),
+    "luts inf": (lambda: Budget(luts=float("inf")), "luts"),
+    "bram negative": (lambda: Budget(bram36=-1), "bram36"),
+    "dsp negative": (lambda: Budget(dsp=-1), "dsp"),
+    "ffs bool": (lambda: Budget(ffs=True), "ffs"),
+    "budget type": (lambda: CompileConfig(budget={"luts": 5}), "budget"),
+    "sample digits 0": (lambda: CompileConfig(sample_digits=0), "sample_digits"),
+    "sample digits float": (lambda: CompileConfig(sample_digits=2.5), "sample_digits"),
+    "no foldings": (lambda: CompileConfig(foldings=[]), "foldings"),
+    "folding tuples": (lambda: CompileConfig(foldings=[(1, 2)]), "foldings"),
+    "folding zero": (lambda: Folding(0, 3), "groups"),
+    "foldings and hardware": (lambda: CompileConfig(foldings=[Folding(1, 1)], hardware="a"),
+                              "either foldings or hardware"),
+    "allow not bool": (lambda: CompileConfig(allow_over_budget="yes"), "allow_over_budget"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_compile_config_values_are_checked(case):
+    make, message = BAD_CONFIGS[case]
+    with pytest.raises(ValueError, match=message) as e:
+        make()
+    assert "\n" not in str(e.value)
+
+
+def test_values_changed_after_construction_and_bad_images_are_refused(tmp_path):
+    net = sparse_network(9)
+    images = digits(np.random.default_rng(14), 4)
+    cfg = CompileConfig(foldings=[Folding(2, 4), Folding(3, 9), Folding(1, 10)])
+    cfg.sample_digits = 0
+    with pytest.raises(ValueError, match="sample_digits"):
+        compile_network(net, tmp_path / "o", cfg, images)
+    cfg.sample_digits = 4
+    cfg.foldings = cfg.foldings[:2]
+    with pytest.raises(ValueError, match="2 foldings given for 3 layers"):
+        compile_network(net, tmp_path / "o", cfg, images)
+    cfg.foldings = [Folding(2, 4), Folding(3, 9), Folding(1, 10)]
+    for bad in (images[:0], images[:, :27], images.astype(np.int64) + 256):
+        with pytest.raises(ValueError, match="images"):
+            compile_network(net, tmp_path / "o", cfg, bad)
+    assert not (tmp_path / "o").exists()
+
+
+def _retyped(seed, wbits, abits, spec=((13, 3, 1), (9, 2, 2), (0, 0, 0)), input_bits=8):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, list(spec), wbits, abits, input_bits)
+    net.validate()
+    return net
+
+
+@pytest.mark.parametrize("case,net,fields", [
+    ("W1A1 onto W3A2", lambda: _retyped(20, 1, 1),
+     ["layer 0 weight_bits: the network has 1, the hardware 3",
+      "layer 0 act_bits: the network has 1, the hardware 2",
+      "layer 2 weight_bits: the network has 1, the hardware 3"]),
+    ("other taps", lambda: _retyped(21, 3, 2, ((13, 4, 1), (9, 2, 2), (0, 0, 0))),
+     ["layer 0 taps: the network has 4, the hardware 3",
+      "layer 0 out_frames: the network has 25, the hardware 26"]),
+    ("other widths", lambda: _retyped(22, 3, 2, ((12, 3, 1), (9, 2, 2), (0, 0, 0))),
+     ["layer 0 out_channels: the network has 12, the hardware 13",
+      "layer 1 in_channels: the network has 12, the hardware 13"]),
+    ("other input bits", lambda: _retyped(23, 3, 2, input_bits=4),
+     ["input_bits: the network has 4, the hardware 8"]),
+    ("more layers", lambda: _retyped(24, 3, 2, ((13, 3, 1), (9, 2, 2), (7, 2, 1), (0, 0, 0))),
+     ["layers: the network has 4, the hardware 3"]),
+])
+def test_networks_that_would_change_the_hardware_are_refused(artifact_dir, tmp_path, case,
+                                                             net, fields):
+    cfg = CompileConfig(hardware=str(artifact_dir))
+    with pytest.raises(HardwareMismatchError) as e:
+        compile_network(net(), tmp_path / "o", cfg, digits(np.random.default_rng(15), 8))
+    for f in fields:
+        assert f in str(e.value), str(e.value)
+    assert "\n" not in str(e.value) and not (tmp_path / "o").exists()
+
+
+def test_force_replaces_a_folder_that_holds_something_else(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    cfg = CompileConfig(foldings=[Folding(2, 4), Folding(3, 9), Folding(1, 10)])
+    images = digits(np.random.default_rng(16), 4)
+    with pytest.raises(ArtifactError, match="force"):
+        compile_network(sparse_network(9), out, cfg, images)
+    assert (out / "notes.txt").read_text() == "mine\n"
+    compile_network(sparse_network(9), out, cfg, images, force=True)
+    assert load_artifact(out).network.layers[0].out_channels == 13

@@ -1,7 +1,14 @@
-"""``pynq-neuro compile``: integer network -> folded, mapped neuron arrays -> artifact."""
+"""``pynq-neuro compile``: integer network -> folded, mapped neuron arrays -> artifact.
+
+Nothing is written unless the core can run the result: the network and its mapped layers are
+checked against the core's limits (:mod:`.limits`), a design above the resource budget is
+refused (:class:`BudgetError`) unless ``allow_over_budget``, and a network compiled onto
+existing hardware must match every synthesized field of it.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,12 +16,20 @@ from typing import Any
 import numpy as np
 
 from ..golden.model import run
-from ..golden.network import IntegerNetwork
-from .artifact import load_artifact, write_artifact
+from ..golden.network import IMAGE_COLS, IMAGE_ROWS, IntegerNetwork
+from .artifact import HW_LAYER_FIELDS, layer_hw, load_artifact, write_artifact
 from .cycles import simulate
-from .folding import choose_foldings
-from .mapping import Folding, map_layer
+from .folding import BudgetError, choose_foldings, folding_text
+from .limits import CoreLimitError, require, require_network
+from .mapping import Folding, frames_needed, map_layer
 from .resources import XC7Z020, Budget, network_resources
+
+__all__ = ["BudgetError", "CompileConfig", "CoreLimitError", "HardwareMismatchError",
+           "compile_network"]
+
+
+class HardwareMismatchError(ValueError):
+    """A network cannot be loaded into an existing build: a synthesized field differs."""
 
 
 @dataclass
@@ -24,11 +39,14 @@ class CompileConfig:
     Attributes:
         target_images_per_s: throughput the folding search aims at (cycle model, clock below).
         budget: resources the core may use and the clock (default: 40,000 LUTs of the
-            xc7z020 and all of its BRAM, 100 MHz; see :class:`Budget`).
+            xc7z020 and all of its BRAM, 100 MHz; see :class:`Budget`). A design above it is
+            refused with :class:`BudgetError`.
         foldings: explicit ``(groups, lanes)`` per layer instead of the search.
         hardware: an artifact directory whose hardware (foldings, memory depths, widths) the
             network must be mapped onto, so that it can be loaded into that build at run time.
         sample_digits: test digits that drive the folding search and the cycle model.
+        allow_over_budget: write the artifact even when the design exceeds the budget (the
+            manifest's ``performance.over_budget`` says so).
     """
 
     target_images_per_s: float = 250_000.0
@@ -36,6 +54,34 @@ class CompileConfig:
     foldings: list[Folding] | None = None
     hardware: str | None = None
     sample_digits: int = 1000
+    allow_over_budget: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError (one line) for a value the compiler cannot work with."""
+        t = self.target_images_per_s
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) \
+                or t <= 0:
+            raise ValueError(f"target_images_per_s must be a finite number > 0, got {t!r}")
+        if not isinstance(self.budget, Budget):
+            raise ValueError(f"budget must be a Budget, got {type(self.budget).__name__}")
+        n = self.sample_digits
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"sample_digits must be an integer >= 1, got {n!r}")
+        if self.foldings is not None:
+            if not isinstance(self.foldings, (list, tuple)) or not self.foldings or \
+                    not all(isinstance(f, Folding) for f in self.foldings):
+                raise ValueError("foldings must be a non-empty list of Folding(groups, lanes)")
+            if self.hardware is not None:
+                raise ValueError("give either foldings or hardware, not both (the hardware "
+                                 "fixes the foldings)")
+        if self.hardware is not None and not isinstance(self.hardware, (str, Path)):
+            raise ValueError(f"hardware must be an artifact folder, got {self.hardware!r}")
+        if not isinstance(self.allow_over_budget, bool):
+            raise ValueError(f"allow_over_budget must be True or False, got "
+                             f"{self.allow_over_budget!r}")
 
 
 def _parse_source(source: str | Path) -> IntegerNetwork:
@@ -65,40 +111,135 @@ def _parse_source(source: str | Path) -> IntegerNetwork:
     raise ValueError(f"cannot compile {s!r}: expected a zoo name, .npz, .pt or artifact folder")
 
 
+def _check_images(images: np.ndarray) -> np.ndarray:
+    x = np.asarray(images)
+    if x.ndim != 3 or x.shape[1:] != (IMAGE_ROWS, IMAGE_COLS) or len(x) < 1:
+        raise ValueError(f"images must be (N >= 1, {IMAGE_ROWS}, {IMAGE_COLS}) pixels, got "
+                         f"shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.integer) or x.min() < 0 or x.max() > 255:
+        raise ValueError("images must be 8-bit pixels (integers 0..255)")
+    return x.astype(np.uint8, copy=False)
+
+
+def _hardware_mismatch(diffs: list[str], target: str | Path) -> HardwareMismatchError:
+    return HardwareMismatchError(
+        f"the network does not fit the hardware of {target} (loading it would need a new "
+        f"build): {'; '.join(diffs)}")
+
+
+def _network_fields(net: IntegerNetwork) -> list[dict[str, int]]:
+    """The synthesized fields that follow from the network alone (not from a folding)."""
+    used = frames_needed(net)
+    out = []
+    for i, L in enumerate(net.layers):
+        emitted = L.out_frames if i + 1 == len(net.layers) else min(L.out_frames, used[i + 1])
+        out.append({"in_channels": L.in_channels, "out_channels": L.out_channels,
+                    "taps": L.taps, "stride": L.stride, "in_frames": L.in_frames,
+                    "out_frames": L.out_frames, "frames_used": used[i],
+                    "frames_emitted": emitted, "weight_bits": L.weight_bits,
+                    "act_bits": L.act_bits or 0})
+    return out
+
+
+def _compare_hardware(net: IntegerNetwork, hw: dict[str, Any],
+                      layers: list[dict[str, int]], fields: tuple[str, ...]) -> list[str]:
+    """Every field of ``layers`` (and the network-wide ones) that differs from ``hw``."""
+    diffs = []
+    if net.input_bits != hw.get("input_bits", net.input_bits):
+        diffs.append(f"input_bits: the network has {net.input_bits}, the hardware "
+                     f"{hw['input_bits']}")
+    if net.num_classes != hw.get("num_classes", net.num_classes):
+        diffs.append(f"num_classes: the network has {net.num_classes}, the hardware "
+                     f"{hw['num_classes']}")
+    if len(layers) != len(hw["layers"]):
+        diffs.append(f"layers: the network has {len(layers)}, the hardware "
+                     f"{len(hw['layers'])}")
+        return diffs
+    for i, (mine, theirs) in enumerate(zip(layers, hw["layers"])):
+        for k in fields:
+            if k in mine and mine[k] != theirs.get(k):
+                diffs.append(f"layer {i} {k}: the network has {mine[k]}, the hardware "
+                             f"{theirs.get(k)}")
+    return diffs
+
+
+def _onto_hardware(net: IntegerNetwork, target: str | Path
+                   ) -> tuple[list[Folding], list[dict[str, int]], dict[str, Any]]:
+    """Foldings and memory sizes of an existing build; refuses a network whose shape, bit
+    widths or capacity differ from it."""
+    art = load_artifact(target)
+    hw = {**art.manifest["hardware"],
+          "input_bits": art.manifest["network"]["input_bits"],
+          "num_classes": art.manifest["network"]["num_classes"]}
+    diffs = _compare_hardware(net, hw, _network_fields(net), HW_LAYER_FIELDS)
+    if diffs:
+        raise _hardware_mismatch(diffs, target)
+    folds, overrides, short = [], [], []
+    for i, h in enumerate(hw["layers"]):
+        folds.append(Folding(h["groups"], h["lanes"]))
+        overrides.append({"acc_bits": h["acc_bits"], "depth": h["synapse_depth"],
+                          "count_bits": h["count_bits"]})
+        # capacity: what the network needs must fit what the build has
+        need = map_layer(net, i, folds[-1], pack=False)
+        short += [f"layer {i} {k}: the network needs {v}, the hardware has {h[k]}"
+                  for k, v in (("acc_bits", need.acc_bits),
+                               ("synapse_depth", need.synapse_depth),
+                               ("count_bits", need.count_bits)) if v > h[k]]
+    if short:
+        raise _hardware_mismatch(short, target)
+    return folds, overrides, hw
+
+
 def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
                     cfg: CompileConfig | None = None,
-                    images: np.ndarray | None = None) -> dict[str, Any]:
-    """Compile a network into an artifact directory; returns the manifest."""
+                    images: np.ndarray | None = None, *, force: bool = False) -> dict[str, Any]:
+    """Compile a network into an artifact directory; returns the manifest.
+
+    Raises :class:`CoreLimitError` for a network the core cannot hold, :class:`BudgetError`
+    for a design above the budget (unless ``cfg.allow_over_budget``) and
+    :class:`HardwareMismatchError` for a network that does not fit ``cfg.hardware``; nothing
+    is written then. ``force`` is passed to the artifact writer (replace an existing
+    artifact)."""
     cfg = cfg or CompileConfig()
+    cfg.validate()
     net = source if isinstance(source, IntegerNetwork) else _parse_source(source)
+    net.validate()
+    require_network(net)
     if images is None:
         from ..data import load_mnist
 
         images = load_mnist("test")[0][: cfg.sample_digits]
+    images = _check_images(images)
     activations = run(net, images, trace=True).activations
     note = "explicit foldings"
     overrides: list[dict[str, int]] = [{} for _ in net.layers]
+    target_hw: dict[str, Any] | None = None
     if cfg.hardware is not None:
-        hw = load_artifact(cfg.hardware).manifest["hardware"]["layers"]
-        if len(hw) != len(net.layers):
-            raise ValueError(f"the hardware has {len(hw)} layers, the network "
-                             f"{len(net.layers)}")
-        folds = [Folding(h["groups"], h["lanes"]) for h in hw]
-        overrides = [{"acc_bits": h["acc_bits"], "depth": h["synapse_depth"],
-                      "count_bits": h["count_bits"]} for h in hw]
+        folds, overrides, target_hw = _onto_hardware(net, cfg.hardware)
         note = f"mapped onto the hardware of {cfg.hardware}"
     elif cfg.foldings is not None:
-        folds = cfg.foldings
+        folds = list(cfg.foldings)
         if len(folds) != len(net.layers):
             raise ValueError(f"{len(folds)} foldings given for {len(net.layers)} layers")
     else:
         folds, note = choose_foldings(net, images, cfg.target_images_per_s, cfg.budget,
                                       activations)
     maps = [map_layer(net, i, f, **o) for i, (f, o) in enumerate(zip(folds, overrides))]
+    hw_layers = [layer_hw(lm) for lm in maps]
+    require(hw_layers, net.input_bits, net.num_classes)
+    if target_hw is not None:
+        diffs = _compare_hardware(net, target_hw, hw_layers, HW_LAYER_FIELDS)
+        if diffs:
+            raise _hardware_mismatch(diffs, cfg.hardware)
     report = simulate(maps, net, images, activations)
     res = network_resources(maps, net.input_bits)
     total = sum(res[1:], res[0])
     b = cfg.budget
+    over = b.excess(total)
+    if over and target_hw is None:
+        if not cfg.allow_over_budget:
+            raise BudgetError(folds, total, b, searched=cfg.foldings is None)
+        note += f"; over the resource budget ({'; '.join(over)}), written as asked"
     perf = {
         "cycle_model": report.summary(b.clock_mhz),
         "resources_estimate": {
@@ -109,12 +250,19 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
             "utilisation": {"luts": total.luts / XC7Z020.luts,
                             "bram36": total.bram36 / XC7Z020.bram36,
                             "ffs": total.ffs / XC7Z020.ffs, "dsp": total.dsp / XC7Z020.dsp},
-            "fits_budget": total.fits(b),
+            "fits_budget": not over,
             "fits_half": total.fits(XC7Z020, 0.5),
         },
+        "over_budget": bool(over),
         "folding_note": note,
+        "foldings": folding_text(folds),
         "target_images_per_s": cfg.target_images_per_s,
         "budget": b.to_dict(),
         "sample_digits": int(len(images)),
     }
-    return write_artifact(output, net, maps, extra={"performance": perf})
+    manifest = write_artifact(output, net, maps, extra={"performance": perf}, force=force)
+    if target_hw is not None and manifest["hardware"]["fingerprint"] != target_hw["fingerprint"]:
+        raise RuntimeError(f"{output}: hardware fingerprint {manifest['hardware']['fingerprint']}"
+                           f" differs from {cfg.hardware}'s {target_hw['fingerprint']} although "
+                           f"every synthesized field matched")
+    return manifest

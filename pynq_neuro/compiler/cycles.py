@@ -17,7 +17,12 @@ parameters that the RTL reproduces:
 * output frames go into a ring of ``FRAME_BUFFERS`` frame buffers; a threshold phase waits for a
   free buffer, which the next layer frees when its event phase for that frame ends;
 * the classifier's threshold phase is the argmax; the result leaves ``RESULT_LATENCY`` cycles
-  later.
+  later;
+* a digit's first beat is accepted (by the register slice in front of the input unit) right
+  after the previous digit's last beat, even when its first row waits for a row buffer; the
+  latency runs from that beat to the first result beat on m_axis (``SHELL_LATENCY``: the
+  register slices of the shell). The first digit after a reset can also wait for the
+  accumulator flush of the layers (``slots * locals`` cycles), which the model leaves out.
 
 Digits stream back to back; the model returns per-digit latency and per-layer busy cycles, and
 the steady-state throughput.
@@ -40,6 +45,10 @@ FRAME_OVERHEAD = 2
 THRESHOLD_LATENCY = 4
 THRESHOLD_BUSY = 1
 RESULT_LATENCY = 2
+# register slices of neuro_core around the datapath: a beat accepted on s_axis reaches the
+# input unit one cycle later, a result reaches m_axis two cycles after the datapath presents
+# it; the latency (first beat accepted to first result beat accepted) includes both
+SHELL_LATENCY = 3
 
 
 @dataclass
@@ -48,14 +57,16 @@ class CycleReport:
 
     digits: int
     layer_cycles: np.ndarray        # (layers, digits): busy cycles of each layer per digit
-    latency: np.ndarray             # (digits,): first beat accepted to result
+    latency: np.ndarray             # (digits,): first beat accepted to result (neuro_core)
     result_times: np.ndarray        # (digits,): cycle of each result
     input_cycles: int = 28 * BEATS_PER_ROW
     constants: dict = field(default_factory=lambda: {
         "BEATS_PER_ROW": BEATS_PER_ROW, "ROW_BUFFERS": ROW_BUFFERS,
         "FRAME_BUFFERS": FRAME_BUFFERS, "FRAME_OVERHEAD": FRAME_OVERHEAD,
         "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "THRESHOLD_BUSY": THRESHOLD_BUSY,
-        "RESULT_LATENCY": RESULT_LATENCY})
+        "RESULT_LATENCY": RESULT_LATENCY, "SHELL_LATENCY": SHELL_LATENCY})
+    # (digits,): first pixel write of the datapath (pn_net) to its result
+    datapath_latency: np.ndarray | None = None
 
     @property
     def cycles_per_digit(self) -> float:
@@ -163,6 +174,7 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     free_at = [0] * L  # layer l busy until
     row_end = np.zeros(n * 28, np.int64)
     first_beat = np.zeros(n, np.int64)
+    first_write = np.zeros(n, np.int64)
     result = np.zeros(n, np.int64)
 
     # rows: accepted one beat per cycle. A row that layer 0 uses goes into one of
@@ -179,7 +191,10 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
                     return None
                 prev = max(prev, ev_end[0][u])
         if r == 0:
-            first_beat[digit] = prev
+            first_write[digit] = prev
+            # the register slice in front of the input unit takes the digit's first beat
+            # right after the previous beat, even while the row waits for a buffer
+            first_beat[digit] = row_end[w - 1] if w else 0
         return prev + BEATS_PER_ROW
 
     rows_done = 0
@@ -230,4 +245,5 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
                 progress = True
     if any(p < t for p, t in zip(pos, total)):
         raise RuntimeError("cycle model deadlocked; check FRAME_BUFFERS and the layer chain")
-    return CycleReport(n, busy, result - first_beat, result)
+    return CycleReport(n, busy, result - first_beat + SHELL_LATENCY, result,
+                       datapath_latency=result - first_write)

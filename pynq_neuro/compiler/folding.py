@@ -8,12 +8,34 @@ import numpy as np
 
 from ..golden.model import run
 from ..golden.network import IntegerNetwork
+from .artifact import layer_hw
 from .cycles import completions, event_phase_cycles, simulate, threshold_busy_cycles
+from .limits import CoreLimitError, layer_violations
 from .mapping import Folding, LayerMap, map_layer
 from .resources import Budget, Resources, layer_resources, network_resources
 
 GROUP_CHOICES = (1, 2, 4, 8)
 MAX_ROUNDS = 4  # bounds the upgrade loop (x16 upgrades)
+
+
+def folding_text(foldings: list[Folding]) -> str:
+    """Foldings as the command line writes them: ``4x32,4x32,2x32,1x5``."""
+    return ",".join(f"{f.groups}x{f.lanes}" for f in foldings)
+
+
+class BudgetError(ValueError):
+    """The design exceeds the resource budget (``searched``: the smallest one the folding
+    search found)."""
+
+    def __init__(self, foldings: list[Folding], estimate: Resources, budget: Budget,
+                 searched: bool) -> None:
+        self.foldings, self.estimate, self.budget = foldings, estimate, budget
+        what = "the smallest design found" if searched else "the design"
+        super().__init__(
+            f"{what} (foldings {folding_text(foldings)}) exceeds the resource budget: "
+            f"estimate {'; '.join(budget.excess(estimate))}; raise the budget"
+            f"{'' if searched else ', choose smaller foldings'} or allow an over-budget design "
+            f"(--allow-over-budget)")
 
 
 @dataclass
@@ -42,16 +64,25 @@ def _cost(r: Resources, budget: Budget) -> float:
 
 def candidates(net: IntegerNetwork, index: int, acts: np.ndarray,
                in_bits: int) -> list[FoldingChoice]:
+    """The foldings of layer ``index`` that the core can hold, with their cycles and
+    resources; raises :class:`CoreLimitError` when there is none."""
     layer = net.layers[index]
-    out = []
+    last = index == len(net.layers) - 1
+    out, refused = [], []
     for g in GROUP_CHOICES:
         if g > layer.in_channels:
             continue
         for p in lane_choices(layer.out_channels):
             lm = map_layer(net, index, Folding(g, p), pack=False)
+            found = layer_violations(index, layer_hw(lm), last)
+            if found:
+                refused.append(found)
+                continue
             cyc = layer_cycles(lm, acts)
             out.append(FoldingChoice(lm.folding, float(cyc.mean()),
                                      float(np.percentile(cyc, 99)), layer_resources(lm, in_bits)))
+    if not out:
+        raise CoreLimitError(min(refused, key=len))
     return out
 
 

@@ -31,8 +31,28 @@ class Budget:
     dsp: int = 220
     clock_mhz: float = 100.0
 
+    def __post_init__(self) -> None:
+        for name, positive in (("luts", True), ("ffs", True), ("bram36", False),
+                               ("dsp", False), ("clock_mhz", True)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"budget {name} must be a finite number, got {v!r}")
+            if v < 0 or (positive and v == 0):
+                raise ValueError(f"budget {name} must be {'> 0' if positive else '>= 0'}, "
+                                 f"got {v}")
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def excess(self, r: Resources) -> list[str]:
+        """The resources of ``r`` above this budget, as ``"7,212 LUTs > 5,000"``."""
+        out = []
+        for name, used, limit in (("LUTs", r.luts, self.luts), ("FFs", r.ffs, self.ffs),
+                                  ("BRAM36", r.bram36, self.bram36),
+                                  ("DSP48", r.dsp, self.dsp)):
+            if used > limit:
+                out.append(f"{used:,.{1 if name == 'BRAM36' else 0}f} {name} > {limit:,}")
+        return out
 
 
 # the whole device

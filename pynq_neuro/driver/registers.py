@@ -6,7 +6,10 @@ parameters line up with ``manifest.json`` by construction.
 
 from __future__ import annotations
 
+from ..compiler import limits as _limits
 from ..compiler.artifact import HW_LAYER_FIELDS
+
+_core = _limits.LIMITS  # the core's limits (layers, classes, image) have one source
 
 # ------------------------------------------------------------------------------------------------
 # IP and block design
@@ -41,7 +44,7 @@ FINGERPRINT_LO = 0x048
 FINGERPRINT_HI = 0x04C
 LAYER_BASE = 0x100
 LAYER_STRIDE = 0x80
-MAX_LAYERS = 8
+MAX_LAYERS = _core.max_layers
 
 ID_VALUE = 0x504E4E31  # "PNN1"
 CORE_VERSION = 1
@@ -67,9 +70,9 @@ BATCH_MAX = 0xFFFF
 # ------------------------------------------------------------------------------------------------
 # streams
 
-BEATS_PER_ROW = 7
-BEATS_PER_DIGIT = 196
-NUM_CLASSES = 10
+BEATS_PER_ROW = _core.input_channels // 4  # four pixels a beat
+BEATS_PER_DIGIT = BEATS_PER_ROW * _core.input_frames
+NUM_CLASSES = _core.num_classes
 RESULT_WORDS = 1                     # beat 0 only
 RESULT_WORDS_LOGITS = 1 + NUM_CLASSES
 COUNTER_SHIFT = 16                   # beat 0: {counter[15:0], 12'b0, class[3:0]}
