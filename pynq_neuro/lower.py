@@ -10,10 +10,14 @@ and the activation quantizer outputs ``a = #{ j in 1..Q : y >= (j - 1/2) * out_s
 ``s > 0`` that is ``acc >= ceil(((j - 1/2) * out_step - c) / s)``. A neuron with ``s < 0`` has
 its codes mapped ``k -> -k - 1`` (which negates ``2k + 1`` and stays in range), turning it into
 the ``s > 0`` case; a neuron with ``s = 0`` gets thresholds that are always or never reached.
-The arithmetic is done in float64.
+The arithmetic is done in float64. A hidden layer none of whose units can ever output a nonzero
+code (a dead layer: the network then predicts one class for every digit) is reported with a
+:class:`DeadLayerWarning`.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -21,6 +25,19 @@ import torch
 from .golden.network import IMAGE_COLS, IMAGE_ROWS, IntegerNetwork, IntLayer
 from .models import NeuroNet
 from .quant import QuantLinear
+from .quant.quantizers import effective_step
+
+
+class DeadLayerWarning(UserWarning):
+    """A hidden layer outputs zero for every input (its units can never reach a threshold)."""
+
+
+def silent_units(layer: IntLayer, in_max: int) -> np.ndarray:
+    """Bool (out_channels,): units of a hidden layer whose first threshold exceeds the largest
+    accumulator their weights can reach with inputs in ``0..in_max``, i.e. that always output 0."""
+    w = layer.weights().reshape(layer.out_channels, -1)
+    reachable = np.clip(w, 0, None).sum(axis=1) * int(in_max)
+    return layer.thresholds[:, 0] > reachable
 
 
 def _td_layout(t: np.ndarray, layer: torch.nn.Module, in_frames: int,
@@ -74,13 +91,13 @@ def lower(model: NeuroNet, meta: dict | None = None) -> IntegerNetwork:
         g = (norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)).numpy()
         c = (norm.bias.double() - norm.weight.double() * norm.running_mean.double()
              / torch.sqrt(norm.running_var.double() + norm.eps)).numpy()
-        w_step = layer.weight_quant.step.double().clamp_min(1e-8).numpy()
+        w_step = effective_step(layer.weight_quant.step.double()).numpy()
         s = g * in_step * w_step / 2.0
         neg = s < 0
         codes[neg] = -codes[neg] - 1
         if mask is not None:
             codes[~mask] = 0
-        out_step = float(act.step.double().clamp_min(1e-8))
+        out_step = float(effective_step(act.step.double()))
         tmp = IntLayer(channels, codes.shape[0], taps, stride, frames, layer.weight_quant.bits,
                        codes, act.bits, mask=mask)
         bound = tmp.accumulator_bound(in_max)
@@ -94,6 +111,12 @@ def lower(model: NeuroNet, meta: dict | None = None) -> IntegerNetwork:
     bias = torch.floor(clf.bias.double() / bias_step.double() + 0.5).numpy().astype(np.int64)
     layers.append(IntLayer(channels, codes.shape[0], codes.shape[1], 1, frames,
                            clf.weight_quant.bits, codes, None, None, bias, mask))
+    for i, layer in enumerate(layers[:-1]):
+        if bool(silent_units(layer, 2**cfg.input_bits - 1 if i == 0
+                             else 2 ** layers[i - 1].act_bits - 1).all()):
+            warnings.warn(f"{cfg.name}: hidden layer {i} outputs 0 for every input (dead "
+                          "layer); the network predicts one class for every digit",
+                          DeadLayerWarning, stacklevel=2)
     info = {"name": cfg.name, "family": cfg.family, "wbits": cfg.wbits, "abits": cfg.abits,
             "input_bits": cfg.input_bits, **(meta or {})}
     net = IntegerNetwork(cfg.input_bits, layers, meta=info)

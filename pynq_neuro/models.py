@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .quant import PixelQuantizer, QuantLinear, QuantTDConv, UnsignedActQuantizer
+from .quant.quantizers import effective_step
 
 IMAGE_ROWS = 28
 IMAGE_COLS = 28
@@ -143,7 +144,7 @@ class NeuroNet(nn.Module):
             return None
         q = self.classifier.weight_quant
         in_step = self.acts[-1].step if len(self.acts) else torch.tensor(self.input_quant.step)
-        return in_step.clamp_min(1e-8) * q.step.clamp_min(1e-8) / 2
+        return effective_step(in_step) * effective_step(q.step) / 2
 
     def forward(self, pixels: torch.Tensor, return_hidden: bool = False):
         x = self.frontend(pixels)

@@ -443,7 +443,12 @@ def test_balanced_schedule_reaches_keep():
     from pynq_neuro.compiler.factorize import BalancedPruner
 
     model = random_model(TDNN, seed=6)
-    pruner = BalancedPruner(model, 5, [4, 2, 5], 0.75)
+    with pytest.warns(UserWarning) as caught:
+        pruner = BalancedPruner(model, 5, [4, 2, 5], 0.75, approximate=True)
+    assert [str(w.message).split(":")[0] for w in caught] == [
+        "lane-balanced pruning cannot reach sparsity 0.75 in layers.0",
+        "lane-balanced pruning cannot reach sparsity 0.75 in classifier"]  # layers.1 reaches it
+    assert "nearest is 0.6667, which is used" in str(caught[0].message)
     targets = [pruner.target(e) for e in range(5)]
     assert targets[-1] == pruner.keep == [1, 1, 1]
     for a, b in zip(targets, targets[1:]):

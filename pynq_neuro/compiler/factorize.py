@@ -26,6 +26,7 @@ import math
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, Union
@@ -35,18 +36,20 @@ import torch
 from torch import nn
 
 from ..data import load_mnist
-from ..models import ModelConfig, NeuroNet
+from ..models import IMAGE_COLS, IMAGE_ROWS, NUM_CLASSES, ModelConfig, NeuroNet
 from ..quant import QuantTDConv
-from ..quant.quantizers import MIN_STEP
+from ..quant.quantizers import effective_step
 from ..train import (
     TrainConfig,
+    check_output_path,
     checkpoint_dict,
     fit,
     load_checkpoint,
     model_from_checkpoint,
     predict,
     recommended_hparams,
-    save_checkpoint,
+    report_dead_layers,
+    save_checkpoint_and_network,
 )
 
 Target = Union[int, list]  # a global synapse count, or one count per layer
@@ -107,7 +110,7 @@ def importance(layer: nn.Module) -> torch.Tensor:
     layer's kept weights for a float layer (weight-shaped)."""
     w = layer.weight.detach().abs()
     if layer.weight_quant is not None:
-        step = layer.weight_quant.step.detach().abs().clamp_min(MIN_STEP)
+        step = effective_step(layer.weight_quant.step.detach())
         return w / step.reshape([-1] + [1] * (w.dim() - 1))
     kept = w[kept_mask(layer)]
     rms = kept.pow(2).mean().sqrt() if kept.numel() else w.new_tensor(1.0)
@@ -171,8 +174,8 @@ def apply_target(model: NeuroNet, target: Target, min_per_unit: int = 1) -> None
             layer.set_mask(mask)
 
 
-def _sparsities(model: NeuroNet, sparsity: Sparsity) -> list[float]:
-    n = len(model.layers) + 1
+def _sparsities(model: NeuroNet | int, sparsity: Sparsity) -> list[float]:
+    n = model if isinstance(model, int) else len(model.layers) + 1
     if isinstance(sparsity, (int, float)):
         values = [float(sparsity)] * n
     else:
@@ -298,7 +301,7 @@ def reclip_latent(model: NeuroNet) -> None:
         q = layer.weight_quant
         if q is None:
             continue
-        step = q.step.detach().clamp_min(MIN_STEP).reshape([-1] + [1] * (layer.weight.dim() - 1))
+        step = effective_step(q.step.detach()).reshape([-1] + [1] * (layer.weight.dim() - 1))
         lo, hi = (q.qmin + 0.5 + EDGE) * step, (q.qmax + 0.5 - EDGE) * step
         layer.weight.copy_(torch.minimum(torch.maximum(layer.weight, lo), hi))
 
@@ -344,14 +347,55 @@ def prune_balanced(model: NeuroNet, lanes: Sequence[int], keep: Sequence[int]) -
     return connections(model)
 
 
-def balanced_keep(model: NeuroNet, lanes: Sequence[int], sparsity: Sparsity) -> list[int]:
-    """Synapses per lane and column that approach each layer's sparsity (at least 1)."""
-    layers = layer_modules(model)
-    if len(lanes) != len(layers):
+def balanced_sparsity(units: int, lanes: int, keep: int) -> float:
+    """Sparsity of a dense layer of ``units`` output units after lane-balanced pruning to
+    ``keep`` synapses per lane and column (lanes that hold fewer units keep all of theirs)."""
+    per_lane = [len(range(p, units, lanes)) for p in range(lanes)]
+    return 1.0 - sum(min(keep, n) for n in per_lane) / units
+
+
+SPARSITY_TOLERANCE = 0.01  # a reachable sparsity this close to the requested one is taken
+
+
+def _balanced_counts(names: Sequence[str], units: Sequence[int], lanes: Sequence[int],
+                     sparsity: Sparsity, approximate: bool) -> list[int]:
+    if len(lanes) != len(units):
         raise ValueError(f"lanes needs one value per layer including the classifier "
-                         f"({len(layers)}), got {len(lanes)}")
-    return [max(1, round((1.0 - s) * lane_locals(m, p)))
-            for m, p, s in zip(layers, lanes, _sparsities(model, sparsity))]
+                         f"({len(units)}), got {len(lanes)}")
+    keep = []
+    for name, u, p, s in zip(names, units, lanes, _sparsities(len(units), sparsity)):
+        if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= u:
+            raise ValueError(f"lanes of {name} must be in 1..{u}, got {p!r}")
+        locals_ = -(-u // p)
+        k = max(1, round((1.0 - s) * locals_))
+        reach = {j: balanced_sparsity(u, p, j) for j in range(1, locals_ + 1)}
+        if abs(reach[k] - s) > SPARSITY_TOLERANCE:  # padded lanes: another count may fit
+            k = min(reach, key=lambda j: (abs(reach[j] - s), -j))
+        if abs(reach[k] - s) > SPARSITY_TOLERANCE:
+            values = sorted({round(v, 4) for v in reach.values()})
+            shown = ", ".join(f"{v:g}" for v in values) if len(values) <= 12 else (
+                f"{len(values)} values in {values[0]:g} .. {values[-1]:g}")
+            msg = (f"lane-balanced pruning cannot reach sparsity {s:g} in {name}: {u} units on "
+                   f"{p} lanes reach only {shown}; the nearest is {reach[k]:.4g}")
+            if not approximate:
+                raise ValueError(f"{msg} (request a reachable value or other lanes)")
+            warnings.warn(f"{msg}, which is used", UserWarning, stacklevel=3)
+        keep.append(k)
+    return keep
+
+
+def balanced_keep(model: NeuroNet, lanes: Sequence[int], sparsity: Sparsity,
+                  approximate: bool = False) -> list[int]:
+    """Synapses per lane and column that give each layer its requested sparsity.
+
+    With ``lanes`` lanes a layer can only keep ``1..units per lane`` synapses per lane and
+    column, so only a few sparsities are reachable. A request farther than
+    ``SPARSITY_TOLERANCE`` from every reachable value raises ``ValueError`` naming the layer,
+    the request and the reachable values; with ``approximate`` the nearest reachable sparsity
+    is taken instead and a ``UserWarning`` reports it.
+    """
+    units = [m.weight.shape[0] for m in layer_modules(model)]
+    return _balanced_counts(layer_names(model), units, list(lanes), sparsity, approximate)
 
 
 @dataclass
@@ -365,13 +409,14 @@ class BalancedPruner:
     lanes: Sequence[int]
     sparsity: Sparsity
     ramp: float = RAMP
+    approximate: bool = False
     keep: list[int] = field(init=False)
     start: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"gradual pruning needs at least one epoch, got {self.epochs}")
-        self.keep = balanced_keep(self.model, self.lanes, self.sparsity)
+        self.keep = balanced_keep(self.model, self.lanes, self.sparsity, self.approximate)
         self.start = [lane_locals(m, p) for m, p in zip(layer_modules(self.model), self.lanes)]
 
     @property
@@ -503,7 +548,7 @@ def low_rank(model: NeuroNet, layer_index: int, rank: int, images: Any = None) -
 
 PASS_KEYS = {
     "low_rank": {"layer", "rank", "epochs", "lr"},
-    "prune": {"budget", "sparsity", "min_per_unit", "lanes", "epochs", "lr"},
+    "prune": {"budget", "sparsity", "min_per_unit", "lanes", "approximate", "epochs", "lr"},
 }
 
 
@@ -521,9 +566,49 @@ def check_pass(spec: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("a prune pass needs either 'budget' or 'sparsity'")
     if kind == "prune" and "lanes" in spec and "sparsity" not in spec:
         raise ValueError("lane-balanced pruning ('lanes') takes a 'sparsity', not a budget")
+    if kind == "prune" and "approximate" in spec and "lanes" not in spec:
+        raise ValueError("'approximate' applies to lane-balanced pruning ('lanes') only")
     if spec.get("epochs", 0) < 0:
         raise ValueError(f"epochs must be >= 0, got {spec['epochs']}")
     return dict(spec)
+
+
+def _weight_shape(cfg: ModelConfig, i: int) -> tuple[int, int]:
+    """Rows (units) and columns (inputs times taps) of layer ``i``'s weight matrix."""
+    n = len(cfg.channels)
+    rows = cfg.channels[i] if i < n else NUM_CLASSES
+    if cfg.family != "tdnn":
+        return rows, cfg.channels[i - 1] if i > 0 else IMAGE_ROWS * IMAGE_COLS
+    cin = cfg.channels[i - 1] if i > 0 else IMAGE_COLS
+    return rows, cin * (cfg.taps[i] if i < n else cfg.frames()[-1])
+
+
+def preflight(cfg: ModelConfig, passes: Sequence[dict[str, Any]]) -> None:
+    """Refuse, before any fine-tune runs, a pass that would fail once earlier passes are done:
+    a low-rank layer index out of range, or a lane-balanced sparsity that cannot be reached
+    (from the layer widths each pass will see)."""
+    for n, spec in enumerate(passes):
+        names = [f"layers.{i}" for i in range(len(cfg.channels))] + ["classifier"]
+        if spec["pass"] == "low_rank":
+            layer = spec["layer"]
+            if isinstance(layer, bool) or not isinstance(layer, int) \
+                    or not 0 <= layer <= len(cfg.channels):
+                raise ValueError(f"pass {n + 1}: layer index {layer!r} out of range: "
+                                 f"0..{len(cfg.channels)} (the classifier is the last)")
+            rows, cols = _weight_shape(cfg, layer)
+            rank = spec["rank"]
+            if isinstance(rank, bool) or not isinstance(rank, int) \
+                    or not 1 <= rank <= min(rows, cols):
+                raise ValueError(f"pass {n + 1}: rank {rank!r} out of range for layer {layer} "
+                                 f"with a {rows} x {cols} weight matrix: 1..{min(rows, cols)}")
+            cfg = factorized_config(cfg, layer, spec["rank"])
+        elif spec.get("lanes") is not None:
+            with warnings.catch_warnings():  # the pass itself reports an approximation
+                warnings.simplefilter("ignore")
+                _balanced_counts(names, [*cfg.channels, NUM_CLASSES], list(spec["lanes"]),
+                                 spec["sparsity"], bool(spec.get("approximate", False)))
+        elif spec.get("sparsity") is not None:
+            _sparsities(len(names), spec["sparsity"])
 
 
 def accuracy(model: NeuroNet, images: np.ndarray, labels: np.ndarray) -> float:
@@ -562,10 +647,11 @@ def _apply_pass(model: NeuroNet, spec: dict[str, Any], cfg: TrainConfig, data: _
         origin = layer_names(model)
         if spec.get("lanes") is not None:
             lanes, sparsity = list(spec["lanes"]), spec["sparsity"]
+            approx = bool(spec.get("approximate", False))
             if cfg.epochs == 0:
-                prune_balanced(model, lanes, balanced_keep(model, lanes, sparsity))
+                prune_balanced(model, lanes, balanced_keep(model, lanes, sparsity, approx))
             else:
-                hook = BalancedPruner(model, cfg.epochs, lanes, sparsity)
+                hook = BalancedPruner(model, cfg.epochs, lanes, sparsity, approximate=approx)
             history = fit(model, data.xs, data.ys, cfg, gen, log=log, progress=progress,
                           on_epoch_start=hook) if cfg.epochs else []
             return model, origin, history
@@ -615,7 +701,10 @@ def compress(
     if finetune_epochs < 0:
         raise ValueError(f"finetune_epochs must be >= 0, got {finetune_epochs}")
     source = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-    model = model_from_checkpoint(source)
+    model = model_from_checkpoint(source, None if isinstance(checkpoint, dict) else str(checkpoint))
+    if output is not None:
+        check_output_path(output, network=model.config.quantized)
+    preflight(model.config, passes)
     rec = recommended_hparams(model.config.wbits, model.config.abits)
     base = TrainConfig(
         epochs=finetune_epochs, lr=rec["lr"] * LR_FACTOR if lr is None else lr,
@@ -661,14 +750,11 @@ def compress(
                 "accuracy": source.get("metrics", {}).get("test_accuracy"),
                 "synapses": source.get("metrics", {}).get("synapses"),
                 "command": source.get("command")}
+    report_dead_layers(model, data.test_x, log)
     ckpt = checkpoint_dict(model, base, history, acc, command, passes=report, source=src_info)
     if output is not None:
-        save_checkpoint(ckpt, output)
+        npz = save_checkpoint_and_network(ckpt, output, model)
         log(f"saved {output}")
-        if model.config.quantized:
-            from ..lower import lower
-
-            npz = Path(output).with_suffix(".npz")
-            lower(model, meta={"checkpoint": Path(output).name}).save(npz)
+        if npz is not None:
             log(f"saved {npz} (integer network)")
     return ckpt

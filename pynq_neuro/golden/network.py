@@ -14,16 +14,28 @@ channels.
 
 from __future__ import annotations
 
+import io
 import json
-import zipfile
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..fileio import UnsafeFileError, atomic_write_bytes, check_zip, read_regular, sha256_file
+
 FORMAT = "pynq-neuro-integer-network"
 VERSION = 1
+LAYER_FIELDS = ("in_channels", "out_channels", "taps", "stride", "in_frames", "weight_bits",
+                "act_bits")
+MAX_FILE_BYTES = 64 << 20  # an .npz larger than this is refused before it is read
+MAX_UNPACKED_BYTES = 512 << 20  # and so is one whose arrays unpack to more
+MAX_MEMBERS = 4 * 64 + 1  # arrays of up to 64 layers plus the header
+# meta key of the SHA-256 of the checkpoint (meta["checkpoint"], a file name beside the .npz)
+# that the network was lowered from; the checkpoint is hashed only up to this size
+CHECKPOINT_DIGEST_KEY = "checkpoint_sha256"
+CHECKPOINT_MAX_BYTES = 1 << 30
 IMAGE_ROWS = 28
 IMAGE_COLS = 28
 
@@ -183,8 +195,8 @@ class IntegerNetwork:
         if channels != self.num_classes:
             raise NetworkError(f"the classifier has {channels} outputs, not {self.num_classes}")
 
-    def save(self, path: str | Path) -> None:
-        """Write the network as ``.npz`` (arrays plus a JSON header)."""
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` file content of the network (arrays plus a JSON header)."""
         self.validate()
         header = {
             "format": FORMAT,
@@ -192,11 +204,7 @@ class IntegerNetwork:
             "input_bits": self.input_bits,
             "num_classes": self.num_classes,
             "meta": self.meta,
-            "layers": [
-                {k: getattr(l, k) for k in ("in_channels", "out_channels", "taps", "stride",
-                                             "in_frames", "weight_bits", "act_bits")}
-                for l in self.layers
-            ],
+            "layers": [{k: getattr(l, k) for k in LAYER_FIELDS} for l in self.layers],
         }
         arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
         for i, layer in enumerate(self.layers):
@@ -207,25 +215,61 @@ class IntegerNetwork:
                 arrays[f"bias{i}"] = layer.bias.astype(np.int64)
             if layer.mask is not None:
                 arrays[f"mask{i}"] = layer.mask.astype(np.bool_)
-        with open(path, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        """Write the network as ``.npz`` atomically: ``path`` is afterwards the old file or the
+        new one, whole, never a mixture."""
+        atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path: str | Path) -> IntegerNetwork:
-        """Read and validate a network written by :meth:`save`."""
+    def load(cls, path: str | Path, check_checkpoint: bool = True) -> IntegerNetwork:
+        """Read and validate a network written by :meth:`save`.
+
+        Only a regular file of at most ``MAX_FILE_BYTES`` is read, and every zip member is
+        checked (CRC, size, no unknown arrays). If the network records the SHA-256 of the
+        checkpoint it was lowered from and that checkpoint lies beside it with other content,
+        the network is stale and refused (``check_checkpoint=False`` skips this).
+        """
         try:
-            with np.load(path, allow_pickle=False) as z:
+            data = read_regular(path, MAX_FILE_BYTES)
+        except (OSError, UnsafeFileError) as e:
+            raise NetworkError(f"{path}: cannot read the integer network "
+                               f"({getattr(e, 'strerror', None) or e})") from e
+        net = cls.from_bytes(data, str(path))
+        if check_checkpoint:
+            _check_checkpoint(net.meta, Path(path))
+        return net
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "network") -> IntegerNetwork:
+        """Parse and validate the ``.npz`` content written by :meth:`to_bytes`."""
+        try:
+            check_zip(data, MAX_MEMBERS, MAX_UNPACKED_BYTES)
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise NetworkError(f"{path}: not a readable integer network ({e})") from e
+        except Exception as e:  # noqa: BLE001 - whatever the readers raise, the file is corrupt
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise NetworkError(f"{name}: not a readable integer network ({msg})") from None
         try:
             header = json.loads(arrays["header"].tobytes().decode())
         except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise NetworkError(f"{path}: missing or corrupt header") from e
-        if header.get("format") != FORMAT:
-            raise NetworkError(f"{path}: not a {FORMAT} file")
-        if header.get("version") != VERSION:
-            raise NetworkError(f"{path}: unsupported version {header.get('version')}")
+            raise NetworkError(f"{name}: missing or corrupt header") from e
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise NetworkError(f"{name}: not a {FORMAT} file")
+        if header.get("version") != VERSION or type(header.get("version")) is not int:
+            raise NetworkError(f"{name}: unsupported version {header.get('version')}")
+        _check_header(header, name)
+        expected = {"header"}
+        for i, spec in enumerate(header["layers"]):
+            expected.add(f"codes{i}")
+            expected.add(f"bias{i}" if spec["act_bits"] is None else f"thresholds{i}")
+            expected.add(f"mask{i}")
+        unknown = sorted(set(arrays) - expected)
+        if unknown:
+            raise NetworkError(f"{name}: unexpected arrays {unknown}")
         try:
             layers = [
                 IntLayer(
@@ -237,8 +281,58 @@ class IntegerNetwork:
                 )
                 for i, spec in enumerate(header["layers"])
             ]
-            net = cls(header["input_bits"], layers, header["num_classes"], header.get("meta", {}))
+            net = cls(header["input_bits"], layers, header["num_classes"], header["meta"])
         except (KeyError, TypeError) as e:
-            raise NetworkError(f"{path}: incomplete network ({e})") from e
-        net.validate()
+            raise NetworkError(f"{name}: incomplete network ({e})") from e
+        try:
+            net.validate()
+        except NetworkError as e:
+            raise NetworkError(f"{name}: {e}") from None
         return net
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _check_header(header: dict[str, Any], name: str) -> None:
+    """Exact JSON types of the header (the values are checked by ``validate``)."""
+    keys = {"format", "version", "input_bits", "num_classes", "meta", "layers"}
+    if set(header) != keys:
+        raise NetworkError(f"{name}: header keys {sorted(header)}, expected {sorted(keys)}")
+    if not (_is_int(header["input_bits"]) and _is_int(header["num_classes"])
+            and isinstance(header["meta"], dict) and isinstance(header["layers"], list)):
+        raise NetworkError(f"{name}: header fields have the wrong JSON types")
+    for i, spec in enumerate(header["layers"]):
+        if not isinstance(spec, dict) or set(spec) != set(LAYER_FIELDS):
+            raise NetworkError(f"{name}: layer {i} needs exactly the fields {list(LAYER_FIELDS)}")
+        if not all(_is_int(spec[k]) for k in LAYER_FIELDS if k != "act_bits") or not (
+                spec["act_bits"] is None or _is_int(spec["act_bits"])):
+            raise NetworkError(f"{name}: layer {i} fields must be integers")
+
+
+def _check_checkpoint(meta: dict[str, Any], path: Path) -> None:
+    """Refuse a network whose recorded checkpoint lies beside it with other content."""
+    digest = meta.get(CHECKPOINT_DIGEST_KEY)
+    if digest is None:
+        return  # written without a digest (e.g. the shipped zoo): nothing to compare
+    ckpt = meta.get("checkpoint")
+    if not (isinstance(digest, str) and len(digest) == 64
+            and all(c in "0123456789abcdef" for c in digest)):
+        raise NetworkError(f"{path}: meta {CHECKPOINT_DIGEST_KEY} is not a SHA-256 digest")
+    if not isinstance(ckpt, str) or ckpt in ("", ".", "..") or Path(ckpt).name != ckpt \
+            or "\\" in ckpt:
+        raise NetworkError(f"{path}: meta checkpoint must be a plain file name, got {ckpt!r}")
+    beside = path.parent / ckpt
+    if not os.path.lexists(beside):
+        return  # the network travels alone
+    try:
+        actual = sha256_file(beside, CHECKPOINT_MAX_BYTES)
+    except (OSError, UnsafeFileError) as e:
+        raise NetworkError(f"{path}: cannot read its checkpoint {beside} "
+                           f"({getattr(e, 'strerror', None) or e})") from e
+    if actual != digest:
+        raise NetworkError(
+            f"{path} was written from another checkpoint than {beside} (SHA-256 {actual[:12]}, "
+            f"recorded {digest[:12]}); use the checkpoint itself or re-lower it with "
+            f"pynq_neuro.train.lower_checkpoint('{beside}')")

@@ -6,6 +6,7 @@ from .quantizers import (
     PixelQuantizer,
     SymmetricWeightQuantizer,
     UnsignedActQuantizer,
+    effective_step,
     grad_scale,
     round_ste,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "QuantTDConv",
     "SymmetricWeightQuantizer",
     "UnsignedActQuantizer",
+    "effective_step",
     "grad_scale",
     "mse_optimal_step",
     "round_ste",

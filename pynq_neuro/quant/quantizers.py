@@ -12,6 +12,13 @@ themselves):
 
 Rounding is ``floor(x + 1/2)`` (half up) everywhere so that the integer thresholds of the golden
 model reproduce it exactly. The step receives the LSQ gradient scaled by ``1/sqrt(N * Q_P)``.
+
+The learnable ``step`` parameter is used through :func:`effective_step`, ``|step|`` bounded below
+by ``MIN_STEP``: an optimiser update that carries a step across zero leaves it positive and
+learning instead of clamped and without gradient. A state dict always stores the effective step
+(``>= MIN_STEP``), and loading one bounds a stored step below by ``MIN_STEP``, so a stored value
+``v`` means ``max(v, MIN_STEP)`` for files written before and after this rule alike (some
+shipped zoo checkpoints store negative weight steps, which keep meaning ``MIN_STEP``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,28 @@ from .gaussian import mse_optimal_step
 MIN_STEP = 1e-8
 
 
+def effective_step(step: torch.Tensor) -> torch.Tensor:
+    """The step a quantizer computes with: ``|step|``, at least ``MIN_STEP``."""
+    return step.abs().clamp_min(MIN_STEP)
+
+
+class _StepMixin(nn.Module):
+    """State-dict rules of a learnable ``step`` (see the module docstring)."""
+
+    step: nn.Parameter
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if bool((self.step < MIN_STEP).any()):  # a healthy step is stored as it is
+            destination[prefix + "step"] = effective_step(self.step.detach())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "step"
+        if key in state_dict and isinstance(state_dict[key], torch.Tensor):
+            state_dict = {**state_dict, key: state_dict[key].clamp_min(MIN_STEP)}
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """Round half up in the forward pass, identity gradient in the backward pass."""
     return (torch.floor(x + 0.5) - x).detach() + x
@@ -37,7 +66,7 @@ def grad_scale(x: torch.Tensor, scale: float) -> torch.Tensor:
     return (x - y).detach() + y
 
 
-class SymmetricWeightQuantizer(nn.Module):
+class SymmetricWeightQuantizer(_StepMixin):
     """Learnable symmetric weight quantizer on the odd-multiple grid ``(2k + 1) * step / 2``.
 
     Args:
@@ -59,7 +88,7 @@ class SymmetricWeightQuantizer(nn.Module):
 
     def _step_view(self, w: torch.Tensor) -> torch.Tensor:
         shape = [-1] + [1] * (w.dim() - 1)
-        return self.step.clamp_min(MIN_STEP).view(shape)
+        return effective_step(self.step).view(shape)
 
     def codes(self, w: torch.Tensor) -> torch.Tensor:
         """Integer codes ``k`` (as a float tensor) of ``w``; the stored form of the weights."""
@@ -87,7 +116,7 @@ class SymmetricWeightQuantizer(nn.Module):
         return f"bits={self.bits}, per_channel={self.per_channel}"
 
 
-class UnsignedActQuantizer(nn.Module):
+class UnsignedActQuantizer(_StepMixin):
     """Learnable post-ReLU activation quantizer, codes ``0 .. 2^bits - 1``.
 
     The pre-activation ``x`` maps to ``floor(clamp(x / step, 0, Q_P) + 1/2) * step``.
@@ -103,12 +132,12 @@ class UnsignedActQuantizer(nn.Module):
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            s = self.step.clamp_min(MIN_STEP)
+            s = effective_step(self.step)
             return torch.floor(torch.clamp(x / s, 0, self.q_p) + 0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x[0].numel()
-        s = grad_scale(self.step.clamp_min(MIN_STEP), 1.0 / math.sqrt(n * self.q_p))
+        s = grad_scale(effective_step(self.step), 1.0 / math.sqrt(n * self.q_p))
         return round_ste(torch.clamp(x / s, 0, self.q_p)) * s
 
     @torch.no_grad()

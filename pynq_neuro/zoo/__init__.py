@@ -11,9 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..fileio import read_regular
 from ..golden.network import IntegerNetwork
 
 ZOO_DIR = Path(__file__).parent
+MAX_INDEX_BYTES = 1 << 20
 
 
 @lru_cache(maxsize=1)
@@ -21,7 +23,7 @@ def _index() -> dict[str, dict[str, Any]]:
     path = ZOO_DIR / "zoo.json"
     if not path.exists():
         return {}
-    return {m["name"]: m for m in json.loads(path.read_text())["models"]}
+    return {m["name"]: m for m in json.loads(read_regular(path, MAX_INDEX_BYTES))["models"]}
 
 
 def names() -> list[str]:
@@ -47,7 +49,8 @@ def network_path(name: str) -> Path | None:
 
 
 def load_network(name: str) -> IntegerNetwork:
-    """The integer network of a quantized zoo model (numpy only)."""
+    """The integer network of a quantized zoo model (numpy only). The shipped networks record
+    no checkpoint digest, so nothing beside them is compared."""
     path = network_path(name)
     if path is None:
         raise ValueError(f"{name} is a floating-point model and has no integer form")
