@@ -255,8 +255,7 @@ def load_checkpoint_model(path: str | Path) -> Any:
 
 
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .lower import lower
-    from .models import ModelConfig, NeuroNet
+    from .models import ModelConfig
     from .train import TrainConfig, check_output_path, train
 
     check_output_path(args.output, network=args.wbits is not None)
@@ -272,13 +271,9 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         data_dir=args.data_dir,
     )
     command = shlex.join([PROG, *argv])
-    ckpt = train(model_cfg, cfg, args.output, progress=not args.quiet, command=command)
-    if model_cfg.quantized:
-        model = NeuroNet(model_cfg)
-        model.load_state_dict(ckpt["state_dict"])
-        out = Path(args.output).with_suffix(".npz")
-        lower(model, meta={"checkpoint": Path(args.output).name}).save(out)
-        print(f"saved {out} (integer network)")
+    # writes the checkpoint and, for a quantized model, its integer network with the
+    # checkpoint's digest
+    train(model_cfg, cfg, args.output, progress=not args.quiet, command=command)
     return 0
 
 

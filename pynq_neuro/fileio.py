@@ -48,21 +48,34 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (new names, renames) to disk, where the file system can."""
+    _fsync_dir(Path(folder))
+
+
+def write_new_file(path: str | Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist; a symbolic link is never followed), write ``data``
+    completely and flush it to disk."""
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_BINARY", 0))
+    fd = os.open(path, flags, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` atomically (temp file in the same folder, fsync, rename,
     fsync of the folder). The folder must exist; the new file gets the usual permissions."""
     path = Path(path)
     folder = path.parent
     tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_new_file(tmp, data)
         os.replace(tmp, path)
     except BaseException:
         try:

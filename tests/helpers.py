@@ -21,12 +21,14 @@ def torch_codes(model, images: np.ndarray):
     evaluated in float64."""
     import torch
 
+    from pynq_neuro.quant import effective_step
+
     with torch.no_grad():
         model.double()
         logits, hidden = model(torch.from_numpy(images).double(), return_hidden=True)
         model.float()
         codes = []
         for h, act in zip(hidden, model.acts):
-            a = torch.round(h / act.step.double()).numpy().astype(np.int64)
+            a = torch.round(h / effective_step(act.step.double())).numpy().astype(np.int64)
             codes.append(a.transpose(0, 2, 1) if a.ndim == 3 else a[:, None, :])
     return logits.numpy(), codes

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..fileio import fsync_dir, write_new_file
 from ..golden.network import IntegerNetwork, IntLayer, NetworkError
 from .mapping import Folding, LayerMap, clog2
 
@@ -590,29 +591,6 @@ def render_artifact(net: IntegerNetwork, maps: list[LayerMap],
     return manifest, files
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError as e:  # a file system without directory sync
-        if e.errno != errno.EINVAL:
-            raise
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sibling(out: Path, kind: str) -> Path:
     return out.parent / f".{out.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
 
@@ -735,10 +713,10 @@ def write_artifact(directory: str | Path, net: IntegerNetwork, maps: list[LayerM
         os.mkdir(tmp / "mem")
         os.mkdir(tmp / "coe")
         for name, data in files.items():
-            _write_file(tmp / name, data)
-        _write_file(tmp / MANIFEST, manifest_bytes)
+            write_new_file(tmp / name, data)
+        write_new_file(tmp / MANIFEST, manifest_bytes)
         for d in (tmp / "mem", tmp / "coe", tmp):
-            _fsync_dir(d)
+            fsync_dir(d)
         with _signals_deferred():
             if os.path.lexists(out):
                 old = _sibling(out, "old")
@@ -752,7 +730,7 @@ def write_artifact(directory: str | Path, net: IntegerNetwork, maps: list[LayerM
             else:
                 os.rename(tmp, out)
             swapped = True
-            _fsync_dir(out.parent)
+            fsync_dir(out.parent)
     except BaseException as e:
         if tmp is not None and not swapped:
             shutil.rmtree(tmp, ignore_errors=True)

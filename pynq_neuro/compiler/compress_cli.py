@@ -69,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              "classifier")
     g.add_argument("--lanes", type=_lanes,
                    help="lane-balanced pruning for these lanes per layer (with --sparsity)")
+    g.add_argument("--approximate", action="store_true",
+                   help="lane-balanced pruning: take the nearest sparsity the lanes can reach "
+                        "(with a warning) instead of refusing an unreachable one")
     g.add_argument("--min-per-unit", type=natural, default=1,
                    help="synapses every unit keeps at least (default 1)")
     g.add_argument("--low-rank", type=_low_rank_spec, action="append", default=[],
@@ -96,10 +99,15 @@ def passes_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.budget is not None:
         passes.append({"pass": "prune", "budget": args.budget, "min_per_unit": args.min_per_unit})
     elif args.sparsity is not None and args.lanes is not None:
-        passes.append({"pass": "prune", "sparsity": args.sparsity, "lanes": args.lanes})
+        spec = {"pass": "prune", "sparsity": args.sparsity, "lanes": args.lanes}
+        if args.approximate:
+            spec["approximate"] = True
+        passes.append(spec)
     elif args.sparsity is not None:
         passes.append({"pass": "prune", "sparsity": args.sparsity,
                        "min_per_unit": args.min_per_unit})
+    if args.approximate and args.lanes is None:
+        raise ValueError("--approximate applies to lane-balanced pruning (--lanes) only")
     if args.lanes is not None and args.sparsity is None:
         raise ValueError("--lanes (lane-balanced pruning) needs --sparsity")
     if not passes:
@@ -119,6 +127,8 @@ def command_line(args: argparse.Namespace) -> str:
         cmd += ["--sparsity", ",".join(map(str, s)) if isinstance(s, list) else str(s)]
     if args.lanes is not None:
         cmd += ["--lanes", ",".join(map(str, args.lanes))]
+    if args.approximate:
+        cmd += ["--approximate"]
     if args.min_per_unit != 1:
         cmd += ["--min-per-unit", str(args.min_per_unit)]
     for opt in ("epochs", "lr", "train_images", "data_dir"):
