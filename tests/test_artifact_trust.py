@@ -631,6 +631,27 @@ def test_a_file_as_output_is_refused(tmp_path):
     assert (tmp_path / "out").read_text() == "x"
 
 
+@pytest.mark.parametrize("where", ["file", "below a file", "foreign folder"])
+def test_compile_refuses_an_unusable_output_before_any_work(tmp_path, monkeypatch, where):
+    """The output is checked before the golden model, the folding search or the mapping run."""
+    import pynq_neuro.compiler.compile as C
+
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("mine")
+    out = {"file": tmp_path / "f", "below a file": tmp_path / "f" / "sub",
+           "foreign folder": tmp_path / "d"}[where]
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("compile worked before checking its output")
+
+    monkeypatch.setattr(C, "run", no_work)
+    with pytest.raises(ArtifactError, match="file, not a folder|use --force"):
+        compile_network(small_network(0), out, CompileConfig(foldings=FOLDS), images=_digits())
+    assert (tmp_path / "f").read_text() == "x"
+    assert (tmp_path / "d" / "notes.txt").read_text() == "mine"
+
+
 def test_replacing_an_artifact_leaves_no_stale_file(tmp_path):
     out = tmp_path / "a"
     net, maps = _maps(3, [Folding(4, 3), Folding(2, 5)])   # more banks

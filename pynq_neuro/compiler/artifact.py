@@ -662,6 +662,18 @@ def _check_output(out: Path, force: bool) -> None:
                         f"replace it (use --force to overwrite it)")
 
 
+def check_output(directory: str | Path, force: bool = False) -> None:
+    """Refuse early an output that :func:`write_artifact` would refuse: a file, a folder below
+    a file, or a non-empty folder that holds no artifact (unless ``force``)."""
+    out = Path(os.path.realpath(os.path.abspath(directory)))
+    for parent in out.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise ArtifactError(f"cannot write {out}: {parent} is a file, not a folder")
+            break
+    _check_output(out, force)
+
+
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back for a few system calls; deliver them afterwards."""

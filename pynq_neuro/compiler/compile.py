@@ -17,7 +17,7 @@ import numpy as np
 
 from ..golden.model import run
 from ..golden.network import IMAGE_COLS, IMAGE_ROWS, IntegerNetwork
-from .artifact import HW_LAYER_FIELDS, layer_hw, load_artifact, write_artifact
+from .artifact import HW_LAYER_FIELDS, check_output, layer_hw, load_artifact, write_artifact
 from .cycles import simulate
 from .folding import BudgetError, choose_foldings, folding_text
 from .limits import CoreLimitError, require, require_network
@@ -202,6 +202,7 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
     artifact)."""
     cfg = cfg or CompileConfig()
     cfg.validate()
+    check_output(output, force)  # before any work: the writer checks again when it swaps
     net = source if isinstance(source, IntegerNetwork) else _parse_source(source)
     net.validate()
     require_network(net)
