@@ -32,7 +32,7 @@ import time
 import traceback
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 DEBUG_ENV = "PYNQ_NEURO_DEBUG"
 EXIT_ERROR = 2
@@ -189,10 +189,19 @@ def _add_compile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
 
+class CliParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error of the command:
+    ``pynq-neuro: error: SUBCOMMAND: message``, exit status 2 (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(2, f"{PROG}: error: {where}{' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = CliParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)

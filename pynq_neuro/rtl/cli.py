@@ -118,10 +118,10 @@ def run_estimate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..cli import guard
+    from ..cli import PROG, CliParser, guard
 
     def body() -> int:
-        parser = argparse.ArgumentParser(prog="python -m pynq_neuro.rtl.cli")
+        parser = CliParser(prog=PROG)
         sub = parser.add_subparsers(dest="command", required=True)
         add_verify_parser(sub)
         add_estimate_parser(sub)
