@@ -11,7 +11,8 @@ exec((HERE / "pynq_neuro" / "__init__.py").read_text(), version)
 
 # PYNQ discovers the overlay and the notebooks through entry points (pynq.overlays,
 # pynq.notebooks): `pynq get-notebooks pynq-neuro` copies the notebooks, and
-# `pynq.Overlay("neuro.bit")` finds pynq_neuro/overlays/neuro/neuro.bit. The notebooks stay in
+# `pynq.Overlay("neuro.bit")` finds pynq_neuro/overlays/neuro/neuro.bit and binds NeuroCoreIP
+# (pynq.lib). The notebooks stay in
 # the top-level notebooks/ folder; pynq_neuro/notebooks is a symbolic link to it, so that the
 # notebooks are the package data of pynq_neuro.notebooks in a wheel and in an editable install.
 NOTEBOOKS_PACKAGE = "pynq_neuro.notebooks"
@@ -56,17 +57,27 @@ setup(
                                 "neuro/artifact/mem/*.mem"],
         NOTEBOOKS_PACKAGE: ["*.ipynb", "*.md", "*.png", "*.jpg", "*.json"],
     },
+    # Ranges here; the exact versions the project is tested with are in constraints.txt
+    # (scripts/setup.sh installs with `-c constraints.txt`).
     install_requires=["numpy>=1.21,<2"],
     extras_require={
-        "train": ["torch==2.13.0", "matplotlib>=3.5", "tqdm>=4.60"],
+        "train": ["torch>=2.1,<3", "matplotlib>=3.5", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.5"],
-        "sim": ["cocotb==2.1.0", "cocotbext-axi==0.1.28"],
-        "board": ["pynq==4.0.0"],
-        "dev": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6"],
+        # cocotbext-axi is pinned: sim/cosim_server.py calls the private
+        # AxiStreamSource/AxiStreamSink._handle_reset() to abort a stream in flight.
+        "sim": ["cocotb~=2.1", "cocotbext-axi==0.1.28", "find_libpython>=0.3"],
+        # On the PYNQ-Z2 (image v3.0.1: pynq 3.0.1, Python 3.10): keeps the image's pynq.
+        "board": ["pynq>=3.0.1,<5"],
+        # pynq's own driver classes off the board (tests of the board backend on a host).
+        "pynq-host": ["pynq>=4,<5"],
+        "dev": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6",
+                "pyslang~=12.1", "jupytext>=1.14", "vermin>=1.6"],
     },
     entry_points={
         "console_scripts": ["pynq-neuro = pynq_neuro.cli:main"],
         "pynq.overlays": ["pynq-neuro = pynq_neuro.overlays"],
+        # pynq imports the IP drivers of this group before it assigns drivers to an overlay
+        "pynq.lib": ["pynq-neuro = pynq_neuro.driver.board"],
         "pynq.notebooks": [f"pynq-neuro = {p}" for p in NOTEBOOKS],
     },
     cmdclass={"build_py": build_py},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the project needs in a virtual environment (default .venv): Python
-# packages from setup.py's extras and, when missing and running as root, Debian packages.
-# Safe to run repeatedly: it does nothing when setup.py and this script are unchanged.
+# packages from setup.py's extras at the versions of constraints.txt and, when missing and
+# running as root, Debian packages. Safe to run repeatedly: it does nothing when setup.py,
+# constraints.txt and this script are unchanged and the extras asked for are installed.
 set -euo pipefail
 
 VENV=${VENV:-.venv}
@@ -27,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 stamp="$VENV/.pynq-neuro-setup"
-hash="$(cat setup.py scripts/setup.sh | sha256sum | cut -c1-16)"
+hash="$(cat setup.py constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ -x "$VENV/bin/python" ]; then
     read -r have_hash have_extras < "$stamp" || true
     covered=yes
@@ -44,8 +45,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-echo "setup: installing pynq-neuro[$EXTRAS] into $VENV (torch comes as a CPU wheel)"
-if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" \
+echo "setup: installing pynq-neuro[$EXTRAS] into $VENV (versions: constraints.txt)"
+if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
+        -e ".[$EXTRAS]" \
         > "$VENV/pip-install.log" 2>&1; then
     grep -v "is neither a file nor a directory" "$VENV/pip-install.log" >&2
     echo "setup: pip install failed (log: $VENV/pip-install.log)" >&2

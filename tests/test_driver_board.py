@@ -3,6 +3,9 @@ DMA register file whose streams are connected to the golden model of the core.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -259,9 +262,69 @@ def test_pynq_classes_bind_to_the_core():
     ip_cls = board.NeuroCoreIP
     assert issubclass(ip_cls, pynq.DefaultIP) and ip_cls.bindto == [R.VLNV]
     assert issubclass(board.NeuroOverlay, pynq.Overlay)
-    assert board.NeuroCoreIP is ip_cls  # created once
+    assert {"NeuroCoreIP", "NeuroOverlay"} <= set(board.__all__)
     with pytest.raises(AttributeError):
         board.NoSuchClass  # noqa: B018
+    # importing the module registered the driver: pynq's registry maps the core's VLNV (with
+    # and without its version) to it, and an overlay description gets it for the core
+    from pynq import overlay
+
+    assert overlay._ip_drivers[R.VLNV] is ip_cls
+    assert overlay._ip_drivers[R.VLNV.rsplit(":", 1)[0]] is ip_cls
+    description = {"hierarchies": {}, "ip": {
+        R.CORE_INSTANCE: {"type": R.VLNV, "fullpath": R.CORE_INSTANCE},
+        "axi_gpio_0": {"type": "xilinx.com:ip:axi_gpio:2.0", "fullpath": "axi_gpio_0"}}}
+    overlay._assign_drivers(description, False, None)
+    assert description["ip"][R.CORE_INSTANCE]["driver"] is ip_cls
+    assert description["ip"]["axi_gpio_0"]["driver"] is not ip_cls
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_pynq_binds_the_core_before_anything_imports_the_package():
+    # what pynq.Overlay("neuro.bit") does first: import the drivers registered under pynq.lib
+    r = run_python(f"""
+        import sys, warnings
+        warnings.simplefilter("ignore")
+        import pynq
+        from pynq.overlay import _ip_drivers
+        before = sorted(m for m in sys.modules if m.startswith("pynq_neuro"))
+        unbound = _ip_drivers.get({R.VLNV!r})
+        pynq.Overlay._register_drivers(None)
+        cls = _ip_drivers[{R.VLNV!r}]
+        print(before, unbound, cls.__module__ + "." + cls.__qualname__)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[]", "None", "pynq_neuro.driver.board.NeuroCoreIP"]
+
+
+def test_board_module_without_pynq():
+    r = run_python("""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "pynq":
+                    raise ImportError("no pynq here")
+        sys.meta_path.insert(0, Block())
+        from pynq_neuro.driver import DriverError, board
+        try:
+            board.NeuroCoreIP
+        except AttributeError as e:
+            print("attr:", e)
+        try:
+            board.open_board_bus("neuro.bit")
+        except DriverError as e:
+            print("open:", e)
+        print(hasattr(board, "NeuroOverlay"), "NeuroOverlay" in board.__all__)
+    """)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("attr:") and "needs pynq" in lines[0]
+    assert lines[1].startswith("open:") and "needs pynq" in lines[1]
+    assert lines[2] == "False False"
 
 
 def test_default_bitfile_and_no_board_here(monkeypatch, tmp_path):

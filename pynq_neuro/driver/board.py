@@ -1,8 +1,10 @@
 """The ``board`` backend: ``neuro_core`` and an AXI DMA (simple mode) in a PYNQ overlay.
 
-pynq is imported only inside functions, so ``import pynq_neuro.driver`` works without it. The
-pynq driver classes :class:`NeuroCoreIP` (bound to the core's VLNV) and :class:`NeuroOverlay`
-are created on first access (``board.NeuroCoreIP``), which registers the IP driver with pynq.
+The module imports with numpy alone. When pynq is installed it defines the pynq driver classes
+:class:`NeuroCoreIP` (bound to the core's VLNV) and :class:`NeuroOverlay` at import, which
+registers the IP driver with pynq; pynq itself imports this module before it assigns drivers to
+a new overlay (``pynq.lib`` entry point in setup.py), so ``pynq.Overlay("neuro.bit")`` gives the
+core its driver even when nothing imported pynq_neuro first.
 
 :class:`BoardBus` needs only a small part of pynq: the core driver's ``read``/``write``, the DMA
 driver's ``mmio`` and its two channels (``transfer``, ``idle``, ``error``, ``start``), and
@@ -257,18 +259,32 @@ class BoardBus:
 
 
 # ------------------------------------------------------------------------------------------------
-# pynq classes (created on first access)
-
-_classes: dict[str, type] = {}
+# pynq classes (defined at import when pynq is installed)
 
 
-def _make_classes() -> dict[str, type]:
-    if _classes:
-        return _classes
-    import pynq
+def _import_pynq() -> Any:
+    """pynq, or None when it is not installed (the numpy-only board path)."""
+    try:
+        with warnings.catch_warnings():
+            # pynq imports pkg_resources, which warns about its own deprecation
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import pynq
+    except ImportError:
+        return None
+    return pynq
 
-    class NeuroCoreIP(pynq.DefaultIP):
-        """pynq driver of ``neuro_core`` (AXI-Lite registers)."""
+
+_pynq = _import_pynq()
+
+if _pynq is not None:
+
+    class NeuroCoreIP(_pynq.DefaultIP):
+        """pynq driver of ``neuro_core`` (AXI-Lite registers).
+
+        Defining the class registers it for the core's VLNV in pynq's driver registry, so
+        any ``pynq.Overlay`` created afterwards gives the core this driver. pynq imports this
+        module itself when it creates an overlay (the ``pynq.lib`` entry point of the
+        package)."""
 
         bindto = [R.VLNV]
 
@@ -276,7 +292,7 @@ def _make_classes() -> dict[str, type]:
             """The ID register (0x504E4E31 for a neuro_core)."""
             return int(self.read(R.ID))
 
-    class NeuroOverlay(pynq.Overlay):
+    class NeuroOverlay(_pynq.Overlay):
         """An overlay with ``neuro_core`` and an AXI DMA in simple mode.
 
         The core is found by its VLNV and the DMA by its type in ``ip_dict`` (preferring the
@@ -304,14 +320,13 @@ def _make_classes() -> dict[str, type]:
             b.overlay = self
             return b
 
-    _classes.update(NeuroCoreIP=NeuroCoreIP, NeuroOverlay=NeuroOverlay)
-    return _classes
+else:
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("NeuroCoreIP", "NeuroOverlay"):
-        return _make_classes()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        if name in ("NeuroCoreIP", "NeuroOverlay"):
+            raise AttributeError(f"{__name__}.{name} needs pynq, which is not installed "
+                                 f"(pip install 'pynq-neuro[board]' on the board)")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _clock_mhz() -> float:
@@ -326,10 +341,12 @@ def _clock_mhz() -> float:
 def open_board_bus(overlay: Any = None) -> BoardBus:
     """A :class:`BoardBus` for ``overlay``: a NeuroOverlay, any pynq Overlay holding the core
     and a DMA, a bitstream path, or None (the default bitstream)."""
-    classes = _make_classes()
+    if _pynq is None:
+        raise DriverError("the board backend needs pynq, which is not installed (pip install "
+                          "'pynq-neuro[board]' on the board)")
     if overlay is None or isinstance(overlay, (str, Path)):
-        overlay = classes["NeuroOverlay"](overlay)
-    if isinstance(overlay, classes["NeuroOverlay"]):
+        overlay = NeuroOverlay(overlay)
+    if isinstance(overlay, NeuroOverlay):
         return overlay.bus(clock_mhz=_clock_mhz())
     core = ip_driver(overlay, find_ip(overlay.ip_dict, CORE_VLNV_PREFIX, R.CORE_INSTANCE))
     dma = ip_driver(overlay, find_ip(overlay.ip_dict, R.DMA_VLNV_PREFIX, R.DMA_INSTANCE))
@@ -338,6 +355,7 @@ def open_board_bus(overlay: Any = None) -> BoardBus:
     return bus
 
 
-# NeuroCoreIP and NeuroOverlay are left out: a star import would import pynq
 __all__ = ["CORE_VLNV_PREFIX", "BoardBus", "board_available", "default_bitfile", "find_ip",
            "ip_driver", "open_board_bus"]
+if _pynq is not None:
+    __all__ += ["NeuroCoreIP", "NeuroOverlay"]
