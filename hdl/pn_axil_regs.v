@@ -1,28 +1,9 @@
 /*
  * AXI4-Lite register block of neuro_core.
  *
- *   0x000 ID               R   0x504E4E31 ("PNN1")
- *   0x004 VERSION          R   {format version[15:0], core version[15:0]}
- *   0x008 CONTROL          RW  bit 0 SOFT_RESET (self-clearing), bit 1 LOGITS_ENABLE,
- *                              bit 2 LOAD_MODE, bit 3 CLEAR_ERROR (self-clearing),
- *                              bit 4 CLEAR_COUNTERS (self-clearing)
- *   0x00C STATUS           R   bit 0 BUSY, bit 1 ERROR (sticky), bits 15:8 ERROR_CODE (first
- *                              error), bit 16 LOAD_DONE, bit 17 LOAD_OK
- *   0x010 DIGITS           R   results sent
- *   0x014 CYCLES           R   cycles with a digit in flight
- *   0x018 STALL_CYCLES     R   cycles the result stream was back-pressured
- *   0x01C INPUT_STALL      R   cycles the pixel stream was held
- *   0x020 LOAD_ADDR        W   reserved (writes are ignored)
- *   0x024 LOAD_DATA        W   next word of an AXI-Lite load stream (the write response waits
- *                              until the loader takes the word)
- *   0x028 BATCH            RW  digits per stream packet, 1..65535 (writing 0 stores 1)
- *   0x040 NUM_LAYERS       R
- *   0x044 INPUT_BITS       R
- *   0x048 FINGERPRINT_LO   R   low 32 bits of the hardware fingerprint
- *   0x04C FINGERPRINT_HI   R   high 32 bits
- *   0x100 + 0x80*l + 4*f   R   hardware field f (artifact order) of layer l (l < 8, f < 25)
- *
- * Unmapped addresses read as 0; writes to read-only registers are ignored.
+ * The register map (offsets, CONTROL and STATUS bits, the LAYER[l].FIELD[f] block) is
+ * generated from pynq_neuro/driver/registers.py into the pn_regmap block below; the table is
+ * in docs/hardware.md. Unmapped addresses read as 0; writes to read-only registers are ignored.
  */
 
 `resetall
@@ -153,31 +134,45 @@ module pn_axil_regs #
     input  wire                   inc_input_stall
 );
 
-// AXI-Lite address width (byte address)
-localparam ADDR_WIDTH = 12;
-localparam NUM_FIELDS = 25;
+// BEGIN pn_regmap: register map of neuro_core, generated from pynq_neuro/driver/registers.py
+// (python -m pynq_neuro.driver.registers --write); do not edit by hand
+/* verilator lint_off UNUSEDPARAM */
+localparam ADDR_WIDTH = 12;                                 // byte address bits (range 0x1000)
+localparam [31:0] ID_VALUE = 32'h504E4E31;                  // ID register value
+localparam [ADDR_WIDTH-1:0] A_ID = 12'h000;                 // R
+localparam [ADDR_WIDTH-1:0] A_VERSION = 12'h004;            // R
+localparam [ADDR_WIDTH-1:0] A_CONTROL = 12'h008;            // RW
+localparam [ADDR_WIDTH-1:0] A_STATUS = 12'h00C;             // R
+localparam [ADDR_WIDTH-1:0] A_DIGITS = 12'h010;             // R
+localparam [ADDR_WIDTH-1:0] A_CYCLES = 12'h014;             // R
+localparam [ADDR_WIDTH-1:0] A_STALL_CYCLES = 12'h018;       // R
+localparam [ADDR_WIDTH-1:0] A_INPUT_STALL_CYCLES = 12'h01C; // R
+localparam [ADDR_WIDTH-1:0] A_LOAD_ADDR = 12'h020;          // W, reserved
+localparam [ADDR_WIDTH-1:0] A_LOAD_DATA = 12'h024;          // W
+localparam [ADDR_WIDTH-1:0] A_BATCH = 12'h028;              // RW
+localparam [ADDR_WIDTH-1:0] A_NUM_LAYERS = 12'h040;         // R
+localparam [ADDR_WIDTH-1:0] A_INPUT_BITS = 12'h044;         // R
+localparam [ADDR_WIDTH-1:0] A_FINGERPRINT_LO = 12'h048;     // R
+localparam [ADDR_WIDTH-1:0] A_FINGERPRINT_HI = 12'h04C;     // R
+localparam NUM_FIELDS = 25;                                 // fields per layer
+localparam LAYER_SHIFT = 7;                                 // LAYER[l].FIELD[f] at 0x100 + 0x80*l + 4*f
+localparam [4:0] LAYER_BLOCK_FIRST = 5'd2;                  // address bits above LAYER_SHIFT of layer 0
+localparam CONTROL_SOFT_RESET = 0;                          // CONTROL bit 0
+localparam CONTROL_LOGITS_ENABLE = 1;                       // CONTROL bit 1
+localparam CONTROL_LOAD_MODE = 2;                           // CONTROL bit 2
+localparam CONTROL_CLEAR_ERROR = 3;                         // CONTROL bit 3
+localparam CONTROL_CLEAR_COUNTERS = 4;                      // CONTROL bit 4
+localparam STATUS_BUSY = 0;                                 // STATUS bit 0
+localparam STATUS_ERROR = 1;                                // STATUS bit 1
+localparam STATUS_ERROR_CODE = 8;                           // STATUS bits 15:8
+localparam STATUS_ERROR_CODE_WIDTH = 8;
+localparam STATUS_LOAD_DONE = 16;                           // STATUS bit 16
+localparam STATUS_LOAD_OK = 17;                             // STATUS bit 17
+/* verilator lint_on UNUSEDPARAM */
+// END pn_regmap
 
-localparam [31:0] ID_VALUE = 32'h504E4E31;
-
-localparam [ADDR_WIDTH-1:0]
-    A_ID = 12'h000,
-    A_VERSION = 12'h004,
-    A_CONTROL = 12'h008,
-    A_STATUS = 12'h00C,
-    A_DIGITS = 12'h010,
-    A_CYCLES = 12'h014,
-    A_STALL = 12'h018,
-    A_INPUT_STALL = 12'h01C,
-    A_LOAD_DATA = 12'h024,
-    A_BATCH = 12'h028,
-    A_NUM_LAYERS = 12'h040,
-    A_INPUT_BITS = 12'h044,
-    A_FP_LO = 12'h048,
-    A_FP_HI = 12'h04C;
-
-// layer field blocks: 0x80 bytes per layer from 0x100, i.e. address bits [11:7] = l + 2
-localparam [4:0] LAYER_BLOCK_FIRST = 5'd2;
-localparam [4:0] LAYER_BLOCK_END = 5'd2 + NUM_LAYERS[4:0];
+// layer field blocks: address bits [ADDR_WIDTH-1:LAYER_SHIFT] = l + LAYER_BLOCK_FIRST
+localparam [4:0] LAYER_BLOCK_END = LAYER_BLOCK_FIRST + NUM_LAYERS[4:0];
 localparam [31:0] FORMAT_VERSION_W = FORMAT_VERSION;
 localparam [31:0] CORE_VERSION_W = CORE_VERSION;
 localparam [31:0] NUM_LAYERS_W = NUM_LAYERS;
@@ -274,12 +269,13 @@ wire do_read = s_axil_arvalid && !arready_reg && !rvalid_reg;
 wire [ADDR_WIDTH-1:0] waddr = {s_axil_awaddr[ADDR_WIDTH-1:2], 2'b00};
 wire [ADDR_WIDTH-1:0] raddr = {s_axil_araddr[ADDR_WIDTH-1:2], 2'b00};
 
-wire clear_counters_w = do_write && waddr == A_CONTROL && s_axil_wstrb[0] && s_axil_wdata[4];
+wire clear_counters_w = do_write && waddr == A_CONTROL && s_axil_wstrb[0] &&
+                          s_axil_wdata[CONTROL_CLEAR_COUNTERS];
 
 // read data
-wire [4:0]  layer_block = raddr[11:7];
+wire [4:0]  layer_block = raddr[ADDR_WIDTH-1:LAYER_SHIFT];
 wire [2:0]  layer_num = layer_block[2:0] - LAYER_BLOCK_FIRST[2:0];
-wire [4:0]  field_num = raddr[6:2];
+wire [4:0]  field_num = raddr[LAYER_SHIFT-1:2];
 reg  [31:0] read_value;
 
 always @* begin
@@ -287,18 +283,26 @@ always @* begin
     case (raddr)
         A_ID:          read_value = ID_VALUE;
         A_VERSION:     read_value = {FORMAT_VERSION_W[15:0], CORE_VERSION_W[15:0]};
-        A_CONTROL:     read_value = {29'd0, load_mode_reg, logits_enable_reg, 1'b0};
-        A_STATUS:      read_value = {14'd0, load_ok_reg, load_done_reg, error_code_reg, 6'd0,
-                                     error_reg, busy};
+        A_CONTROL: begin
+            read_value[CONTROL_LOGITS_ENABLE] = logits_enable_reg;
+            read_value[CONTROL_LOAD_MODE] = load_mode_reg;
+        end
+        A_STATUS: begin
+            read_value[STATUS_BUSY] = busy;
+            read_value[STATUS_ERROR] = error_reg;
+            read_value[STATUS_ERROR_CODE +: STATUS_ERROR_CODE_WIDTH] = error_code_reg;
+            read_value[STATUS_LOAD_DONE] = load_done_reg;
+            read_value[STATUS_LOAD_OK] = load_ok_reg;
+        end
         A_DIGITS:      read_value = digits_reg;
         A_CYCLES:      read_value = cycles_reg;
-        A_STALL:       read_value = stall_reg;
-        A_INPUT_STALL: read_value = input_stall_reg;
+        A_STALL_CYCLES: read_value = stall_reg;
+        A_INPUT_STALL_CYCLES: read_value = input_stall_reg;
         A_BATCH:       read_value = {16'd0, batch_reg};
         A_NUM_LAYERS:  read_value = NUM_LAYERS_W;
         A_INPUT_BITS:  read_value = INPUT_BITS_W;
-        A_FP_LO:       read_value = FINGERPRINT[31:0];
-        A_FP_HI:       read_value = FINGERPRINT[63:32];
+        A_FINGERPRINT_LO: read_value = FINGERPRINT[31:0];
+        A_FINGERPRINT_HI: read_value = FINGERPRINT[63:32];
         default: begin
             if (layer_block >= LAYER_BLOCK_FIRST && layer_block < LAYER_BLOCK_END &&
                     field_num < NUM_FIELDS) begin
@@ -320,10 +324,10 @@ always @(posedge clk) begin
         awready_reg <= 1'b1;
         resp_pending_reg <= 1'b1;
         if (waddr == A_CONTROL && s_axil_wstrb[0]) begin
-            soft_reset_reg <= s_axil_wdata[0];
-            logits_enable_reg <= s_axil_wdata[1];
-            load_mode_reg <= s_axil_wdata[2];
-            clear_error_reg <= s_axil_wdata[3];
+            soft_reset_reg <= s_axil_wdata[CONTROL_SOFT_RESET];
+            logits_enable_reg <= s_axil_wdata[CONTROL_LOGITS_ENABLE];
+            load_mode_reg <= s_axil_wdata[CONTROL_LOAD_MODE];
+            clear_error_reg <= s_axil_wdata[CONTROL_CLEAR_ERROR];
         end
         if (waddr == A_LOAD_DATA) begin
             lite_data_reg <= s_axil_wdata;

@@ -3,6 +3,10 @@
  *
  * Both s_ready and m_valid/m_data come from registers, so no combinational path crosses the
  * buffer in either direction; it sustains one transfer per cycle.
+ *
+ * The structure follows the skid-buffer mode (REG_TYPE = 2) of axis_register from Alex
+ * Forencich's verilog-axis (https://github.com/alexforencich/verilog-axis, MIT license); this
+ * is an independent implementation of that scheme, not a copy of its code.
  */
 
 `resetall

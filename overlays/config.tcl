@@ -1,8 +1,8 @@
 # Fixed names, addresses and settings of the pynq-neuro overlay, shared by package_ip.tcl,
 # build_bd.tcl and build_bitstream.tcl. The driver (pynq_neuro/driver/registers.py) holds the
 # same VLNV, instance names, addresses and DMA length width; tests/test_overlay.py checks that
-# both sides agree (pynq_neuro/overlay_spec.py reads the `set` lines below, so keep each value a
-# literal).
+# both sides agree (pynq_neuro/overlay_spec.py sources this file in a Tcl interpreter, so it must
+# run without Vivado: constants and procs only).
 #
 # Plain Tcl 8.5 (the interpreter inside Vivado): no lmap, try or string cat.
 
@@ -65,6 +65,58 @@ set PN_VLNV_INTERCONNECT xilinx.com:ip:axi_interconnect:2.1
 set PN_VLNV_SMARTCONNECT xilinx.com:ip:smartconnect:1.0
 set PN_VLNV_INTC         xilinx.com:ip:axi_intc:4.1
 set PN_VLNV_CONCAT       xilinx.com:ip:xlconcat:2.1
+
+# ------------------------------------------------------------------------------------------
+# the core as an IP: interface of neuro_core (tests/test_overlay.py checks these against
+# hdl/neuro_core.v)
+
+set PN_CLOCK_PORT        clk
+set PN_RESET_PORT        rst
+# neuro_core's rst is synchronous and active high
+set PN_RESET_POLARITY    ACTIVE_HIGH
+
+# name, kind (axis | aximm), mode (slave | master), logical -> physical port map
+set PN_BUS_INTERFACES {
+    s_axis axis slave {
+        TDATA  s_axis_tdata
+        TVALID s_axis_tvalid
+        TREADY s_axis_tready
+        TLAST  s_axis_tlast
+    }
+    m_axis axis master {
+        TDATA  m_axis_tdata
+        TVALID m_axis_tvalid
+        TREADY m_axis_tready
+        TLAST  m_axis_tlast
+    }
+    s_axil aximm slave {
+        AWADDR  s_axil_awaddr
+        AWPROT  s_axil_awprot
+        AWVALID s_axil_awvalid
+        AWREADY s_axil_awready
+        WDATA   s_axil_wdata
+        WSTRB   s_axil_wstrb
+        WVALID  s_axil_wvalid
+        WREADY  s_axil_wready
+        BRESP   s_axil_bresp
+        BVALID  s_axil_bvalid
+        BREADY  s_axil_bready
+        ARADDR  s_axil_araddr
+        ARPROT  s_axil_arprot
+        ARVALID s_axil_arvalid
+        ARREADY s_axil_arready
+        RDATA   s_axil_rdata
+        RRESP   s_axil_rresp
+        RVALID  s_axil_rvalid
+        RREADY  s_axil_rready
+    }
+}
+
+# HDL parameters the IP keeps (and sets); all others keep their neuro_params.vh defaults
+set PN_CORE_PARAMETERS   {MEM_DIR}
+
+# files of an artifact the IP needs
+set PN_ARTIFACT_FILES    {manifest.json neuro_params.vh}
 
 # ------------------------------------------------------------------------------------------
 # helpers

@@ -235,7 +235,8 @@ proc ipx::get_files {args} {
 foreach {cmd kind} {
     ipx::add_bus_interface bus_interface ipx::add_port_map port_map
     ipx::add_bus_parameter bus_parameter ipx::add_memory_map memory_map
-    ipx::add_address_block address_block
+    ipx::add_address_block address_block ipx::add_register register
+    ipx::add_field field
 } {
     proc $cmd {args} "::pn_dry::record [list $cmd] \$args; return \[::pn_dry::new_object [list $kind] \[lindex \$args 0\]\]"
 }

@@ -14,57 +14,6 @@ set here [file dirname [file normalize [info script]]]
 source [file join $here config.tcl]
 
 # ------------------------------------------------------------------------------------------
-# interface of neuro_core (tests/test_overlay.py checks these against hdl/neuro_core.v)
-
-set PN_CLOCK_PORT        clk
-set PN_RESET_PORT        rst
-# neuro_core's rst is synchronous and active high
-set PN_RESET_POLARITY    ACTIVE_HIGH
-
-# name, kind (axis | aximm), mode (slave | master), logical -> physical port map
-set PN_BUS_INTERFACES {
-    s_axis axis slave {
-        TDATA  s_axis_tdata
-        TVALID s_axis_tvalid
-        TREADY s_axis_tready
-        TLAST  s_axis_tlast
-    }
-    m_axis axis master {
-        TDATA  m_axis_tdata
-        TVALID m_axis_tvalid
-        TREADY m_axis_tready
-        TLAST  m_axis_tlast
-    }
-    s_axil aximm slave {
-        AWADDR  s_axil_awaddr
-        AWPROT  s_axil_awprot
-        AWVALID s_axil_awvalid
-        AWREADY s_axil_awready
-        WDATA   s_axil_wdata
-        WSTRB   s_axil_wstrb
-        WVALID  s_axil_wvalid
-        WREADY  s_axil_wready
-        BRESP   s_axil_bresp
-        BVALID  s_axil_bvalid
-        BREADY  s_axil_bready
-        ARADDR  s_axil_araddr
-        ARPROT  s_axil_arprot
-        ARVALID s_axil_arvalid
-        ARREADY s_axil_arready
-        RDATA   s_axil_rdata
-        RRESP   s_axil_rresp
-        RVALID  s_axil_rvalid
-        RREADY  s_axil_rready
-    }
-}
-
-# HDL parameters the IP keeps (and sets); all others keep their neuro_params.vh defaults
-set PN_CORE_PARAMETERS   {MEM_DIR}
-
-# files of an artifact the IP needs
-set PN_ARTIFACT_FILES    {manifest.json neuro_params.vh}
-
-# ------------------------------------------------------------------------------------------
 # arguments
 
 set artifact_arg [pn_arg -artifact ""]
@@ -257,6 +206,44 @@ set reg_block [ipx::add_address_block $PN_ADDRESS_BLOCK $reg_map]
 set_property range [expr {$PN_CORE_RANGE}] $reg_block
 set_property width 32 $reg_block
 set_property usage register $reg_block
+
+# the registers (IP-XACT), so that the .hwh carries them and PYNQ's register_map shows them
+# BEGIN pn_regmap: generated from pynq_neuro/driver/registers.py
+# (python -m pynq_neuro.driver.registers --write); do not edit by hand
+set PN_REGISTERS {
+    {ID 0x000 read-only {0x504E4E31 ("PNN1")} {}}
+    {VERSION 0x004 read-only {{format version[15:0], core version[15:0]} (core version 1)} {}}
+    {CONTROL 0x008 read-write {bit 0 SOFT_RESET (self-clearing: clears datapath state, keeps weights), bit 1 LOGITS_ENABLE, bit 2 LOAD_MODE (s_axis carries a load stream), bit 3 CLEAR_ERROR (self-clearing), bit 4 CLEAR_COUNTERS (self-clearing)} {{SOFT_RESET 0 1 write-only {self-clearing: clears datapath state, keeps weights}} {LOGITS_ENABLE 1 1 read-write {LOGITS_ENABLE}} {LOAD_MODE 2 1 read-write {s_axis carries a load stream}} {CLEAR_ERROR 3 1 write-only {self-clearing}} {CLEAR_COUNTERS 4 1 write-only {self-clearing}}}}
+    {STATUS 0x00C read-only {bit 0 BUSY, bit 1 ERROR (sticky), bits 15:8 ERROR_CODE (first error), bit 16 LOAD_DONE, bit 17 LOAD_OK} {{BUSY 0 1 read-only {BUSY}} {ERROR 1 1 read-only {sticky}} {ERROR_CODE 8 8 read-only {first error}} {LOAD_DONE 16 1 read-only {LOAD_DONE}} {LOAD_OK 17 1 read-only {LOAD_OK}}}}
+    {DIGITS 0x010 read-only {results sent} {}}
+    {CYCLES 0x014 read-only {cycles with a digit in flight} {}}
+    {STALL_CYCLES 0x018 read-only {cycles the result stream was back-pressured} {}}
+    {INPUT_STALL_CYCLES 0x01C read-only {cycles the pixel stream was held (tvalid & !tready)} {}}
+    {LOAD_ADDR 0x020 write-only {reserved (writes ignored, reads 0)} {}}
+    {LOAD_DATA 0x024 write-only {AXI-Lite loading: next 32-bit word of the load stream (same format as over the stream); the write response waits until the loader takes the word} {}}
+    {BATCH 0x028 read-write {digits per stream packet, 1..65535 (reset 1; writing 0 stores 1)} {}}
+    {NUM_LAYERS 0x040 read-only {layers synthesized} {}}
+    {INPUT_BITS 0x044 read-only {INPUT_BITS} {}}
+    {FINGERPRINT_LO 0x048 read-only {low 32 bits of the hardware fingerprint (hex digits 8..15)} {}}
+    {FINGERPRINT_HI 0x04C read-only {high 32 bits (hex digits 0..7)} {}}
+}
+# END pn_regmap
+foreach entry $PN_REGISTERS {
+    lassign $entry name offset access description fields
+    set reg [ipx::add_register $name $reg_block]
+    set_property address_offset $offset $reg
+    set_property size 32 $reg
+    set_property access $access $reg
+    set_property description $description $reg
+    foreach f $fields {
+        lassign $f field_name lsb width field_access field_description
+        set field [ipx::add_field $field_name $reg]
+        set_property bit_offset $lsb $field
+        set_property bit_width $width $field
+        set_property access $field_access $field
+        set_property description $field_description $field
+    }
+}
 
 # ------------------------------------------------------------------------------------------
 # save

@@ -21,6 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pynq_neuro.driver.registers import (  # the register map has one source
+    BATCH, BUSY, CLEAR_COUNTERS, CLEAR_ERROR, CONTROL, CYCLES, DIGITS, ERROR, FINGERPRINT_HI,
+    FINGERPRINT_LO, ID, INPUT_BITS, INPUT_STALL_CYCLES, LAYER_BASE, LAYER_STRIDE, LOAD_DATA,
+    LOAD_DONE, LOAD_MODE, LOAD_OK, LOGITS_ENABLE, NUM_LAYERS, SOFT_RESET, STALL_CYCLES, STATUS,
+    VERSION)
+
 try:
     import cocotb
     from cocotb.clock import Clock
@@ -32,15 +38,6 @@ except ImportError:  # collected by pytest without the simulation extras
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "sim_build" / "neuro_core"
-
-# register map
-ID, VERSION, CONTROL, STATUS = 0x000, 0x004, 0x008, 0x00C
-DIGITS, CYCLES, STALL_CYCLES, INPUT_STALL_CYCLES = 0x010, 0x014, 0x018, 0x01C
-LOAD_ADDR, LOAD_DATA, BATCH = 0x020, 0x024, 0x028
-NUM_LAYERS, INPUT_BITS, FINGERPRINT_LO, FINGERPRINT_HI = 0x040, 0x044, 0x048, 0x04C
-LAYER_BASE, LAYER_STRIDE = 0x100, 0x80
-SOFT_RESET, LOGITS_ENABLE, LOAD_MODE, CLEAR_ERROR, CLEAR_COUNTERS = 1, 2, 4, 8, 16
-BUSY, ERROR, LOAD_DONE, LOAD_OK = 1, 2, 1 << 16, 1 << 17
 
 
 def _artifacts() -> tuple[Path, Path]:

@@ -1,7 +1,9 @@
-"""The PYNQ-Z2 overlay without Vivado: the Tcl scripts agree with the HDL ports and parameters,
-with the driver constants and with the register map of the HDL and the docs; each check fails
-when one side alone changes; the scripts run under tclsh with stub Vivado commands; the
-package carries the notebooks and the overlay folder and declares PYNQ's entry points."""
+"""The PYNQ-Z2 overlay without Vivado: the Tcl scripts (read by a Tcl interpreter) agree with the
+HDL ports and parameters (read by pyslang) and with the driver constants; the register map has
+one source (pynq_neuro/driver/registers.py) and its generated blocks in the HDL, the docs and the
+IP-XACT description are current; each check fails when one side alone changes; the scripts run
+under tclsh with stub Vivado commands; the package carries the notebooks and the overlay folder
+and declares PYNQ's entry points."""
 
 from __future__ import annotations
 
@@ -12,17 +14,20 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from pynq_neuro.overlay import regmap, tcl
 from pynq_neuro.overlay_spec import (
     Contract,
     Mismatch,
     OverlayPaths,
     OverlaySpec,
     SpecError,
+    bus_interfaces,
     check_block_design_calls,
     check_contract,
     check_hwh,
@@ -32,9 +37,6 @@ from pynq_neuro.overlay_spec import (
     dry_run,
     main,
     read_module,
-    tcl_commands,
-    tcl_list,
-    tcl_variables,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +44,20 @@ PATHS = OverlayPaths.from_root(REPO)
 OVERLAYS = REPO / "overlays"
 TCLSH = shutil.which("tclsh")
 needs_tclsh = pytest.mark.skipif(TCLSH is None, reason="tclsh not installed (Debian: tcl)")
+
+
+def _has_pyslang() -> bool:
+    try:
+        import pyslang  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+NO_PYSLANG = ("pyslang not installed (pip install pyslang): the port and parameter checks read "
+              "the HDL with it")
+needs_pyslang = pytest.mark.skipif(not _has_pyslang(), reason=NO_PYSLANG)
+needs_tcl = pytest.mark.skipif(tcl.backend() == "", reason="no Tcl: neither tkinter nor tclsh")
 
 if not PATHS.registers_py.exists():
     pytest.skip("pynq_neuro/driver/registers.py does not exist yet", allow_module_level=True)
@@ -62,13 +78,149 @@ def subjects(mismatches: list[Mismatch]) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def spec() -> OverlaySpec:
+    if not _has_pyslang():
+        pytest.skip(NO_PYSLANG)
+    if tcl.backend() == "":
+        pytest.skip("no Tcl: neither tkinter nor tclsh")
     return OverlaySpec.read(PATHS)
+
+
+# ------------------------------------------------------------------------------------------------
+# the constants of config.tcl, read by a Tcl interpreter
+
+EXPECTED_VARIABLES = {
+    "PN_PART": "xc7z020clg400-1",
+    "PN_BOARD_PART": "tul.com.tw:pynq-z2:part0:1.0",
+    "PN_VIVADO_VERSION": "2022.1",
+    "PN_IP_VLNV": "pynq-neuro.org:pynq_neuro:neuro_core:1.0",
+    "PN_CORE_TOP": "neuro_core",
+    "PN_IP_DISPLAY_NAME": "pynq-neuro neuron arrays",
+    "PN_BD_NAME": "neuro",
+    "PN_OVERLAY_NAME": "neuro",
+    "PN_PS_INSTANCE": "processing_system7_0",
+    "PN_CORE_INSTANCE": "neuro_core_0",
+    "PN_DMA_INSTANCE": "axi_dma_0",
+    "PN_RESET_INSTANCE": "rst_ps7_0_100M",
+    "PN_GP0_INTERCONNECT": "ps7_0_axi_periph",
+    "PN_HP0_INTERCONNECT": "axi_smc",
+    "PN_INTC_INSTANCE": "axi_intc_0",
+    "PN_IRQ_CONCAT": "xlconcat_0",
+    "PN_REGISTER_BUS": "s_axil",
+    "PN_ADDRESS_BLOCK": "reg0",
+    "PN_CORE_BASE": "0x43C00000",
+    "PN_CORE_RANGE": "0x1000",
+    "PN_DMA_BASE": "0x40400000",
+    "PN_DMA_RANGE": "0x10000",
+    "PN_INTC_BASE": "0x41800000",
+    "PN_INTC_RANGE": "0x10000",
+    "PN_DMA_LENGTH_WIDTH": "26",
+    "PN_STREAM_BITS": "32",
+    "PN_DMA_MM_BITS": "32",
+    "PN_DMA_BURST": "16",
+    "PN_FCLK_MHZ": "100",
+    "PN_HP0_BITS": "64",
+    "PN_DMA_INTERRUPTS": "0",
+    "PN_VLNV_PS7": "xilinx.com:ip:processing_system7:5.5",
+    "PN_VLNV_DMA": "xilinx.com:ip:axi_dma:7.1",
+    "PN_VLNV_RESET": "xilinx.com:ip:proc_sys_reset:5.0",
+    "PN_VLNV_INTERCONNECT": "xilinx.com:ip:axi_interconnect:2.1",
+    "PN_VLNV_SMARTCONNECT": "xilinx.com:ip:smartconnect:1.0",
+    "PN_VLNV_INTC": "xilinx.com:ip:axi_intc:4.1",
+    "PN_VLNV_CONCAT": "xilinx.com:ip:xlconcat:2.1",
+    "PN_CLOCK_PORT": "clk",
+    "PN_RESET_PORT": "rst",
+    "PN_RESET_POLARITY": "ACTIVE_HIGH",
+    "PN_CORE_PARAMETERS": "MEM_DIR",
+    "PN_ARTIFACT_FILES": "manifest.json neuro_params.vh",
+}
+EXPECTED_BUS_INTERFACES = {
+    "s_axis": ("axis", "slave", ["TDATA", "TVALID", "TREADY", "TLAST"]),
+    "m_axis": ("axis", "master", ["TDATA", "TVALID", "TREADY", "TLAST"]),
+    "s_axil": ("aximm", "slave", ["AWADDR", "AWPROT", "AWVALID", "AWREADY", "WDATA", "WSTRB",
+                                  "WVALID", "WREADY", "BRESP", "BVALID", "BREADY", "ARADDR",
+                                  "ARPROT", "ARVALID", "ARREADY", "RDATA", "RRESP", "RVALID",
+                                  "RREADY"]),
+}
+
+
+@needs_tcl
+def test_config_tcl_sets_every_constant_with_its_value():
+    variables = tcl.source_variables(PATHS.config_tcl)
+    bus = variables.pop("PN_BUS_INTERFACES")
+    assert variables == EXPECTED_VARIABLES
+    found = {b.name: (b.kind, b.mode, [lg for lg, _ in b.ports])
+             for b in bus_interfaces({"PN_BUS_INTERFACES": bus})}
+    assert found == EXPECTED_BUS_INTERFACES
+    # each physical port is the interface name, "_" and the lower-case logical name
+    for b in bus_interfaces({"PN_BUS_INTERFACES": bus}):
+        assert all(phys == f"{b.name}_{lg.lower()}" for lg, phys in b.ports)
+
+
+@needs_tcl
+def test_package_ip_sets_no_constant_of_its_own():
+    """All PN_* constants but the generated register list live in config.tcl, which loads
+    without Vivado; package_ip.tcl only sources it."""
+    text = PATHS.package_tcl.read_text()
+    own = set(re.findall(r"^set (PN_\w+)", text, re.MULTILINE))
+    assert own == {"PN_REGISTERS"}
+
+
+@needs_tcl
+def test_tcl_evaluation_is_real_tcl(tmp_path):
+    script = tmp_path / "s.tcl"
+    script.write_text("set PN_A 0x10\nset PN_B \"$PN_A/x\"\nset PN_C {lit $PN_A}\n"
+                      "set PN_D [expr {6 * 7}]\nproc p {} { set ::PN_E 1 }\n# set PN_F 2\n"
+                      "set PN_G \\\n  long\narray set PN_H {a 1}\nset other 1\n")
+    assert tcl.source_variables(script) == {"PN_A": "0x10", "PN_B": "0x10/x", "PN_C": "lit $PN_A",
+                                            "PN_D": "42", "PN_G": "long"}
+    assert tcl.split_list('a {b c} "d e" {f {g}}') == ["a", "b c", "d e", "f {g}"]
+    odd = "x{ \n}$[\\\t;\"q"
+    assert tcl.split_list(tcl.quote(odd)) == [odd]
+    assert tcl.substitute(["$PN_CORE_INSTANCE/s_axis", "${PN_X}y"],
+                          {"PN_CORE_INSTANCE": "n0", "PN_X": "1"}) == ["n0/s_axis", "1y"]
+
+
+@needs_tcl
+def test_tcl_errors_are_spec_errors(tmp_path):
+    bad = tmp_path / "bad.tcl"
+    bad.write_text("set PN_A [no_such_command]\n")
+    with pytest.raises(SpecError, match='invalid command name "no_such_command"'):
+        tcl.source_variables(bad)
+    with pytest.raises(SpecError, match="no such file"):
+        tcl.source_variables(tmp_path / "missing.tcl")
+    with pytest.raises(SpecError, match="no such variable"):
+        tcl.substitute(["$PN_UNSET"], {})
+    with pytest.raises(SpecError, match="command substitution"):
+        tcl.substitute(["[exit 3]"], {})
+
+
+@needs_tclsh
+def test_tclsh_and_tkinter_read_the_same(monkeypatch):
+    if tcl.backend() != "tkinter":
+        pytest.skip("tkinter is not available: only tclsh")
+    first = tcl.source_variables(PATHS.config_tcl)
+    monkeypatch.setattr(tcl, "_tkinter_available", lambda: False)
+    assert tcl.backend() == "tclsh"
+    assert tcl.source_variables(PATHS.config_tcl) == first
+    assert tcl.split_lists(["a {b c}", "", "x\\ny"]) == [["a", "b c"], [], ["x\ny"]]
+
+
+TCL_SCRIPTS = ["config.tcl", "package_ip.tcl", "build_bd.tcl", "build_bitstream.tcl", "dryrun.tcl"]
+
+
+@needs_tcl
+def test_tcl_scripts_are_complete():
+    assert tcl.complete((OVERLAYS / n).read_text() for n in TCL_SCRIPTS) == [True] * 5
+    text = (OVERLAYS / "build_bd.tcl").read_text()
+    broken = text.replace("proc pn_link {from to} {", "proc pn_link {from to} {{", 1)
+    assert broken != text and tcl.complete([broken]) == [False]
 
 
 # ------------------------------------------------------------------------------------------------
 # (a) interfaces and parameters against hdl/neuro_core.v
 
 
+@needs_pyslang
 def test_verilog_reader_sees_every_port_of_the_header(spec):
     header = PATHS.core_v.read_text().split(");", 2)[1]
     declared = re.findall(r"^\s*(input|output)\s+wire\s*(\[[^\]]*\])?\s*(\w+)", header,
@@ -76,29 +228,46 @@ def test_verilog_reader_sees_every_port_of_the_header(spec):
     assert len(declared) > 20
     assert {name: d for d, _, name in declared} == {
         name: p.direction for name, p in spec.module.ports.items()}
+    widths = {name: int(r[1:].split(":")[0]) + 1 if r else 1 for _, r, name in declared}
+    assert widths == {name: p.width for name, p in spec.module.ports.items()}
     assert spec.module.ports["s_axis_tdata"].width == 32
     assert "MEM_DIR" in spec.module.parameters
+    assert not [p for p in spec.module.parameters if p.startswith("LIMIT_")]  # localparams
 
 
+@needs_pyslang
+def test_verilog_reader_on_small_modules():
+    m = read_module("module x #(parameter W = 4, parameter [7:0] K = 1) "
+                    "(input wire rst_n, input wire [W-1:0] a, output reg [2*W-1:0] q);\n"
+                    "localparam L = 2;\n"
+                    "always @* if (!rst_n) q = 0; else q = {a, a};\nendmodule\n", "x", "rst_n")
+    assert m.parameters == ("W", "K")
+    assert {n: (p.direction, p.width) for n, p in m.ports.items()} == {
+        "rst_n": ("input", 1), "a": ("input", 4), "q": ("output", 8)}
+    assert m.reset_uses == {"low"}
+
+
+@needs_pyslang
 def test_ip_interfaces_match_neuro_core(spec):
     assert check_interfaces(spec.variables, spec.module, spec.bd_script) == []
 
 
+@needs_pyslang
 def test_every_port_is_in_exactly_one_interface(spec):
-    from pynq_neuro.overlay_spec import bus_interfaces
     physical = [p for b in bus_interfaces(spec.variables) for _, p in b.ports]
     physical += [spec.variables["PN_CLOCK_PORT"], spec.variables["PN_RESET_PORT"]]
     assert sorted(physical) == sorted(spec.module.ports)
 
 
+@needs_pyslang
 def test_reset_polarity_is_active_high_like_the_hdl(spec):
-    body = spec.module.body
-    assert re.search(r"if\s*\(\s*rst\s*\)", body) and not re.search(r"if\s*\(\s*!\s*rst", body)
+    assert spec.module.reset_uses == {"high"}
     assert spec.variables["PN_RESET_POLARITY"] == "ACTIVE_HIGH"
 
 
+@needs_pyslang
 def test_parameters_the_scripts_set_exist_in_the_hdl(spec):
-    params = tcl_list(spec.variables["PN_CORE_PARAMETERS"])
+    params = tcl.split_list(spec.variables["PN_CORE_PARAMETERS"])
     assert params and set(params) <= set(spec.module.parameters)
 
 
@@ -106,6 +275,7 @@ def test_parameters_the_scripts_set_exist_in_the_hdl(spec):
 # (b) scripts against the driver constants
 
 
+@needs_pyslang
 def test_scripts_match_the_driver_contract(spec):
     from pynq_neuro.driver import registers
     contract = Contract.from_driver(registers)
@@ -114,18 +284,150 @@ def test_scripts_match_the_driver_contract(spec):
 
 
 # ------------------------------------------------------------------------------------------------
-# (c) register offsets: driver, HDL and docs
+# (c) the register map: one source, generated blocks
 
 
-def test_register_maps_agree(spec):
-    driver = spec.driver_registers()
-    assert check_registers(spec.hdl, spec.docs, driver) == []
-    for rm in (spec.hdl, spec.docs, driver):
-        assert {"ID", "CONTROL", "STATUS", "BATCH", "FINGERPRINT_HI"} <= set(rm.offsets)
-        assert rm.layer_base is not None and rm.layer_stride is not None
-        assert set(rm.bits["STATUS"]) >= {"BUSY", "ERROR", "ERROR_CODE", "LOAD_DONE", "LOAD_OK"}
+def test_register_map_is_consistent_and_the_generated_blocks_are_current():
+    from pynq_neuro.driver import registers
+    assert regmap.problems(registers) == []
+    assert regmap.stale(REPO) == []
+    texts = {t: (REPO / t.path).read_text() for t, _ in regmap.GENERATORS}
+    assert check_registers(registers, texts) == []
+    r = subprocess.run([sys.executable, "-m", "pynq_neuro.driver.registers", "--check"],
+                       capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
 
 
+def test_driver_constants_come_from_the_map():
+    from pynq_neuro.driver import registers as R
+    by_name = {r.name: r for r in R.REGISTER_MAP}
+    assert (R.STATUS, R.BATCH, R.FINGERPRINT_HI) == (by_name["STATUS"].offset,
+                                                     by_name["BATCH"].offset,
+                                                     by_name["FINGERPRINT_HI"].offset)
+    status = by_name["STATUS"]
+    assert R.ERROR_CODE_MASK == status.field("ERROR_CODE").mask == 0xFF00
+    assert R.LOAD_OK == 1 << status.field("LOAD_OK").lsb
+    assert R.layer_field_offset(1, 2) == R.LAYER_BASE + R.LAYER_STRIDE + 8
+
+
+def test_generated_hdl_decodes_every_register():
+    """Each decoded register has a case label in pn_axil_regs.v, the reserved ones none."""
+    from pynq_neuro.driver import registers as R
+    text = PATHS.regs_v.read_text()
+    body = regmap.HDL.pattern().sub("", text)
+    for r in R.REGISTER_MAP:
+        used = re.search(rf"\bA_{r.name}\b", body) is not None
+        assert used == r.decoded, r.name
+
+
+def test_docs_table_rows_follow_the_map():
+    from pynq_neuro.driver import registers as R
+    [block] = regmap.DOCS.pattern().findall(PATHS.hardware_md.read_text())
+    rows = re.findall(r"^\| (0x[0-9A-F]{3}) \| `(\w+)` \| (R|W|RW) \|", block, re.MULTILINE)
+    assert rows == [(f"0x{r.offset:03X}", r.name, r.access) for r in R.REGISTER_MAP]
+    assert "bits 15:8 `ERROR_CODE`" in block and "ending at 0x4FC" in block
+
+
+@needs_tcl
+@pytest.mark.parametrize("text", ["plain words", "{balanced} [x]", "open { only", "close } only",
+                                  "ends in \\", " padded ", "tab\tand\nnewline $v;", ""])
+def test_tcl_word_reads_back_exactly(text):
+    assert tcl.split_list(regmap.tcl_word(text)) == [text]
+
+
+@needs_tcl
+def test_ipxact_register_list_reads_back_as_the_map():
+    from pynq_neuro.driver import registers as R
+    [block] = regmap.TCL.pattern().findall(PATHS.package_tcl.read_text())
+    items = tcl.evaluate(block + "\npn_emit $PN_REGISTERS")
+    entries = tcl.split_lists(items)
+    assert [(e[0], int(e[1], 16), e[2], e[3]) for e in entries] == [
+        (r.name, r.offset, regmap.ACCESS_IPXACT[r.access], regmap.ipxact_description(r))
+        for r in R.REGISTER_MAP]
+    assert '{format version[15:0], core version[15:0]}' in entries[1][3]
+    control = next(e for e in entries if e[0] == "CONTROL")
+    fields = tcl.split_lists(tcl.split_list(control[4]))
+    assert [(f[0], int(f[1]), int(f[2]), f[3]) for f in fields] == [
+        (f.name, f.lsb, f.width, regmap.ACCESS_IPXACT[f.access or "RW"])
+        for f in R.register("CONTROL").fields]
+
+
+def fake_registers(**changes) -> types.ModuleType:
+    """A copy of the driver's register constants with some replaced."""
+    from pynq_neuro.driver import registers as R
+    m = types.ModuleType("fake_registers")
+    m.__dict__.update({k: v for k, v in vars(R).items() if not k.startswith("__")})
+    m.__dict__.update(changes)
+    return m
+
+
+def bad_maps():
+    from pynq_neuro.driver.registers import REGISTER_MAP, Field, Register
+    batch = [r for r in REGISTER_MAP if r.name != "BATCH"]
+    return [
+        ("is also LOAD_DATA", dict(REGISTER_MAP=(*batch, Register("BATCH", 0x024, "RW")))),
+        ("not a word", dict(REGISTER_MAP=(*batch, Register("BATCH", 0x02A, "RW")))),
+        ("below LAYER_BASE", dict(REGISTER_MAP=(*batch, Register("BATCH", 0x100, "RW")))),
+        ("overlap", dict(REGISTER_MAP=(*batch, Register("BATCH", 0x028, "RW", fields=(
+            Field("A", 0, 4), Field("B", 3)))))),
+        ("32-bit word", dict(REGISTER_MAP=(*batch, Register("BATCH", 0x028, "RW", fields=(
+            Field("A", 30, 4),))))),
+        ("access", dict(REGISTER_MAP=(*batch, Register("BATCH", 0x028, "RX")))),
+        ("driver constant is 0x02c", dict(BATCH=0x02C)),
+        ("driver constant LOAD_OK", dict(LOAD_OK=1 << 18)),
+        ("not a power of two", dict(LAYER_STRIDE=0x90)),
+        ("do not fit", dict(LAYER_STRIDE=0x40, LAYER_BASE=0x100)),
+        ("past CORE_RANGE", dict(CORE_RANGE=0x400)),
+    ]
+
+
+@pytest.mark.parametrize("message, changes", bad_maps(), ids=[m for m, _ in bad_maps()])
+def test_an_inconsistent_map_is_refused(message, changes):
+    found = regmap.problems(fake_registers(**changes))
+    assert any(message in p for p in found), found
+
+
+def repo_copy(tmp_path: Path) -> Path:
+    """The files with generated register blocks, copied to ``tmp_path``."""
+    for target, _ in regmap.GENERATORS:
+        dest = tmp_path / target.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / target.path, dest)
+    return tmp_path
+
+
+@pytest.mark.parametrize("target", [t for t, _ in regmap.GENERATORS], ids=lambda t: t.path)
+def test_registers_check_fails_on_a_stale_block_and_write_repairs_it(tmp_path, target):
+    root = repo_copy(tmp_path)
+    path = root / target.path
+    text = path.read_text()
+    [block] = target.pattern().findall(text)
+    path.write_text(text.replace(block, block.replace("0x028", "0x02C").replace(
+        "12'h028", "12'h02C").replace("0x028", "0x02C"), 1))
+    assert path.read_text() != text
+    cmd = [sys.executable, "-m", "pynq_neuro.driver.registers", "--root", str(root)]
+    r = subprocess.run([*cmd, "--check"], capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1 and target.path in r.stderr and "--write" in r.stderr
+    r = subprocess.run([*cmd, "--write"], capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0 and f"updated {target.path}" in r.stdout
+    assert path.read_text() == text
+    assert regmap.stale(root) == []
+
+
+def test_registers_write_needs_the_markers(tmp_path):
+    root = repo_copy(tmp_path)
+    path = root / regmap.DOCS.path
+    path.write_text(regmap.DOCS.pattern().sub("", path.read_text()))
+    assert regmap.stale(root) == [regmap.DOCS.path]
+    with pytest.raises(ValueError, match="no '<!-- BEGIN pn_regmap'"):
+        regmap.write(root)
+    r = subprocess.run([sys.executable, "-m", "pynq_neuro.driver.registers", "--root", str(root),
+                        "--write"], capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+        "pynq-neuro: error: ") and "Traceback" not in r.stderr
+
+
+@needs_pyslang
 def test_whole_repository_is_consistent():
     assert check_overlay(PATHS) == []
     assert main(["check", "--root", str(REPO)]) == 0
@@ -134,6 +436,7 @@ def test_whole_repository_is_consistent():
 # ------------------------------------------------------------------------------------------------
 # (d) each check fails when one side alone changes
 
+HDL_BLOCK, DOCS_BLOCK, TCL_BLOCK = (("register", t.path) for t, _ in regmap.GENERATORS)
 MUTATIONS = [
     # HDL
     ("core_v", "s_axis_tlast", "s_axis_tend", ("interface", "s_axis.TLAST")),
@@ -145,11 +448,12 @@ MUTATIONS = [
     ("core_v", "output wire [31:0]  m_axis_tdata", "output wire [63:0]  m_axis_tdata",
      ("interface", "m_axis.TDATA")),
     ("core_v", "parameter MEM_DIR =", "parameter MEM_PATH =", ("parameter", "MEM_DIR")),
-    ("regs_v", "A_STATUS = 12'h00C", "A_STATUS = 12'h02C", ("register", "STATUS")),
-    ("regs_v", "A_BATCH = 12'h028", "A_BATCH = 12'h030", ("register", "BATCH")),
-    ("regs_v", "load_ok_reg, load_done_reg,", "load_done_reg, load_ok_reg,",
-     ("register", "STATUS.LOAD_OK")),
-    ("regs_v", "raddr[11:7]", "raddr[11:8]", ("register", "layer stride")),
+    ("regs_v", "A_STATUS = 12'h00C", "A_STATUS = 12'h02C", HDL_BLOCK),
+    ("regs_v", "A_BATCH = 12'h028", "A_BATCH = 12'h030", HDL_BLOCK),
+    ("regs_v", "STATUS_LOAD_OK = 17", "STATUS_LOAD_OK = 18", HDL_BLOCK),
+    ("regs_v", "LAYER_SHIFT = 7", "LAYER_SHIFT = 8", HDL_BLOCK),
+    ("regs_v", "// END pn_regmap", "// END pn_regmap\n// BEGIN pn_regmap\n// END pn_regmap",
+     HDL_BLOCK),
     # scripts
     ("config_tcl", "pynq-neuro.org:pynq_neuro:neuro_core:1.0",
      "pynq-neuro.org:pynq_neuro:neuro_core:1.1", ("contract", "VLNV")),
@@ -161,18 +465,21 @@ MUTATIONS = [
      ("contract", "DMA buffer length width")),
     ("config_tcl", "PN_CORE_RANGE        0x1000", "PN_CORE_RANGE        0x10000",
      ("contract", "core address range")),
-    ("package_tcl", "TREADY s_axis_tready", "TREADY s_axis_trdy", ("interface", "s_axis.TREADY")),
-    ("package_tcl", "PN_RESET_POLARITY    ACTIVE_HIGH", "PN_RESET_POLARITY    ACTIVE_LOW",
+    ("config_tcl", "TREADY s_axis_tready", "TREADY s_axis_trdy", ("interface", "s_axis.TREADY")),
+    ("config_tcl", "PN_RESET_POLARITY    ACTIVE_HIGH", "PN_RESET_POLARITY    ACTIVE_LOW",
      ("interface", "reset polarity")),
-    ("package_tcl", "{MEM_DIR}", "{MEM_DIR NUM_NEURONS}", ("parameter", "NUM_NEURONS")),
+    ("config_tcl", "{MEM_DIR}", "{MEM_DIR NUM_NEURONS}", ("parameter", "NUM_NEURONS")),
+    ("package_tcl", "{BATCH 0x028 read-write", "{BATCH 0x02C read-write", TCL_BLOCK),
+    ("package_tcl", "{SOFT_RESET 0 1 write-only", "{SOFT_RESET 0 1 read-write", TCL_BLOCK),
     ("bd_tcl", "$PN_CORE_INSTANCE/s_axis", "$PN_CORE_INSTANCE/s_axis0",
      ("block design", "s_axis0")),
-    # driver
-    ("registers_py", "STATUS = 0x00C", "STATUS = 0x010", ("register", "STATUS")),
-    ("registers_py", "BATCH = 0x028", "BATCH = 0x02C", ("register", "BATCH")),
-    ("registers_py", "LAYER_STRIDE = 0x80", "LAYER_STRIDE = 0x100", ("register", "layer stride")),
-    ("registers_py", "LOAD_DONE = 1 << 16", "LOAD_DONE = 1 << 18",
-     ("register", "STATUS.LOAD_DONE")),
+    # driver: the source of the register map
+    ('registers_py', 'Register("STATUS", 0x00C', 'Register("STATUS", 0x010', HDL_BLOCK),
+    ('registers_py', 'Register("STATUS", 0x00C', 'Register("STATUS", 0x010', DOCS_BLOCK),
+    ('registers_py', 'Register("STATUS", 0x00C', 'Register("STATUS", 0x010', TCL_BLOCK),
+    ('registers_py', 'Register("BATCH", 0x028', 'Register("BATCH", 0x024', ("register", "map")),
+    ("registers_py", "LAYER_STRIDE = 0x80", "LAYER_STRIDE = 0x100", HDL_BLOCK),
+    ("registers_py", 'Field("LOAD_DONE", 16)', 'Field("LOAD_DONE", 18)', DOCS_BLOCK),
     ("registers_py", 'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:1.0"',
      'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:2.0"', ("contract", "VLNV")),
     ("registers_py", "CORE_BASE_ADDRESS = 0x43C0_0000", "CORE_BASE_ADDRESS = 0x43C1_0000",
@@ -181,14 +488,14 @@ MUTATIONS = [
      ("contract", "DMA buffer length width")),
     # docs
     ("hardware_md", "| 0x01C | `INPUT_STALL_CYCLES`", "| 0x03C | `INPUT_STALL_CYCLES`",
-     ("register", "INPUT_STALL_CYCLES")),
-    ("hardware_md", "bit 3 `CLEAR_ERROR`", "bit 5 `CLEAR_ERROR`",
-     ("register", "CONTROL.CLEAR_ERROR")),
+     DOCS_BLOCK),
+    ("hardware_md", "bit 3 `CLEAR_ERROR`", "bit 5 `CLEAR_ERROR`", DOCS_BLOCK),
 ]
 
 
+@needs_pyslang
 @pytest.mark.parametrize("attr, old, new, expected", MUTATIONS,
-                         ids=[f"{m[0]}:{m[3][1]}" for m in MUTATIONS])
+                         ids=[f"{m[0]}:{m[3][1]}:{m[2][:24]}" for m in MUTATIONS])
 def test_check_reports_a_change_of_one_side(tmp_path, attr, old, new, expected):
     mutated = PATHS.replace(**{attr: mutate(tmp_path, getattr(PATHS, attr), old, new)})
     found = check_overlay(mutated)
@@ -198,14 +505,17 @@ def test_check_reports_a_change_of_one_side(tmp_path, attr, old, new, expected):
     assert len(message) > len(f"{expected[0]} {expected[1]}: ") + 10
 
 
+@needs_pyslang
 def test_mismatch_message_names_each_side(tmp_path):
     mutated = PATHS.replace(registers_py=mutate(tmp_path, PATHS.registers_py,
-                                                "STATUS = 0x00C", "STATUS = 0x010"))
-    [m] = [m for m in check_overlay(mutated) if m.subject == "STATUS"]
-    assert "driver (registers.py) 0x010" in m.message
-    assert "HDL (pn_axil_regs.v) 0x00C" in m.message and "docs/hardware.md 0x00C" in m.message
+                                                'Register("STATUS", 0x00C',
+                                                'Register("STATUS", 0x010'))
+    [m] = [m for m in check_overlay(mutated) if m.subject == "hdl/pn_axil_regs.v"]
+    assert "A_STATUS = 12'h010" in m.message and "A_STATUS = 12'h00C" in m.message
+    assert "--write" in m.message
 
 
+@needs_pyslang
 def test_unreadable_inputs_raise_spec_errors(tmp_path):
     with pytest.raises(SpecError, match="cannot read"):
         check_overlay(PATHS.replace(core_v=tmp_path / "missing.v"))
@@ -214,33 +524,14 @@ def test_unreadable_inputs_raise_spec_errors(tmp_path):
         check_overlay(PATHS.replace(registers_py=broken))
     with pytest.raises(SpecError, match="no module neuro_core"):
         read_module("module other(input wire a); endmodule", "neuro_core")
+    bad_tcl = mutate(tmp_path, PATHS.config_tcl, "set PN_PART", "set PN_PART [vivado_only]\n#")
+    with pytest.raises(SpecError, match="invalid command name"):
+        check_overlay(PATHS.replace(config_tcl=bad_tcl))
+    assert main(["check", "--root", str(tmp_path / "nowhere")]) == 2
 
 
 # ------------------------------------------------------------------------------------------------
-# (e) the Tcl scripts are sane: balanced, and they run under tclsh with stub Vivado commands
-
-TCL_SCRIPTS = ["config.tcl", "package_ip.tcl", "build_bd.tcl", "build_bitstream.tcl", "dryrun.tcl"]
-
-
-@pytest.mark.parametrize("name", TCL_SCRIPTS)
-def test_tcl_scripts_are_balanced(name):
-    commands = tcl_commands((OVERLAYS / name).read_text())
-    assert len(commands) > 5
-    assert all(w.text for words in commands for w in words[:1])
-
-
-def test_unbalanced_tcl_is_refused():
-    text = (OVERLAYS / "build_bd.tcl").read_text()
-    with pytest.raises(SpecError, match="unbalanced"):
-        tcl_commands(text.replace("proc pn_link {from to} {", "proc pn_link {from to} {{", 1))
-
-
-def test_tcl_reader_resolves_literal_variables():
-    script = ("set a 0x10\nset b \"$a/x\"\nset c {lit $a}\nset d [expr 1]\n"
-              "proc p {} { set e 1 }\n# set f 2\nset g \\\n  long\n")
-    v = tcl_variables([script])
-    assert v == {"a": "0x10", "b": "0x10/x", "c": "lit $a", "g": "long"}
-    assert tcl_list('a {b c} "d e" {f {g}}') == ["a", "b c", "d e", "f {g}"]
+# (e) the Tcl scripts run under tclsh with stub Vivado commands
 
 
 def fake_artifact(root: Path) -> Path:
@@ -268,9 +559,7 @@ def scripts_copy(tmp_path: Path, replacements: dict[str, list[tuple[str, str]]])
 
 
 def contract_and_variables(spec: OverlaySpec, scripts: Path = OVERLAYS):
-    variables = tcl_variables([(scripts / "config.tcl").read_text(),
-                               (scripts / "package_ip.tcl").read_text()])
-    return spec.contract(), variables
+    return spec.contract(), tcl.source_variables(scripts / "config.tcl")
 
 
 @needs_tclsh
@@ -302,6 +591,20 @@ def test_package_ip_dry_run(tmp_path, spec):
     assert "MEM_DIR" not in removed and removed
     [block] = run.find("ipx::add_address_block")
     assert block[1] == spec.variables["PN_ADDRESS_BLOCK"]
+    # the IP-XACT registers and fields: one per entry of the register map, at its offset
+    from pynq_neuro.driver import registers as R
+    regs = [c[1] for c in run.find("ipx::add_register")]
+    assert regs == [r.name for r in R.REGISTER_MAP]
+    assert {c[1] for c in run.find("ipx::add_register")} and all(
+        c[2] == f"address_block:{spec.variables['PN_ADDRESS_BLOCK']}"
+        for c in run.find("ipx::add_register"))
+    offsets = {c[3]: int(c[2], 16) for c in run.find("set_property")
+               if c[1] == "address_offset"}
+    assert offsets == {f"register:{r.name}": r.offset for r in R.REGISTER_MAP}
+    fields = [(c[2].split(":")[1], c[1]) for c in run.find("ipx::add_field")]
+    assert fields == [(r.name, f.name) for r in R.REGISTER_MAP for f in r.fields]
+    widths = {c[3]: int(c[2]) for c in run.find("set_property") if c[1] == "bit_width"}
+    assert widths["field:ERROR_CODE"] == 8 and widths["field:BUSY"] == 1
 
 
 @needs_tclsh

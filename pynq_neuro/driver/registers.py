@@ -1,10 +1,21 @@
 """Register map, stream framing and error codes of ``neuro_core`` (docs/hardware.md).
 
+:data:`REGISTER_MAP` is the one source of the register map: the offsets and bit constants
+below are read from it, and the localparams of ``hdl/pn_axil_regs.v``, the register table of
+``docs/hardware.md`` and the IP-XACT registers of ``overlays/package_ip.tcl`` are generated
+from it::
+
+    python -m pynq_neuro.driver.registers --write    # regenerate
+    python -m pynq_neuro.driver.registers --check    # exit 1 when a generated block is stale
+
 Numpy only; the layer field order comes from the artifact module, so that the read-back
 parameters line up with ``manifest.json`` by construction.
 """
 
 from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
 
 from ..compiler import limits as _limits
 from ..compiler.artifact import HW_LAYER_FIELDS
@@ -25,45 +36,132 @@ DMA_BUFFER_LENGTH_WIDTH = 26
 DMA_MAX_BYTES = (1 << DMA_BUFFER_LENGTH_WIDTH) - 1
 
 # ------------------------------------------------------------------------------------------------
-# registers (byte offsets)
+# registers: the one source of the map. hdl/pn_axil_regs.v, the register table of
+# docs/hardware.md and the IP-XACT description of overlays/package_ip.tcl are generated from
+# REGISTER_MAP (python -m pynq_neuro.driver.registers --write; --check exits 1 when stale).
 
-ID = 0x000
-VERSION = 0x004
-CONTROL = 0x008
-STATUS = 0x00C
-DIGITS = 0x010
-CYCLES = 0x014
-STALL_CYCLES = 0x018
-INPUT_STALL_CYCLES = 0x01C
-LOAD_ADDR = 0x020
-LOAD_DATA = 0x024
-BATCH = 0x028
-NUM_LAYERS = 0x040
-INPUT_BITS = 0x044
-FINGERPRINT_LO = 0x048
-FINGERPRINT_HI = 0x04C
-LAYER_BASE = 0x100
-LAYER_STRIDE = 0x80
-MAX_LAYERS = _core.max_layers
+
+@dataclass(frozen=True)
+class Field:
+    """A bit field of a register: ``width`` bits from bit ``lsb``."""
+
+    name: str
+    lsb: int
+    width: int = 1
+    note: str = ""            # documentation, after the name
+    access: str | None = None  # None: the register's
+
+    @property
+    def mask(self) -> int:
+        return ((1 << self.width) - 1) << self.lsb
+
+    @property
+    def msb(self) -> int:
+        return self.lsb + self.width - 1
+
+
+@dataclass(frozen=True)
+class Register:
+    """A 32-bit register at byte ``offset``; ``access`` is ``R``, ``W`` or ``RW``."""
+
+    name: str
+    offset: int
+    access: str
+    meaning: str = ""                 # documentation (Markdown), before the fields
+    fields: tuple[Field, ...] = ()
+    decoded: bool = True              # False: reserved, the core ignores it
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name}")
+
 
 ID_VALUE = 0x504E4E31  # "PNN1"
 CORE_VERSION = 1
 
+REGISTER_MAP: tuple[Register, ...] = (
+    Register("ID", 0x000, "R", '`0x504E4E31` ("PNN1")'),
+    Register("VERSION", 0x004, "R",
+             "`{format version[15:0], core version[15:0]}` (core version 1)"),
+    Register("CONTROL", 0x008, "RW", fields=(
+        Field("SOFT_RESET", 0, note="self-clearing: clears datapath state, keeps weights",
+              access="W"),
+        Field("LOGITS_ENABLE", 1),
+        Field("LOAD_MODE", 2, note="s_axis carries a load stream"),
+        Field("CLEAR_ERROR", 3, note="self-clearing", access="W"),
+        Field("CLEAR_COUNTERS", 4, note="self-clearing", access="W"))),
+    Register("STATUS", 0x00C, "R", fields=(
+        Field("BUSY", 0),
+        Field("ERROR", 1, note="sticky"),
+        Field("ERROR_CODE", 8, 8, note="first error"),
+        Field("LOAD_DONE", 16),
+        Field("LOAD_OK", 17))),
+    Register("DIGITS", 0x010, "R", "results sent"),
+    Register("CYCLES", 0x014, "R", "cycles with a digit in flight"),
+    Register("STALL_CYCLES", 0x018, "R", "cycles the result stream was back-pressured"),
+    Register("INPUT_STALL_CYCLES", 0x01C, "R",
+             "cycles the pixel stream was held (`tvalid & !tready`)"),
+    Register("LOAD_ADDR", 0x020, "W", "reserved (writes ignored, reads 0)", decoded=False),
+    Register("LOAD_DATA", 0x024, "W",
+             "AXI-Lite loading: next 32-bit word of the load stream (same format as over the "
+             "stream); the write response waits until the loader takes the word"),
+    Register("BATCH", 0x028, "RW",
+             "digits per stream packet, 1..65535 (reset 1; writing 0 stores 1)"),
+    Register("NUM_LAYERS", 0x040, "R", "layers synthesized"),
+    Register("INPUT_BITS", 0x044, "R"),
+    Register("FINGERPRINT_LO", 0x048, "R",
+             "low 32 bits of the hardware fingerprint (hex digits 8..15)"),
+    Register("FINGERPRINT_HI", 0x04C, "R", "high 32 bits (hex digits 0..7)"),
+)
+# LAYER[l].FIELD[f] at LAYER_BASE + LAYER_STRIDE * l + 4 * f (f in HW_LAYER_FIELDS order)
+LAYER_BASE = 0x100
+LAYER_STRIDE = 0x80
+MAX_LAYERS = _core.max_layers
+
+_REGISTERS = {r.name: r for r in REGISTER_MAP}
+
+
+def register(name: str) -> Register:
+    """The entry of :data:`REGISTER_MAP` called ``name``."""
+    return _REGISTERS[name]
+
+
+# byte offsets
+ID = _REGISTERS["ID"].offset
+VERSION = _REGISTERS["VERSION"].offset
+CONTROL = _REGISTERS["CONTROL"].offset
+STATUS = _REGISTERS["STATUS"].offset
+DIGITS = _REGISTERS["DIGITS"].offset
+CYCLES = _REGISTERS["CYCLES"].offset
+STALL_CYCLES = _REGISTERS["STALL_CYCLES"].offset
+INPUT_STALL_CYCLES = _REGISTERS["INPUT_STALL_CYCLES"].offset
+LOAD_ADDR = _REGISTERS["LOAD_ADDR"].offset
+LOAD_DATA = _REGISTERS["LOAD_DATA"].offset
+BATCH = _REGISTERS["BATCH"].offset
+NUM_LAYERS = _REGISTERS["NUM_LAYERS"].offset
+INPUT_BITS = _REGISTERS["INPUT_BITS"].offset
+FINGERPRINT_LO = _REGISTERS["FINGERPRINT_LO"].offset
+FINGERPRINT_HI = _REGISTERS["FINGERPRINT_HI"].offset
+
 # CONTROL bits
-SOFT_RESET = 1 << 0
-LOGITS_ENABLE = 1 << 1
-LOAD_MODE = 1 << 2
-CLEAR_ERROR = 1 << 3
-CLEAR_COUNTERS = 1 << 4
+_control = _REGISTERS["CONTROL"]
+SOFT_RESET = _control.field("SOFT_RESET").mask
+LOGITS_ENABLE = _control.field("LOGITS_ENABLE").mask
+LOAD_MODE = _control.field("LOAD_MODE").mask
+CLEAR_ERROR = _control.field("CLEAR_ERROR").mask
+CLEAR_COUNTERS = _control.field("CLEAR_COUNTERS").mask
 CONTROL_STICKY = LOGITS_ENABLE | LOAD_MODE  # the bits that read back
 
 # STATUS bits
-BUSY = 1 << 0
-ERROR = 1 << 1
-ERROR_CODE_SHIFT = 8
-ERROR_CODE_MASK = 0xFF << ERROR_CODE_SHIFT
-LOAD_DONE = 1 << 16
-LOAD_OK = 1 << 17
+_status = _REGISTERS["STATUS"]
+BUSY = _status.field("BUSY").mask
+ERROR = _status.field("ERROR").mask
+ERROR_CODE_SHIFT = _status.field("ERROR_CODE").lsb
+ERROR_CODE_MASK = _status.field("ERROR_CODE").mask
+LOAD_DONE = _status.field("LOAD_DONE").mask
+LOAD_OK = _status.field("LOAD_OK").mask
 
 BATCH_MAX = 0xFFFF
 
@@ -126,4 +224,16 @@ def status_fields(status: int) -> dict[str, object]:
 
 
 __all__ = [name for name in sorted(globals()) if name.isupper()]
-__all__ += ["error_meaning", "layer_field_offset", "status_fields"]
+__all__ += ["Field", "Register", "error_meaning", "layer_field_offset", "register",
+            "status_fields"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--write`` / ``--check`` the files generated from :data:`REGISTER_MAP`."""
+    from ..overlay.regmap import main as regmap_main  # stdlib only, not needed on the board
+
+    return regmap_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
