@@ -882,7 +882,7 @@ print(json.dumps(out))
 def test_pynq_get_notebooks_delivers_them(wheel, tmp_path):
     pynq_cli = Path(sys.executable).parent / "pynq"
     if not pynq_cli.exists():
-        pytest.skip("pynq is not installed (board extra)")
+        pytest.skip("pynq is not installed (the pynq-host extra)")
     if not notebook_names():
         pytest.skip("notebooks/ holds no notebooks yet")
     site = unpacked(wheel, tmp_path / "site")
