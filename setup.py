@@ -21,7 +21,7 @@ OVERLAY_DIR = HERE / "pynq_neuro" / "overlays" / "neuro"
 
 
 class build_py(_build_py):
-    """Notebooks without the script that generates them; overlay files named by `.link`
+    """Notebooks without their jupytext sources (notebooks/*.py); overlay files named by `.link`
     descriptors are downloaded when pynq provides the `download_overlays` command."""
 
     def find_package_modules(self, package, package_dir):
