@@ -38,7 +38,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from pynq_neuro import zoo
-    from pynq_neuro.cli import evaluate
+    from pynq_neuro.evaluation import evaluate
     from pynq_neuro.data import load_mnist
     from pynq_neuro.golden import run
 

@@ -60,7 +60,7 @@ def run_point(model: str, level_name: str, threads: int, reuse: bool = False) ->
     from pynq_neuro import zoo
     from pynq_neuro.compiler.artifact import load_artifact
     from pynq_neuro.compiler.compile import CompileConfig, compile_network
-    from pynq_neuro.compiler.factorize import compress
+    from pynq_neuro.compress.factorize import compress
     from pynq_neuro.data import load_mnist
     from pynq_neuro.golden import run
 

@@ -4,6 +4,11 @@ zoo and demo.
 Evaluation of an integer network (``.npz`` or a zoo name) needs numpy only; training and
 evaluation of checkpoints import torch on demand.
 
+Each subcommand is a :class:`~pynq_neuro.cli_core.Command` (``add_parser``, ``run``);
+:func:`commands` lists them: the ones below, ``compress`` (:mod:`pynq_neuro.compress.cli`) and
+``verify`` / ``estimate`` (:mod:`pynq_neuro.rtl.cli`). Those modules build on
+:mod:`pynq_neuro.cli_core` and never import this one.
+
 Exit status and error output (the same for every subcommand):
 
 * 0: done. 1: a check ran and failed (``verify``: the core disagrees with the golden model;
@@ -23,93 +28,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import pickle
 import shlex
 import sys
 import time
-import traceback
-import zipfile
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Sequence
 
-DEBUG_ENV = "PYNQ_NEURO_DEBUG"
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141
-PROG = "pynq-neuro"
-
-
-# ------------------------------------------------------------------------------------------------
-# argument types: every numeric option is checked by the parser
+from . import cli_core
+from .cli_core import (  # noqa: F401 - the exit statuses and the debug switch, re-exported
+    DEBUG_ENV, EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, PROG, Command, bits, count,
+    guard, int_list, int_range, natural, non_negative, positive, run_command, seed, threads)
+from .evaluation import evaluate
 
 
-def _integer(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-
-
-def int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
-    """Argument type: an integer in ``lo..hi`` (no upper limit for ``hi=None``)."""
-    what = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
-
-    def parse(text: str) -> int:
-        v = _integer(text, what)
-        if v < lo or (hi is not None and v > hi):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return v
-
-    parse.__name__ = "integer"
-    return parse
-
-
-def int_list(lo: int, hi: int | None = None) -> Callable[[str], tuple[int, ...]]:
-    """Argument type: comma-separated integers, each in ``lo..hi``."""
-    what = f"integers >= {lo}" if hi is None else f"integers in {lo}..{hi}"
-
-    def parse(text: str) -> tuple[int, ...]:
-        try:
-            values = tuple(int(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            values = ()
-        if not values or any(v < lo or (hi is not None and v > hi) for v in values):
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
-        return values
-
-    parse.__name__ = "integer list"
-    return parse
-
-
-def real(lo: float = 0.0, *, inclusive: bool = False) -> Callable[[str], float]:
-    """Argument type: a finite number above ``lo`` (from ``lo`` on with ``inclusive``)."""
-    what = f"a finite number {'>=' if inclusive else '>'} {lo:g}"
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(v) or v < lo or (v == lo and not inclusive):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return v
-
-    parse.__name__ = "number"
-    return parse
-
-
-count = int_range(1)            # digits, images, epochs, sizes: at least one
-natural = int_range(0)          # at least zero
-positive = real(0.0)            # finite and > 0 (clocks, targets, rates, timeouts)
-non_negative = real(0.0, inclusive=True)
-seed = int_range(0, 2**64 - 1)  # what torch's generators take
-threads = int_range(1, 256)
-bits = int_range(1, 8)          # weight, activation and pixel bits (quantizers and core)
-
-
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def _add_train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a float or quantized (UniQ) model")
     p.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
     g = p.add_argument_group("model")
@@ -137,9 +69,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--train-images", type=count, help="use only the first N training digits")
     p.add_argument("--data-dir", help="MNIST directory (default: search order of the loader)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
 
 
-def _add_eval(sub: argparse._SubParsersAction) -> None:
+def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="accuracy of a model on the MNIST test set")
     p.add_argument("model", help="zoo name, checkpoint (.pt) or integer network (.npz)")
     p.add_argument("--images", type=count, help="evaluate only the first N test digits")
@@ -147,6 +80,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-torch", action="store_true",
                    help="also run the fake-quantized torch model and count disagreements")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
 
 
 def _foldings(text: str):
@@ -163,7 +97,7 @@ def _foldings(text: str):
     return [Folding(*f) for f in folds]
 
 
-def _add_compile(sub: argparse._SubParsersAction) -> None:
+def _add_compile(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="map a quantized network onto neuron arrays")
     p.add_argument("source", help="zoo name, integer network (.npz), checkpoint (.pt) or "
                                   "artifact directory")
@@ -187,83 +121,35 @@ def _add_compile(sub: argparse._SubParsersAction) -> None:
                    help="overwrite a non-empty output folder that holds no artifact")
     p.add_argument("--data-dir", help="MNIST directory")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    return p
 
 
-class CliParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, like every other error of the command:
-    ``pynq-neuro: error: SUBCOMMAND: message``, exit status 2 (``--help`` shows the usage)."""
-
-    def error(self, message: str) -> NoReturn:
-        where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
-        self.exit(2, f"{PROG}: error: {where}{' '.join(message.split())}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = CliParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_train(sub)
-    _add_eval(sub)
-    _add_compile(sub)
+def _add_inspect(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="summary and plots of a compiled artifact")
     p.add_argument("artifact", help="artifact directory")
     p.add_argument("--plots", help="folder for the plots (default: ARTIFACT/inspect)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON")
-    try:
-        from .compiler.compress_cli import register
-    except ImportError:  # torch-free installs have no compression passes
-        pass
-    else:
-        register(sub)
-    try:
-        from .rtl.cli import add_estimate_parser, add_verify_parser
-    except ImportError:  # installed without the RTL tooling
-        pass
-    else:
-        add_verify_parser(sub)
-        add_estimate_parser(sub)
-    sub.add_parser("zoo", help="list the shipped models")
+    return p
+
+
+def _add_zoo(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    return sub.add_parser("zoo", help="list the shipped models")
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="evaluate the shipped models and plot the results")
     p.add_argument("--images", type=count, help="evaluate only the first N test digits")
     p.add_argument("--data-dir", help="MNIST directory")
     p.add_argument("-o", "--output", default="build/demo", help="folder for the plots")
-    return parser
-
-
-# ------------------------------------------------------------------------------------------------
-# checkpoints
-
-
-CHECKPOINT_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError, EOFError,
-    ImportError, pickle.UnpicklingError, zipfile.BadZipFile)
-
-
-def load_checkpoint_model(path: str | Path) -> Any:
-    """The model of a checkpoint file (needs torch). Whatever makes the file unusable (not a
-    zip or pickle, truncated, another program's file, a state dict that does not fit its
-    configuration) is a ``ValueError`` naming the file; ``OSError`` passes unchanged. (The
-    loader raises ``CheckpointError`` itself; anything else torch raises is wrapped here.)"""
-    try:
-        from .train import CheckpointError, model_from_checkpoint
-    except ModuleNotFoundError as e:
-        raise ValueError(f"{path}: reading a checkpoint (.pt) needs torch ({e})") from None
-    try:
-        return model_from_checkpoint(path)
-    except (OSError, CheckpointError):
-        raise
-    except CHECKPOINT_ERRORS as e:
-        raise ValueError(f"{path}: not a usable pynq-neuro checkpoint ({_one_line(e)})") from e
+    return p
 
 
 # ------------------------------------------------------------------------------------------------
 # commands
 
 
-def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from .models import ModelConfig
     from .train import TrainConfig, check_output_path, train
 
@@ -279,91 +165,11 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         threads=args.threads, warm_start=args.warm_start, train_images=args.train_images,
         data_dir=args.data_dir,
     )
-    command = shlex.join([PROG, *argv])
+    command = shlex.join([PROG, *args.argv])
     # writes the checkpoint and, for a quantized model, its integer network with the
     # checkpoint's digest
     train(model_cfg, cfg, args.output, progress=not args.quiet, command=command)
     return 0
-
-
-def torch_disagreements(logits: Any, golden_classes: Any) -> int:
-    """Digits whose golden class is not a maximum of the torch ``logits``. The golden model
-    resolves exact ties to the lowest index; torch's argmax may pick another class of an
-    exactly tied maximum, which is an agreement."""
-    import numpy as np
-
-    logits = np.asarray(logits, np.float64)
-    at_golden = logits[np.arange(len(logits)), np.asarray(golden_classes)]
-    return int((at_golden != logits.max(axis=1)).sum())
-
-
-def evaluate(model: str, images: int | None = None, data_dir: str | None = None,
-             check_torch: bool = False) -> dict[str, Any]:
-    """Accuracy of a zoo model, checkpoint or integer network on the MNIST test set."""
-    from . import zoo
-    from .data import load_mnist
-    from .golden import IntegerNetwork, run
-
-    if images is not None and (isinstance(images, bool) or images < 1):
-        raise ValueError(f"--images must be >= 1, got {images}")
-    x, y = load_mnist("test", data_dir)
-    if images is not None:
-        x, y = x[:images], y[:images]
-    ckpt_path: Path | None = None
-    net = None
-    if model in zoo.names():
-        ckpt_path = zoo.checkpoint_path(model)
-        if zoo.network_path(model) is not None:
-            net = zoo.load_network(model)
-    elif Path(model).is_dir():
-        from .compiler.artifact import load_artifact
-
-        net = load_artifact(model).network
-    elif model.endswith(".npz"):
-        net = IntegerNetwork.load(model)
-    elif model.endswith(".pt"):
-        ckpt_path = Path(model)
-    else:
-        raise ValueError(f"{model!r} is neither a zoo model ({', '.join(zoo.names())}), "
-                         "a checkpoint (.pt), an integer network (.npz) nor an artifact folder")
-    if check_torch and ckpt_path is None:
-        raise ValueError("--check-torch needs a quantized checkpoint or zoo model")
-    result: dict[str, Any] = {"model": model, "images": int(len(x))}
-    torch_model = None
-    if ckpt_path is not None and (net is None or check_torch):
-        from .lower import lower
-
-        torch_model = load_checkpoint_model(ckpt_path)
-        if net is None and torch_model.config.quantized:
-            net = lower(torch_model)
-    if check_torch and net is None:
-        raise ValueError("--check-torch needs a quantized checkpoint or zoo model")
-    start = time.perf_counter()
-    if net is not None:
-        res = run(net, x)
-        pred = res.classes
-        result.update(engine="golden", wbits=net.weight_bits, abits=net.act_bits,
-                      input_bits=net.input_bits, synapses=net.synapses)
-    else:
-        from .train import predict
-
-        _, pred = predict(torch_model, x)
-        cfg = torch_model.config
-        result.update(engine="torch-float", wbits=32, abits=32, input_bits=cfg.input_bits,
-                      synapses=torch_model.synapses())
-    result["seconds"] = time.perf_counter() - start
-    result["correct"] = int((pred == y).sum())
-    result["accuracy"] = result["correct"] / len(y)
-    if check_torch:
-        import torch
-
-        from .train import predict
-
-        logits64, _ = predict(torch_model, x, dtype=torch.float64)
-        logits32, _ = predict(torch_model, x)
-        result["torch_golden_mismatches"] = torch_disagreements(logits64, pred)
-        result["torch_float32_golden_mismatches"] = torch_disagreements(logits32, pred)
-    return result
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -422,7 +228,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_zoo() -> int:
+def cmd_zoo(args: argparse.Namespace) -> int:
     from . import zoo
 
     if not zoo.names():
@@ -444,132 +250,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    if args.command == "train":
-        return cmd_train(args, argv)
-    if args.command == "eval":
-        return cmd_eval(args)
-    if args.command == "zoo":
-        return cmd_zoo()
-    if args.command == "compile":
-        return cmd_compile(args)
-    if args.command == "inspect":
-        return cmd_inspect(args)
-    if args.command in ("verify", "estimate"):
-        from .rtl.cli import run_estimate, run_verify
+def commands() -> list[Command]:
+    """Every subcommand, in the order of the help text."""
+    from .compress.cli import COMMAND as COMPRESS
+    from .rtl.cli import COMMANDS as RTL_COMMANDS
 
-        return run_verify(args) if args.command == "verify" else run_estimate(args)
-    if args.command == "compress":
-        from .compiler.compress_cli import run as run_compress
-
-        return run_compress(args)
-    return cmd_demo(args)
+    return [
+        Command("train", _add_train, cmd_train),
+        Command("eval", _add_eval, cmd_eval),
+        Command("compile", _add_compile, cmd_compile),
+        Command("inspect", _add_inspect, cmd_inspect),
+        COMPRESS,
+        *RTL_COMMANDS,
+        Command("zoo", _add_zoo, cmd_zoo),
+        Command("demo", _add_demo, cmd_demo),
+    ]
 
 
-# ------------------------------------------------------------------------------------------------
-# error reporting
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
 
-
-def _one_line(e: BaseException) -> str:
-    """The message of ``e`` on one line (an ``OSError`` as ``FILE: reason``)."""
-    if isinstance(e, OSError) and e.strerror:
-        text = e.strerror
-        if e.filename is not None:
-            text = f"{os.fsdecode(e.filename)}: {text}"
-            if e.filename2 is not None:
-                text += f" (-> {os.fsdecode(e.filename2)})"
-    else:
-        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    return text or type(e).__name__
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that describe a problem of the input, the files or the system (status 2)."""
-    from .data import DataError
-
-    errors: list[type[BaseException]] = [DataError, ValueError, OSError, EOFError,
-                                         pickle.UnpicklingError, zipfile.BadZipFile]
-    try:
-        from .rtl import RtlError
-    except ImportError:
-        pass
-    else:
-        errors.append(RtlError)
-    try:
-        from .driver.errors import DriverError
-    except ImportError:
-        pass
-    else:
-        errors.append(DriverError)
-    return tuple(errors)
-
-
-def _debug() -> bool:
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
-
-
-def error(message: str) -> int:
-    """Report an error as one line on stderr; returns the exit status."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return EXIT_ERROR
-
-
-def _drop_stdout() -> None:
-    """After a broken pipe: later writes (and the flush at exit) go to /dev/null."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # not a file descriptor (captured output)
-        pass
-
-
-def _run(body: Callable[[], int]) -> int:
-    """``body()``'s status, or the status of the failure it raised (reported on stderr)."""
-    try:
-        return body()
-    except SystemExit as e:  # the parser (usage and its one-line error, --help, --version)
-        if e.code is None or isinstance(e.code, int):
-            return e.code or 0
-        return error(_one_line(Exception(e.code)))
-    except BrokenPipeError:
-        raise
-    except KeyboardInterrupt:
-        if _debug():
-            traceback.print_exc()
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001 - reported, never silent
-        if _debug():
-            traceback.print_exc()
-        if isinstance(e, _user_errors()):
-            return error(_one_line(e))
-        return error(f"unexpected {type(e).__name__}: {_one_line(e)} (a bug; set "
-                     f"{DEBUG_ENV}=1 to see the traceback)")
-
-
-def guard(body: Callable[[], int]) -> int:
-    """Run a command and return its exit status; every failure becomes the module's error
-    contract (one line on stderr, no traceback unless ``PYNQ_NEURO_DEBUG`` is set). A closed
-    standard output ends the command quietly (the Python documentation's recipe: later
-    writes go to ``os.devnull``)."""
-    try:
-        status = _run(body)
-    except BrokenPipeError:
-        _drop_stdout()
-        return EXIT_BROKEN_PIPE
-    try:
-        if sys.stdout is not None:   # None: started with its file descriptor closed
-            sys.stdout.flush()
-    except BrokenPipeError:
-        _drop_stdout()
-        return status or EXIT_BROKEN_PIPE
-    return status
+    return cli_core.build_parser(commands(), __doc__.splitlines()[0], __version__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    return guard(lambda: _dispatch(build_parser().parse_args(argv), argv))
+    return guard(lambda: run_command(commands(), build_parser(), argv))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ def run_demo(output: Path, images: int | None = None, data_dir: str | None = Non
     import matplotlib.pyplot as plt
 
     from . import zoo
-    from .cli import evaluate
     from .data import load_mnist
+    from .evaluation import evaluate
     from .fileio import atomic_write_text
     from .golden import run
 

@@ -27,10 +27,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from .errors import PynqNeuroError
+
 CHUNK = 1 << 20
+MSDOS_FOLDER = 0x10  # the folder bit of a zip member's external attributes
 
 
-class UnsafeFileError(ValueError):
+class UnsafeFileError(PynqNeuroError, ValueError):
     """A file that is not a regular file, is larger than allowed, or is a malformed container."""
 
 
@@ -147,7 +150,8 @@ def sha256_file(path: str | Path, max_bytes: int) -> str:
 def check_zip(data: bytes, max_members: int, max_unpacked: int) -> None:
     """Refuse a zip container unless every byte is accounted for: no data before the first
     member or after the end record, at most ``max_members`` uniquely named members holding at
-    most ``max_unpacked`` bytes together, and every member's CRC-32 correct."""
+    most ``max_unpacked`` bytes together, none marked as a folder, and every member's CRC-32
+    correct."""
     if len(data) < 22 or data[-22:-18] != b"PK\x05\x06" or data[-2:] != b"\0\0":
         raise UnsafeFileError("not a zip container, or data after its end record")
     try:
@@ -157,6 +161,8 @@ def check_zip(data: bytes, max_members: int, max_unpacked: int) -> None:
                 raise UnsafeFileError(f"{len(infos)} members (1..{max_members} allowed)")
             if len({i.filename for i in infos}) != len(infos):
                 raise UnsafeFileError("duplicate member names")
+            if any(i.is_dir() or i.external_attr & MSDOS_FOLDER for i in infos):
+                raise UnsafeFileError("a member is marked as a folder")
             if min(i.header_offset for i in infos) != 0:
                 raise UnsafeFileError("data before the first member")
             if sum(i.file_size for i in infos) > max_unpacked:

@@ -10,10 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from .errors import PynqNeuroError
+from .util import ceil_div
+
 NUM_CLASSES = 10
 
 
-class PlotInputError(ValueError):
+class PlotInputError(PynqNeuroError, ValueError):
     """Arrays handed to a plot do not fit together."""
 
 
@@ -47,7 +50,7 @@ def digit_gallery(images: np.ndarray, labels: Sequence[int] | None = None,
         if v is not None and len(v) != n:
             raise PlotInputError(f"{n} digits but {len(v)} {name}")
     columns = max(1, min(columns, n))
-    rows = max(1, -(-n // columns))
+    rows = max(1, ceil_div(n, columns))
     fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows + 0.4),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):

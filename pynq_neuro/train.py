@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch.torch_version import TorchVersion
 
 from .data import load_mnist
+from .errors import PynqNeuroError
 from .fileio import UnsafeFileError, atomic_write_bytes, check_zip, read_regular, sha256_bytes
 from .golden.network import CHECKPOINT_DIGEST_KEY, CHECKPOINT_MAX_BYTES
 from .models import ModelConfig, NeuroNet
@@ -47,12 +48,12 @@ CHANCE_ACCURACY = 0.1
 DEAD_CHECK_IMAGES = 1000  # test digits on which a trained model's hidden layers are checked
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PynqNeuroError, ValueError):
     """A checkpoint file that cannot be read, is not a pynq-neuro checkpoint, or does not fit
     the model it describes."""
 
 
-class TrainingError(ValueError):
+class TrainingError(PynqNeuroError, ValueError):
     """Training cannot go on (e.g. the loss is no longer a finite number)."""
 
 

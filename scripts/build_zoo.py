@@ -57,7 +57,7 @@ def main() -> int:
     parser.add_argument("--index-only", action="store_true", help="only rewrite zoo.json")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from pynq_neuro.cli import evaluate
+    from pynq_neuro.evaluation import evaluate
     from pynq_neuro.train import load_checkpoint
 
     exe = Path(sys.executable).parent / "pynq-neuro"

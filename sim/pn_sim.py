@@ -38,6 +38,7 @@ from pynq_neuro.compiler.compile import CompileConfig, compile_network  # noqa: 
 from pynq_neuro.compiler.mapping import Folding  # noqa: E402
 from pynq_neuro.golden.model import accumulate, threshold  # noqa: E402
 from pynq_neuro.golden.network import IntegerNetwork, IntLayer  # noqa: E402
+from pynq_neuro.golden.synthetic import random_digits  # noqa: E402
 
 # the datapath modules (the AXI shell, input unit and loader are separate)
 DATAPATH_SOURCES = ["pn_priority_encoder.v", "pn_frame_buffer.v", "pn_layer.v", "pn_argmax.v",
@@ -102,9 +103,7 @@ def digits(n: int, seed: int = 0, source: str = "mnist") -> np.ndarray:
             return np.ascontiguousarray(images[rng.choice(len(images), n, replace=False)])
         except Exception:  # noqa: BLE001 - fall back to synthetic digits
             pass
-    img = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
-    img[rng.random(img.shape) < 0.7] = 0
-    return img
+    return random_digits(n, rng)
 
 
 def make_network(spec: NetSpec, images: np.ndarray) -> IntegerNetwork:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from helpers import train_split_available  # noqa: E402
 from pynq_neuro import zoo  # noqa: E402
-from pynq_neuro.compiler.factorize import compress  # noqa: E402
+from pynq_neuro.compress.factorize import compress  # noqa: E402
 from pynq_neuro.data import load_mnist  # noqa: E402
 from pynq_neuro.fileio import (  # noqa: E402
     UnsafeFileError,
@@ -32,6 +32,7 @@ from pynq_neuro.fileio import (  # noqa: E402
 )
 from pynq_neuro.golden import IntegerNetwork, NetworkError, run  # noqa: E402
 from pynq_neuro.golden.network import CHECKPOINT_DIGEST_KEY  # noqa: E402
+from pynq_neuro.golden.synthetic import random_digits  # noqa: E402
 from pynq_neuro.lower import lower  # noqa: E402
 from pynq_neuro.models import ModelConfig, NeuroNet  # noqa: E402
 from pynq_neuro.train import (  # noqa: E402
@@ -59,10 +60,7 @@ TINY = ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
 
 
 def digits(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
-    img[rng.random(img.shape) < 0.6] = 0
-    return img
+    return random_digits(n, seed, zero_share=0.6)
 
 
 def tiny_model(seed: int, cfg: ModelConfig = TINY) -> NeuroNet:
@@ -157,6 +155,10 @@ def test_check_zip_accounts_for_every_byte():
         z.writestr("a", b"xyz")
     stored = bytearray(buf.getvalue())
     stored[stored.index(b"xyz")] = ord("X")  # the content no longer matches its CRC-32
+    folder = bytearray(good)  # member "b" marked as an MS-DOS folder in the central directory
+    entry = folder.rindex(b"PK\x01\x02")
+    folder[entry + 38] |= 0x10
+    named_folder = _zip(**{"a": b"A", "d/": b""})
     refused = {
         "appended": (good + b"\0", 2, 1010, "data after its end record"),
         "prepended": (b"\0" + good, 2, 1010, "data before the first member"),
@@ -164,6 +166,8 @@ def test_check_zip_accounts_for_every_byte():
         "too large": (good, 2, 1009, "unpack to more than 1009"),
         "bad crc": (bytes(stored), 2, 1010, "corrupt zip container"),
         "empty": (b"", 2, 1010, "not a zip container"),
+        "folder attribute": (bytes(folder), 2, 1010, "marked as a folder"),
+        "folder name": (named_folder, 2, 1010, "marked as a folder"),
     }
     for name, (data, members, size, message) in refused.items():
         with pytest.raises(UnsafeFileError, match=message):

@@ -128,3 +128,39 @@ def test_demo_evaluates_the_zoo_and_compiles_the_hardware_model(tmp_path, capsys
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert (tmp_path / "artifact" / "manifest.json").exists()
     assert "logits identical to the integer model on 10000/10000 digits" in out
+
+
+def test_command_modules_do_not_import_the_cli():
+    """Subcommand modules build on ``cli_core`` and ``evaluation``; only ``pynq_neuro.cli`` (and
+    ``__main__``) import the command line itself, so there is no import circle."""
+    import ast
+    from pathlib import Path
+
+    import pynq_neuro
+
+    root = Path(pynq_neuro.__file__).parent
+    importers = set()
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        package = ["pynq_neuro", *rel.parent.parts]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                target = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+                names = {f"{target}.{a.name}" for a in node.names}
+                if target == "pynq_neuro.cli" or "pynq_neuro.cli" in names:
+                    importers.add(str(rel))
+            elif isinstance(node, ast.Import):
+                if any(a.name == "pynq_neuro.cli" for a in node.names):
+                    importers.add(str(rel))
+    assert importers == {"__main__.py"}
+
+
+def test_every_subcommand_is_registered_once():
+    from pynq_neuro import cli
+
+    names = [c.name for c in cli.commands()]
+    assert names == ["train", "eval", "compile", "inspect", "compress", "verify", "estimate",
+                     "zoo", "demo"]
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assert list(sub.choices) == names

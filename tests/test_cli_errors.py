@@ -254,7 +254,7 @@ def test_file_errors_are_one_line(capsys, monkeypatch, bad, argv):
      "pynq-neuro: error: invalid load key, 'x'."),
 ])
 def test_errors_are_formatted_on_one_line(capsys, monkeypatch, exc, line):
-    def fail():
+    def fail(args):
         raise exc
 
     monkeypatch.setattr(cli, "cmd_zoo", fail)
@@ -265,7 +265,7 @@ def test_errors_are_formatted_on_one_line(capsys, monkeypatch, exc, line):
 @pytest.mark.parametrize("exc", [ZeroDivisionError("division by zero"), KeyError("fits"),
                                  IndexError("list index out of range"), TypeError("bad")])
 def test_unexpected_exceptions_name_their_type_and_the_debug_switch(capsys, monkeypatch, exc):
-    def fail():
+    def fail(args):
         raise exc
 
     monkeypatch.setattr(cli, "cmd_zoo", fail)
@@ -281,10 +281,10 @@ def test_unexpected_exceptions_name_their_type_and_the_debug_switch(capsys, monk
 
 
 def test_interrupt_and_closed_pipe(capsys, monkeypatch):
-    def interrupted():
+    def interrupted(args):
         raise KeyboardInterrupt
 
-    def closed():
+    def closed(args):
         print("partial")
         raise BrokenPipeError(32, "Broken pipe")
 
@@ -311,7 +311,7 @@ def test_pipe_closed_at_the_final_flush(capsys, monkeypatch):
     assert main(["zoo"]) == 141                    # done, but the reader left early
     assert capsys.readouterr().err == ""
 
-    def refused():
+    def refused(args):
         print("partial")
         raise ValueError("refused")
 
@@ -321,7 +321,7 @@ def test_pipe_closed_at_the_final_flush(capsys, monkeypatch):
 
 
 def test_system_exit_with_a_message_is_one_line(capsys, monkeypatch):
-    def leave():
+    def leave(args):
         raise SystemExit("cannot go on\nat all")
 
     monkeypatch.setattr(cli, "cmd_zoo", leave)

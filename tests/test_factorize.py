@@ -11,9 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pynq_neuro.compiler.compress_cli import register, run  # noqa: E402
-from pynq_neuro.compiler.factorize import (  # noqa: E402
+from pynq_neuro.compress.cli import add_parser, run  # noqa: E402
+from pynq_neuro.compress.factorize import (  # noqa: E402
+    BalancedPrune,
     GradualPruner,
+    LowRank,
+    Prune,
+    as_pass,
     check_pass,
     compress,
     connections,
@@ -26,6 +30,7 @@ from pynq_neuro.compiler.factorize import (  # noqa: E402
 from pynq_neuro.data import load_mnist  # noqa: E402
 from helpers import torch_codes, train_split_available  # noqa: E402
 from pynq_neuro.golden import IntegerNetwork, run as golden_run  # noqa: E402
+from pynq_neuro.golden.synthetic import random_digits  # noqa: E402
 from pynq_neuro.lower import lower  # noqa: E402
 from pynq_neuro.models import ModelConfig, NeuroNet  # noqa: E402
 from pynq_neuro.train import (  # noqa: E402
@@ -43,10 +48,7 @@ MLP = ModelConfig("mlp", (16, 10), wbits=3, abits=2)
 
 
 def digits(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
-    img[rng.random(img.shape) < 0.6] = 0  # sparse, like MNIST
-    return img
+    return random_digits(n, seed, zero_share=0.6)
 
 
 def random_model(cfg: ModelConfig, seed: int = 0) -> NeuroNet:
@@ -322,6 +324,32 @@ def test_pass_descriptions_are_checked():
             check_pass(bad)
 
 
+def test_passes_are_typed_and_record_their_description():
+    specs = [{"pass": "low_rank", "layer": 1, "rank": 4},
+             {"pass": "prune", "budget": 100, "min_per_unit": 2},
+             {"pass": "prune", "sparsity": 0.5, "min_per_unit": 1, "lr": 1e-3},
+             {"pass": "prune", "sparsity": [0.5, 0.5, 0.5], "lanes": [4, 3, 5],
+              "approximate": True, "epochs": 0}]
+    passes = [as_pass(spec) for spec in specs]
+    assert [type(p) for p in passes] == [LowRank, Prune, Prune, BalancedPrune]
+    assert [p.kind for p in passes] == ["low_rank", "prune", "prune", "prune"]
+    assert [list(p.to_dict().items()) for p in passes] == [list(s.items()) for s in specs]
+    assert [as_pass(p.to_dict()) for p in passes] == passes
+    assert as_pass(passes[0]) is passes[0]
+    assert passes[1].params() == {"budget": 100, "min_per_unit": 2}
+    assert passes[2].params() == {"sparsity": 0.5, "min_per_unit": 1}
+    assert passes[3].params() == {"sparsity": [0.5, 0.5, 0.5], "lanes": [4, 3, 5],
+                                  "approximate": True}
+    with pytest.raises(ValueError, match="either 'budget' or 'sparsity'"):
+        Prune()
+    with pytest.raises(ValueError, match="either 'budget' or 'sparsity'"):
+        Prune(budget=10, sparsity=0.5)
+    with pytest.raises(ValueError, match="epochs must be >= 0, got -1"):
+        LowRank(layer=0, rank=1, epochs=-1)
+    with pytest.raises(ValueError, match="epochs must be >= 0, got -2"):
+        as_pass({"pass": "prune", "budget": 10, "epochs": -2})
+
+
 # --------------------------------------------------------------------------- compress
 # (one torch thread: these tiny models gain nothing from more, and it keeps them fast on a
 # loaded machine)
@@ -346,8 +374,7 @@ def test_compress_end_to_end(source, tmp_path):
     out = tmp_path / "small.pt"
     model = model_from_checkpoint(source)
     budget = (model.synapses() - 16 * 12 * 3 + (8 * 16 * 3 + 12 * 8)) // 2
-    ckpt = compress(source, [{"pass": "low_rank", "layer": 1, "rank": 4},
-                             {"pass": "prune", "budget": budget}],
+    ckpt = compress(source, [LowRank(layer=1, rank=4), {"pass": "prune", "budget": budget}],
                     finetune_epochs=2, lr=3e-3, batch_size=64, train_images=3000, threads=1,
                     output=out,
                     log=lambda m: None, progress=False, command="test")
@@ -375,7 +402,7 @@ def test_compress_end_to_end(source, tmp_path):
 @needs_train
 def test_compress_command_line(source, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="pynq-neuro")
-    register(parser.add_subparsers(dest="command"))
+    add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "pruned.pt"
     args = parser.parse_args(["compress", str(source), "-o", str(out), "--sparsity", "0.5",
                               "--epochs", "1", "--train-images", "1000", "--threads", "1",
@@ -402,7 +429,7 @@ def test_compress_command_line(source, tmp_path, capsys):
 @pytest.mark.parametrize("lanes,keep", [([4, 4, 5], [1, 2, 1]), ([3, 8, 2], [2, 1, 3]),
                                          ([12, 8, 10], [1, 1, 1])])
 def test_balanced_pruning_fills_every_lane_equally(lanes, keep):
-    from pynq_neuro.compiler.factorize import lane_locals, prune_balanced
+    from pynq_neuro.compress.factorize import lane_locals, prune_balanced
     from pynq_neuro.compiler.mapping import Folding, map_layer
 
     model = random_model(TDNN, seed=4)
@@ -424,7 +451,7 @@ def test_balanced_pruning_fills_every_lane_equally(lanes, keep):
 
 
 def test_balanced_pruning_keeps_the_largest_per_lane():
-    from pynq_neuro.compiler.factorize import importance, prune_balanced
+    from pynq_neuro.compress.factorize import importance, prune_balanced
 
     model = random_model(TDNN, seed=5)
     layer = model.layers[0]
@@ -440,7 +467,7 @@ def test_balanced_pruning_keeps_the_largest_per_lane():
 
 
 def test_balanced_schedule_reaches_keep():
-    from pynq_neuro.compiler.factorize import BalancedPruner
+    from pynq_neuro.compress.factorize import BalancedPruner
 
     model = random_model(TDNN, seed=6)
     with pytest.warns(UserWarning) as caught:
@@ -462,7 +489,7 @@ def test_balanced_schedule_reaches_keep():
 
 @pytest.mark.parametrize("wbits", [1, 2, 4])
 def test_reclip_keeps_the_quantized_weights_and_restores_gradients(wbits):
-    from pynq_neuro.compiler.factorize import reclip_latent
+    from pynq_neuro.compress.factorize import reclip_latent
 
     model = random_model(ModelConfig("tdnn", (12, 8), (3, 3), (2, 2), wbits=wbits, abits=2), 7)
     layer = model.layers[0]

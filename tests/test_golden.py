@@ -44,9 +44,7 @@ def literal_reference(net: IntegerNetwork, image: np.ndarray) -> np.ndarray:
 
 
 def digits(rng, n):
-    img = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
-    img[rng.random(img.shape) < 0.7] = 0
-    return img
+    return synthetic.random_digits(n, rng)
 
 
 @pytest.mark.parametrize("wbits,abits,input_bits,spec", [

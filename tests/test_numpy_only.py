@@ -49,6 +49,28 @@ def test_board_modules_import_and_classify_with_numpy_only():
     assert out["engine"] == "golden" and out["images"] == 300 and out["accuracy"] > 0.95
 
 
+def test_every_compiler_module_imports_with_numpy_only():
+    """The compiler runs on the board: none of its modules may pull in torch (the compression
+    passes, which do, live in ``pynq_neuro.compress``)."""
+    r = run_blocked("""
+        import importlib, pkgutil, json
+        import pynq_neuro.compiler as pkg
+        names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'))
+        for name in names:
+            importlib.import_module(name)
+        print(json.dumps(names))
+    """)
+    assert r.returncode == 0, r.stderr
+    names = json.loads(r.stdout)
+    assert "pynq_neuro.compiler.compile" in names and "pynq_neuro.compiler.artifact" in names
+    assert not any("factorize" in n or "compress" in n for n in names), names
+
+
+def test_compression_lives_outside_the_compiler():
+    r = run_blocked("import pynq_neuro.compress.factorize")
+    assert r.returncode != 0 and "blocked on the board: torch" in r.stderr
+
+
 def test_compile_and_artifact_loading_need_numpy_only(tmp_path):
     r = run_blocked(f"""
         import numpy as np

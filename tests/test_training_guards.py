@@ -13,8 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from helpers import train_split_available  # noqa: E402
-from pynq_neuro.compiler.factorize import balanced_keep, balanced_sparsity, compress  # noqa: E402
+from pynq_neuro.compress.factorize import balanced_keep, balanced_sparsity, compress  # noqa: E402
 from pynq_neuro.golden import IntegerNetwork, run  # noqa: E402
+from pynq_neuro.golden.synthetic import random_digits  # noqa: E402
 from pynq_neuro.lower import DeadLayerWarning, lower  # noqa: E402
 from pynq_neuro.models import ModelConfig, NeuroNet  # noqa: E402
 from pynq_neuro.quant import SymmetricWeightQuantizer, UnsignedActQuantizer  # noqa: E402
@@ -35,10 +36,7 @@ TINY = ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
 
 
 def digits(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
-    img[rng.random(img.shape) < 0.6] = 0
-    return img
+    return random_digits(n, seed, zero_share=0.6)
 
 
 def tiny_model(cfg: ModelConfig = TINY, seed: int = 0) -> NeuroNet:
@@ -334,7 +332,7 @@ def test_compress_refuses_an_unreachable_sparsity_before_fine_tuning(tmp_path):
 
 
 def test_compress_checks_every_pass_before_the_first_fine_tune():
-    from pynq_neuro.compiler.factorize import preflight
+    from pynq_neuro.compress.factorize import preflight
 
     # after the low-rank pass layers.1 is a 2 * 3 = 6 unit bottleneck: 6 lanes reach only 0
     passes = [{"pass": "low_rank", "layer": 1, "rank": 3},

@@ -40,8 +40,10 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..errors import PynqNeuroError
 from ..fileio import fsync_dir, write_new_file
 from ..golden.network import IntegerNetwork, IntLayer, NetworkError
+from ..util import ceil_div
 from .mapping import Folding, LayerMap, clog2
 
 FORMAT = "pynq-neuro-artifact"
@@ -74,7 +76,7 @@ ARTIFACT_MAX_BYTES = 32 << 20  # sum of the sizes of every listed file
 DENSE_WEIGHTS_MAX = 1 << 24    # sum over layers of out_channels * taps * in_channels
 
 
-class ArtifactError(ValueError):
+class ArtifactError(PynqNeuroError, ValueError):
     """An artifact is missing, corrupt, inconsistent, or not for this hardware."""
 
 
@@ -149,11 +151,11 @@ def banks_of(maps: list[LayerMap]) -> list[Bank]:
 
 
 def hex_digits(width: int) -> int:
-    return max(1, -(-width // 4))
+    return max(1, ceil_div(width, 4))
 
 
 def _chunks(width: int) -> int:
-    return -(-width // 32)
+    return ceil_div(width, 32)
 
 
 def mem_text(bank: Bank) -> str:
@@ -450,8 +452,8 @@ def _check_layer(i: int, h: dict[str, int], last: bool) -> None:
     _require(h["lanes"] <= h["out_channels"] and h["groups"] <= h["in_channels"],
              f"{where}: more lanes than outputs or more groups than inputs")
     _require(h["local_bits"] == clog2(h["locals"]) and
-             h["locals"] == -(-h["out_channels"] // h["lanes"]) and
-             h["local_channels"] == -(-h["in_channels"] // h["groups"]) and
+             h["locals"] == ceil_div(h["out_channels"], h["lanes"]) and
+             h["local_channels"] == ceil_div(h["in_channels"], h["groups"]) and
              h["entry_bits"] == 1 + h["local_bits"] + h["weight_bits"] and
              h["word_bits"] == h["lanes"] * h["entry_bits"] and
              h["param_bits"] == h["levels"] * h["acc_bits"] and

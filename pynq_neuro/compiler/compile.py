@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import PynqNeuroError
 from ..golden.model import run
 from ..golden.network import IMAGE_COLS, IMAGE_ROWS, IntegerNetwork
 from .artifact import HW_LAYER_FIELDS, check_output, layer_hw, load_artifact, write_artifact
@@ -28,7 +29,7 @@ __all__ = ["BudgetError", "CompileConfig", "CoreLimitError", "HardwareMismatchEr
            "compile_network"]
 
 
-class HardwareMismatchError(ValueError):
+class HardwareMismatchError(PynqNeuroError, ValueError):
     """A network cannot be loaded into an existing build: a synthesized field differs."""
 
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import PynqNeuroError
 from ..golden.model import run
 from ..golden.network import IntegerNetwork
+from ..util import ceil_div
 from .artifact import layer_hw
 from .cycles import completions, event_phase_cycles, simulate, threshold_busy_cycles
 from .limits import CoreLimitError, layer_violations
@@ -23,7 +25,7 @@ def folding_text(foldings: list[Folding]) -> str:
     return ",".join(f"{f.groups}x{f.lanes}" for f in foldings)
 
 
-class BudgetError(ValueError):
+class BudgetError(PynqNeuroError, ValueError):
     """The design exceeds the resource budget (``searched``: the smallest one the folding
     search found)."""
 
@@ -48,7 +50,7 @@ class FoldingChoice:
 
 def lane_choices(out_channels: int) -> list[int]:
     """Lane counts with 1, 2, 4, ... 32 local indices per lane."""
-    return sorted({-(-out_channels // m) for m in (1, 2, 4, 8, 16, 32) if m <= out_channels})
+    return sorted({ceil_div(out_channels, m) for m in (1, 2, 4, 8, 16, 32) if m <= out_channels})
 
 
 def layer_cycles(lm: LayerMap, acts: np.ndarray) -> np.ndarray:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import PynqNeuroError
 from ..fileio import atomic_write_text
+from ..util import ceil_div
 
 # Fields of a layer's hardware description (the same names as the artifact's HW_LAYER_FIELDS;
 # kept here so that this module does not depend on the artifact writer).
@@ -47,7 +49,7 @@ class Violation:
         return f"{where}: {self.field} = {self.value}, the core allows {self.limit}"
 
 
-class CoreLimitError(ValueError):
+class CoreLimitError(PynqNeuroError, ValueError):
     """A network or artifact needs more than ``neuro_core`` can hold."""
 
     def __init__(self, violations: list[Violation]) -> None:
@@ -197,8 +199,8 @@ def _is_int(v: Any) -> bool:
 
 def _derived(h: dict[str, int], last: bool) -> dict[str, int]:
     """The fields that follow from the others (what the compiler writes)."""
-    locals_ = -(-h["out_channels"] // h["lanes"])
-    local_channels = -(-h["in_channels"] // h["groups"])
+    locals_ = ceil_div(h["out_channels"], h["lanes"])
+    local_channels = ceil_div(h["in_channels"], h["groups"])
     local_bits = clog2(locals_)
     entry_bits = 1 + local_bits + h["weight_bits"]
     levels = 1 if last else 2 ** h["act_bits"] - 1

@@ -20,17 +20,12 @@ See ``docs/artifact-format.md`` for the bit layouts.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..golden.network import IntegerNetwork, IntLayer
-
-
-def clog2(n: int) -> int:
-    """Bits to address ``n`` items (0 for ``n <= 1``)."""
-    return max(0, math.ceil(math.log2(n))) if n > 1 else 0
+from ..util import ceil_div, clog2
 
 
 def signed_bits(lo: int, hi: int) -> int:
@@ -82,12 +77,12 @@ class LayerMap:
     @property
     def locals(self) -> int:
         """Output units per lane (local indices)."""
-        return -(-self.layer.out_channels // self.lanes)
+        return ceil_div(self.layer.out_channels, self.lanes)
 
     @property
     def local_channels(self) -> int:
         """Input channels per group."""
-        return -(-self.layer.in_channels // self.groups)
+        return ceil_div(self.layer.in_channels, self.groups)
 
     @property
     def entry_bits(self) -> int:
@@ -167,7 +162,7 @@ def column_words(layer: IntLayer, fold: Folding) -> tuple[np.ndarray, np.ndarray
     """Words per column and column bases, both (groups, taps, local channels)."""
     G, P = fold.groups, fold.lanes
     O, K, C = layer.codes.shape
-    locals_, cl = -(-O // P), -(-C // G)
+    locals_, cl = ceil_div(O, P), ceil_div(C, G)
     mask = np.ones((O, K, C), bool) if layer.mask is None else layer.mask
     padded = np.zeros((locals_ * P, K, cl * G), np.int64)
     padded[:O, :, :C] = mask
@@ -182,7 +177,7 @@ def _pack_synapses(layer: IntLayer, fold: Folding, local_bits: int):
     """Words per column, column bases and packed words for every group."""
     G, P = fold.groups, fold.lanes
     O, K, C = layer.codes.shape
-    cl = -(-C // G)
+    cl = ceil_div(C, G)
     mask = np.ones(layer.codes.shape, bool) if layer.mask is None else layer.mask
     codes = layer.codes.astype(np.int64) & ((1 << layer.weight_bits) - 1)
     entry_bits = 1 + local_bits + layer.weight_bits
@@ -222,7 +217,7 @@ def _pack_synapses(layer: IntLayer, fold: Folding, local_bits: int):
 def _pack_params(layer: IntLayer, fold: Folding, acc_bits: int) -> list[list[int]]:
     """Per lane, one word per local index: thresholds (level j at bits j*acc_bits) or bias."""
     P = fold.lanes
-    locals_ = -(-layer.out_channels // P)
+    locals_ = ceil_div(layer.out_channels, P)
     m = (1 << acc_bits) - 1
     rows = layer.bias[:, None] if layer.is_classifier else layer.thresholds
     out: list[list[int]] = []
@@ -255,7 +250,7 @@ def map_layer(net: IntegerNetwork, index: int, fold: Folding, pack: bool = True,
     if fold.groups > layer.in_channels:
         raise ValueError(f"layer {index}: {fold.groups} groups exceed its "
                          f"{layer.in_channels} input channels")
-    local_bits = clog2(-(-layer.out_channels // fold.lanes))
+    local_bits = clog2(ceil_div(layer.out_channels, fold.lanes))
     need = _accumulator_bits(net, index)
     if acc_bits is not None and acc_bits < need:
         raise ValueError(f"layer {index} needs {need}-bit accumulators, the hardware has "

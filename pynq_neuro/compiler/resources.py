@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ..util import ceil_div
 from .mapping import LayerMap
 
 LUTRAM_MAX_BITS = 4096
@@ -115,7 +116,7 @@ def product_luts(weight_bits: int, in_bits: int) -> float:
 def lutram_luts(depth: int, width: int) -> int:
     """Distributed RAM with one write and one asynchronous read port (RAM32M: 32 x 6 in
     4 LUTs)."""
-    return -(-width // 6) * 4 * -(-depth // 32)
+    return ceil_div(width, 6) * 4 * ceil_div(depth, 32)
 
 
 # Coefficients fitted to Yosys 0.23 ``synth_xilinx`` of pn_layer (layer-0-like: 8-bit input,
@@ -131,7 +132,7 @@ def layer_resources(lm: LayerMap, in_bits: int) -> Resources:
     """Estimated resources of one layer's neuron array (with the frame buffer in front)."""
     L, G, P = lm.layer, lm.groups, lm.lanes
     A = lm.acc_bits
-    slots = -(-L.taps // L.stride)
+    slots = ceil_div(L.taps, L.stride)
     r = Resources(luts=LAYER_LUTS + G * GROUP_LUTS, ffs=300 + G * (lm.word_bits + 60))
     for g in range(G):
         r += memory(lm.synapse_depth, lm.word_bits)

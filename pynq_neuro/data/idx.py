@@ -20,6 +20,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from ..errors import PynqNeuroError
+
 __all__ = ["DataError", "read_idx", "write_idx", "sha256_of_idx"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -43,7 +45,7 @@ _KIND_TO_CODE: dict[tuple[str, int], int] = {
 _SUPPORTED = ", ".join(f"0x{c:02X} ({dt.name})" for c, dt in _CODE_TO_DTYPE.items())
 
 
-class DataError(Exception):
+class DataError(PynqNeuroError):
     """Raised for every problem with a data file: missing, corrupt, wrong content."""
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..compiler.artifact import (HW_LAYER_FIELDS, VERSION as FORMAT_VERSION, Artifact,
                                  ArtifactError, load_artifact)
+from ..util import ceil_div
 from . import registers as R
 from .bus import Bus
 from .core import NeuroCore, pixel_words
@@ -334,7 +335,7 @@ class NeuroAccelerator:
                     moved = wall
                 else:
                     moved = (bus1 - bus0) / (clock * 1e6)
-                rows.append({"batch": int(b), "transfers": -(-n // int(b)),
+                rows.append({"batch": int(b), "transfers": ceil_div(n, int(b)),
                              "cycles_per_digit": busy / n,
                              "digits_per_s": clock * 1e6 * n / busy if busy else float("nan"),
                              "digits_per_s_with_data_movement":

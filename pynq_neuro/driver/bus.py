@@ -10,6 +10,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .errors import InputError
+
 
 @runtime_checkable
 class Bus(Protocol):
@@ -47,19 +49,25 @@ class Bus(Protocol):
         ...
 
 
-def as_words(send: np.ndarray | None) -> np.ndarray | None:
-    """``send`` as a 1-D uint32 array (``None`` or empty: nothing to send)."""
+def as_words(send: np.ndarray | None, max_words: int | None = None) -> np.ndarray | None:
+    """``send`` as a 1-D uint32 array (``None`` or empty: nothing to send). Raises
+    :class:`~pynq_neuro.driver.errors.InputError` (a ``ValueError``) for anything else: more
+    than one dimension, words that are not integers or do not fit in 32 bits, more than
+    ``max_words`` words."""
     if send is None:
         return None
     words = np.asarray(send)
-    if words.dtype != np.uint32:
-        if not np.issubdtype(words.dtype, np.integer):
-            raise ValueError(f"DMA words must be integers, got dtype {words.dtype}")
-        if words.size and (words.min() < 0 or words.max() > 0xFFFFFFFF):
-            raise ValueError("DMA words must fit in 32 bits")
-        words = words.astype(np.uint32)
-    words = words.reshape(-1)
-    return words if words.size else None
+    if words.ndim != 1:
+        raise InputError(f"send must be a 1-D array of uint32 words, got shape {words.shape}")
+    if not words.size:
+        return None
+    if words.dtype.kind not in "ui":
+        raise InputError(f"send must hold integer words, got dtype {words.dtype}")
+    if int(words.min()) < 0 or int(words.max()) > 0xFFFF_FFFF:
+        raise InputError("send words must be in 0..2**32-1")
+    if max_words is not None and words.size > max_words:
+        raise InputError(f"at most {max_words} words per transfer, got {words.size}")
+    return words.astype(np.uint32, copy=False)
 
 
 __all__ = ["Bus", "as_words"]

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import PynqNeuroError
 
-class DriverError(RuntimeError):
+
+class DriverError(PynqNeuroError, RuntimeError):
     """The accelerator or its transport failed; the message says what was lost."""
 
 
@@ -60,7 +62,7 @@ class HardwareMismatch(DriverError):
         self.differences = differences
 
 
-class InputError(ValueError):
+class InputError(PynqNeuroError, ValueError):
     """Digits, an artifact or an argument given to the driver is not acceptable."""
 
 

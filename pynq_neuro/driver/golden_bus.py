@@ -39,6 +39,7 @@ import numpy as np
 from ..compiler.artifact import (BANK_KINDS, VERSION as FORMAT_VERSION, Artifact, ArtifactError,
                                  Bank, load_artifact, network_from_banks)
 from ..golden.network import IntegerNetwork, NetworkError
+from ..util import ceil_div
 from . import registers as R
 from .bus import as_words
 from .errors import DmaTimeout, DriverError, InputError, check_int, check_positive
@@ -82,7 +83,7 @@ class LoadParser:
             for g in range(h["groups"]):
                 self.banks.append((l, 1, g, h["index_depth"], h["index_bits"]))
             self.banks.append((l, 2, 0, h["locals"], h["lanes"] * h["param_bits"]))
-        self.payload_words = sum(4 + d * -(-w // 32) for *_, d, w in self.banks)
+        self.payload_words = sum(4 + d * ceil_div(w, 32) for *_, d, w in self.banks)
         self.written = False  # a memory word was written since the flag was cleared
         self.reset()
 
@@ -131,7 +132,7 @@ class LoadParser:
         elif st == self.BANK_HDR:
             self.crc = zlib.crc32(word.to_bytes(4, "little"), self.crc)
             layer, kind, bank, depth, width = self.banks[self.bank]
-            expected = ((bank << 24) | (kind << 16) | layer, depth, width, depth * -(-width // 32))
+            expected = ((bank << 24) | (kind << 16) | layer, depth, width, depth * ceil_div(width, 32))
             c = self.cnt
             self.cnt += 1
             if word != expected[c]:
@@ -147,7 +148,7 @@ class LoadParser:
                 self.value = 0
             self.value |= word << (32 * self.chunk)
             self.chunk += 1
-            if self.chunk == -(-width // 32):
+            if self.chunk == ceil_div(width, 32):
                 self.memories[(layer, kind, bank)][self.addr] = self.value & ((1 << width) - 1)
                 self.written = True
                 self.addr += 1

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bus import as_words
 from .errors import DmaTimeout, DriverError, InputError, check_int, check_positive
 
 TOPLEVEL = "neuro_core"
@@ -162,36 +163,31 @@ def build_key(artifact: str | os.PathLike, engine: str) -> str:
     hardware parameters. The memory images are not part of it: the simulator reads them from
     ``mem/`` in its working directory, a link to the artifact's images."""
     from ..rtl import hdl_sources
+    from ..rtl.verilator import KEY_CHARS, hash_files
 
     art = _artifact_dir(artifact)
     h = hashlib.sha256(f"{engine} {MEM_DIR}".encode())
     if engine == "verilator":
         h.update(_server_module().VERILATOR_BENCH.read_bytes())
-    for p in hdl_sources():
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
+    hash_files(h, hdl_sources())
     h.update(_hardware_defines(art))
-    return f"{engine}-{h.hexdigest()[:16]}"
+    return f"{engine}-{h.hexdigest()[:KEY_CHARS]}"
 
 
 def _compile(engine: str, art: Path, out: Path) -> list[str]:
     """Command that builds ``engine``'s simulator into the directory ``out``."""
     from ..rtl import hdl_sources
+    from ..rtl.verilator import command
 
     sources = [str(p) for p in hdl_sources()]
-    define = f"-DPN_MEM_DIR=\"{MEM_DIR}\""
+    define = f"PN_MEM_DIR=\"{MEM_DIR}\""
     if engine == "icarus":
         (out / "cmds.f").write_text("+timescale+1ns/1ps\n")
-        return ["iverilog", "-o", str(out / "sim.vvp"), "-s", TOPLEVEL, "-g2012", define,
+        return ["iverilog", "-o", str(out / "sim.vvp"), "-s", TOPLEVEL, "-g2012", f"-D{define}",
                 f"-I{art}", "-f", str(out / "cmds.f"), *sources]
     (out / "tb_cosim.v").write_text(_server_module().VERILATOR_BENCH.read_text())
-    # -fno-dfg: see pynq_neuro.rtl.regression.build_fast (wide per-lane buses)
-    return ["verilator", "--binary", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-            "-Wno-fatal", "-Wno-lint", "-Wno-style", "-fno-dfg", "--top-module", BENCH_TOP,
-            "-Mdir", str(out / "obj"), "-o", str(out / "Vtb_cosim"), f"-I{art}", define,
-            "-j", "2", "--build-jobs", "2",
-            "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O1",
-            *sources, str(out / "tb_cosim.v")]
+    return command("verilator", top=BENCH_TOP, mdir=out / "obj", exe=out / "Vtb_cosim",
+                   includes=[art], defines=[define], sources=[*sources, out / "tb_cosim.v"])
 
 
 def _executable(engine: str, out: Path) -> Path:
@@ -432,7 +428,9 @@ class SimBus:
 
     def transfer(self, send: np.ndarray | None, recv_words: int,
                  timeout_s: float) -> np.ndarray:
-        words = _words(send)
+        words = as_words(send, MAX_SEND_WORDS)
+        if words is None:
+            words = np.zeros(0, np.uint32)
         recv_words = check_int("recv_words", recv_words, 0, MAX_RECV_WORDS)
         timeout_s = check_positive("timeout_s", timeout_s)
         budget = self.budget.cycles(timeout_s, self.clock_mhz, len(words) + recv_words)
@@ -506,21 +504,6 @@ def _offset(offset: int) -> int:
         raise InputError(f"register offset 0x{offset:x} is not a word address of the core "
                          "(0x000..0xFFC)")
     return offset
-
-
-def _words(send: np.ndarray | None) -> np.ndarray:
-    if send is None:
-        return np.zeros(0, np.uint32)
-    a = np.asarray(send)
-    if a.ndim != 1:
-        raise InputError(f"send must be a 1-D array of uint32 words, got shape {a.shape}")
-    if a.size and a.dtype.kind not in "ui":
-        raise InputError(f"send must hold integer words, got dtype {a.dtype}")
-    if a.size and (int(a.min()) < 0 or int(a.max()) > 0xFFFF_FFFF):
-        raise InputError("send words must be in 0..2**32-1")
-    if a.size > MAX_SEND_WORDS:
-        raise InputError(f"at most {MAX_SEND_WORDS} words per simulated transfer, got {a.size}")
-    return a.astype(np.uint32)
 
 
 __all__ = ["CycleBudget", "ENGINES", "SimBus", "build", "build_key", "resolve_engine",

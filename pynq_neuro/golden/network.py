@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import PynqNeuroError
 from ..fileio import UnsafeFileError, atomic_write_bytes, check_zip, read_regular, sha256_file
 
 FORMAT = "pynq-neuro-integer-network"
@@ -40,7 +41,7 @@ IMAGE_ROWS = 28
 IMAGE_COLS = 28
 
 
-class NetworkError(ValueError):
+class NetworkError(PynqNeuroError, ValueError):
     """An integer network (or its file) is inconsistent or unreadable."""
 
 

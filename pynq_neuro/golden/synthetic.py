@@ -1,4 +1,4 @@
-"""Random integer networks for tests and benches (numpy only)."""
+"""Random integer networks and digits for tests and benches (numpy only)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,13 @@ def random_network(seed: int | np.random.Generator = 0,
     net = IntegerNetwork(input_bits, layers, meta={"name": name})
     net.validate()
     return net
+
+
+def random_digits(n: int, seed: int | np.random.Generator = 0,
+                  zero_share: float = 0.7) -> np.ndarray:
+    """``n`` random uint8 digits (N, 28, 28) in which about ``zero_share`` of the pixels are 0
+    (sparse, like MNIST). ``seed`` may be a generator, whose stream is continued."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (n, IMAGE_ROWS, IMAGE_COLS)).astype(np.uint8)
+    img[rng.random(img.shape) < zero_share] = 0
+    return img

@@ -14,6 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ..errors import PynqNeuroError
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Modules of the core, in dependency order (pn_net and its helpers are found by pattern).
@@ -21,7 +23,7 @@ SHELL_MODULES = ("pn_skid_buffer.v", "pn_input.v", "pn_loader.v", "pn_axil_regs.
                  "neuro_core.v")
 
 
-class RtlError(RuntimeError):
+class RtlError(PynqNeuroError, RuntimeError):
     """A tool is missing, a build failed, or a simulation did not finish."""
 
 

@@ -1,10 +1,11 @@
 """Command-line parts for the RTL: ``pynq-neuro verify ARTIFACT --rtl`` and
 ``pynq-neuro estimate ARTIFACT``.
 
-``add_verify_parser`` / ``add_estimate_parser`` register the sub-commands on the main parser's
-sub-parsers; ``run_verify`` / ``run_estimate`` execute them and return the exit status (0 pass,
-1 mismatch or does not fit) and raise on errors, which :func:`pynq_neuro.cli.guard` reports
-(one line, status 2). ``python -m pynq_neuro.rtl.cli`` runs them standalone.
+``COMMANDS`` holds both (:class:`pynq_neuro.cli_core.Command`): ``add_verify_parser`` /
+``add_estimate_parser`` add the sub-commands to the main parser's sub-parsers; ``run_verify`` /
+``run_estimate`` execute them and return the exit status (0 pass, 1 mismatch or does not fit)
+and raise on errors, which :func:`pynq_neuro.cli_core.guard` reports (one line, status 2).
+``python -m pynq_neuro.rtl.cli`` runs them standalone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import sys
 from typing import Any, Sequence
 
-from ..cli import int_range, positive
+from ..cli_core import Command, build_parser, guard, int_range, positive, run_command
 
 MAX_IMAGES = 16384        # digits the Verilator bench holds
 DEFAULT_CLOCK_MHZ = 100.0  # of an artifact whose manifest names no clock
@@ -117,19 +118,13 @@ def run_estimate(args: argparse.Namespace) -> int:
     return 0 if r["fits"] else 1
 
 
+COMMANDS = (Command("verify", add_verify_parser, run_verify),
+            Command("estimate", add_estimate_parser, run_estimate))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..cli import PROG, CliParser, guard
-
-    def body() -> int:
-        parser = CliParser(prog=PROG)
-        sub = parser.add_subparsers(dest="command", required=True)
-        add_verify_parser(sub)
-        add_estimate_parser(sub)
-        args = parser.parse_args(argv)
-        return run_verify(args) if args.command == "verify" else run_estimate(args)
-
-    return guard(body)
-
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return guard(lambda: run_command(COMMANDS, build_parser(COMMANDS), argv))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..compiler.resources import XC7Z020
 from . import REPO, RtlError, hdl_sources, require
 
-DEVICE = {"name": "xc7z020", "luts": 53_200, "ffs": 106_400, "bram36": 140, "dsp": 220}
+DEVICE = {"name": "xc7z020", **{k: getattr(XC7Z020, k) for k in ("luts", "ffs", "bram36", "dsp")}}
 
 LUTRAM_SITES = {
     "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2, "RAM64X1D": 2,

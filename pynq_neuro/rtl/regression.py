@@ -15,7 +15,6 @@ first_beat_cycle result_cycle`` (decimal), then ``counters DIGITS CYCLES STALL I
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -24,8 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from ..golden.synthetic import random_digits
 from ..golden.synthetic import random_network as tiny_network
 from . import REPO, RtlError, hdl_sources, require, sim_dir
+from .verilator import command as verilator_command
+from .verilator import NO_DFG, files_key
 
 FAST_TB = "fast/tb_neuro_core.v"
 
@@ -65,10 +67,7 @@ def sample_images(n: int, seed: int = 0, data_dir: str | None = None) -> np.ndar
         x = load_mnist("test", data_dir)[0]
         return np.ascontiguousarray(x[:n])
     except Exception:  # noqa: BLE001 - any loader failure: synthetic digits
-        rng = np.random.default_rng(seed)
-        img = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
-        img[rng.random(img.shape) < 0.7] = 0
-        return img
+        return random_digits(n, seed)
 
 
 def tiny_artifacts(directory: str | Path, seed: int = 0, foldings=None,
@@ -147,23 +146,12 @@ def parse_results(path: Path) -> FastResult:
 # Verilator build and run
 
 
-def _digest(paths: list[Path], extra: str = "") -> str:
-    h = hashlib.sha256(extra.encode())
-    for p in paths:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def build_fast(artifact: str | Path, build_root: str | Path | None = None,
                jobs: int = 2, verbose: bool = False, opt: str = "-O2",
-               threads: int = 1, extra_args: tuple[str, ...] = ("-fno-dfg",)) -> Path:
+               threads: int = 1, extra_args: tuple[str, ...] = NO_DFG) -> Path:
     """Build (or reuse) the Verilator binary of the fast bench for an artifact's parameters
-    and memory images; returns the executable.
-
-    ``-fno-dfg`` is the default: Verilator 5.006's data-flow optimization turns buses assembled
-    from many per-lane part selects into chains of wide concatenations that are rebuilt every
-    cycle (5x slower on the 128-lane layers)."""
+    and memory images; returns the executable. ``-fno-dfg`` is the default (see
+    :data:`pynq_neuro.rtl.verilator.NO_DFG`)."""
     verilator = require("verilator")
     art = Path(artifact).resolve()
     vh = art / "neuro_params.vh"
@@ -174,20 +162,17 @@ def build_fast(artifact: str | Path, build_root: str | Path | None = None,
     if not any(p.name == "pn_net.v" for p in sources):
         raise RtlError(f"{sources[0].parent}: pn_net.v (the datapath) is missing")
     mem_dir = f"{art / 'mem'}/"
-    key = _digest(sources + [tb, vh], f"{mem_dir} {opt} {threads} {' '.join(extra_args)}")
+    key = files_key(sources + [tb, vh], f"{mem_dir} {opt} {threads} {' '.join(extra_args)}")
     root = Path(build_root or REPO / "build" / "rtl" / "verilator")
     obj = root / key
     exe = obj / "Vtb_neuro_core"
     if exe.exists():
         return exe
     obj.mkdir(parents=True, exist_ok=True)
-    cmd = [verilator, "--binary", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-           "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "tb_neuro_core",
-           "-Mdir", str(obj), "-o", "Vtb_neuro_core", f"-I{art}", f"-I{sources[0].parent}",
-           f"-DPN_MEM_DIR=\"{mem_dir}\"", "-j", str(jobs), "--build-jobs", str(jobs),
-           "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW=-O1 OPT_GLOBAL=-O1",
-           *(["--threads", str(threads)] if threads > 1 else []), *extra_args,
-           *map(str, sources), str(tb)]
+    cmd = verilator_command(
+        verilator, top="tb_neuro_core", mdir=obj, exe="Vtb_neuro_core",
+        includes=[art, sources[0].parent], defines=[f"PN_MEM_DIR=\"{mem_dir}\""],
+        sources=[*sources, tb], jobs=jobs, opt=opt, threads=threads, extra_args=extra_args)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=obj, capture_output=True, text=True)
     (obj / "build.log").write_text(proc.stdout + proc.stderr)

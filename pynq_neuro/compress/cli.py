@@ -1,10 +1,10 @@
 """The ``compress`` subcommand: factorization passes and fine-tunes on a trained checkpoint.
 
-``register(subparsers)`` adds the subcommand to an ``argparse`` parser; ``run(args)`` executes
-it (errors are raised as ``ValueError``/``DataError`` for :func:`pynq_neuro.cli.guard` to
-report; numeric options are checked by the parser). Low-rank passes
-(``--low-rank LAYER:RANK``, repeatable) run first, in the order given, then pruning
-(``--budget`` or ``--sparsity``).
+``COMMAND`` (:class:`pynq_neuro.cli_core.Command`): ``add_parser(subparsers)`` adds the
+subcommand to an ``argparse`` parser; ``run(args)`` executes it (errors are raised for
+:func:`pynq_neuro.cli_core.guard` to report; numeric options are checked by the parser).
+Low-rank passes (``--low-rank LAYER:RANK``, repeatable) run first, in the order given, then
+pruning (``--budget`` or ``--sparsity``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shlex
 import sys
 from typing import Any
 
-from ..cli import count, natural, positive, seed, threads
+from ..cli_core import Command, count, natural, positive, seed, threads
 
 DESCRIPTION = "factorize a trained checkpoint (low rank, pruning) with short fine-tunes"
 
@@ -55,7 +55,7 @@ def _lanes(text: str) -> list[int]:
     return values
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``compress`` subcommand; returns its parser."""
     p = subparsers.add_parser("compress", help=DESCRIPTION, description=DESCRIPTION)
     p.add_argument("checkpoint", help="trained checkpoint (.pt)")
@@ -197,3 +197,6 @@ def run(args: argparse.Namespace) -> int:
               f"result {ckpt['metrics']['synapses']} synapses, accuracy "
               f"{100 * ckpt['metrics']['test_accuracy']:.2f} %")
     return 0
+
+
+COMMAND = Command("compress", add_parser, run)

@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, ClassVar, Sequence, Union
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ from ..train import (
     report_dead_layers,
     save_checkpoint_and_network,
 )
+from ..util import ceil_div
 
 Target = Union[int, list]  # a global synapse count, or one count per layer
 Sparsity = Union[float, Sequence[float]]
@@ -313,7 +314,7 @@ def lane_locals(layer: nn.Module, lanes: int) -> int:
     """Output units per lane when the layer runs on ``lanes`` processing elements."""
     if not 1 <= lanes <= layer.weight.shape[0]:
         raise ValueError(f"lanes must be in 1..{layer.weight.shape[0]}, got {lanes}")
-    return -(-layer.weight.shape[0] // lanes)
+    return ceil_div(layer.weight.shape[0], lanes)
 
 
 @torch.no_grad()
@@ -366,7 +367,7 @@ def _balanced_counts(names: Sequence[str], units: Sequence[int], lanes: Sequence
     for name, u, p, s in zip(names, units, lanes, _sparsities(len(units), sparsity)):
         if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= u:
             raise ValueError(f"lanes of {name} must be in 1..{u}, got {p!r}")
-        locals_ = -(-u // p)
+        locals_ = ceil_div(u, p)
         k = max(1, round((1.0 - s) * locals_))
         reach = {j: balanced_sparsity(u, p, j) for j in range(1, locals_ + 1)}
         if abs(reach[k] - s) > SPARSITY_TOLERANCE:  # padded lanes: another count may fit
@@ -573,6 +574,149 @@ def check_pass(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(spec)
 
 
+def _layer_names(cfg: ModelConfig) -> list[str]:
+    return [f"layers.{i}" for i in range(len(cfg.channels))] + ["classifier"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pass:
+    """One compression pass and its fine-tune (``epochs``, ``lr``: ``None`` takes the defaults
+    of :func:`compress`). :meth:`to_dict` is the description a checkpoint records (the
+    parameters that were given, in the form :func:`check_pass` reads)."""
+
+    kind: ClassVar[str] = ""
+    epochs: int | None = None
+    lr: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+
+    def params(self) -> dict[str, Any]:
+        """The pass's own parameters (without ``epochs`` and ``lr``), as recorded."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("epochs", "lr") and getattr(self, f.name) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        tune = {k: getattr(self, k) for k in ("epochs", "lr") if getattr(self, k) is not None}
+        return {"pass": self.kind, **self.params(), **tune}
+
+    def check(self, cfg: ModelConfig, n: int) -> ModelConfig:
+        """Refuse what this pass (number ``n``, from 0) cannot do to a model of ``cfg``;
+        returns the configuration after the pass."""
+        return cfg
+
+    def apply(self, model: NeuroNet, cfg: TrainConfig, data: _Data, gen: torch.Generator,
+              log: Callable[[str], None],
+              progress: bool) -> tuple[NeuroNet, list[str], list[dict[str, Any]]]:
+        """Apply the pass and its fine-tune; returns the model, the layers' origins and the
+        fine-tune's history."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class LowRank(Pass):
+    """Factorize layer ``layer`` (the classifier is the last) with rank ``rank``."""
+
+    kind: ClassVar[str] = "low_rank"
+    layer: int
+    rank: int
+
+    def check(self, cfg: ModelConfig, n: int) -> ModelConfig:
+        layer, rank = self.layer, self.rank
+        if isinstance(layer, bool) or not isinstance(layer, int) \
+                or not 0 <= layer <= len(cfg.channels):
+            raise ValueError(f"pass {n + 1}: layer index {layer!r} out of range: "
+                             f"0..{len(cfg.channels)} (the classifier is the last)")
+        rows, cols = _weight_shape(cfg, layer)
+        if isinstance(rank, bool) or not isinstance(rank, int) \
+                or not 1 <= rank <= min(rows, cols):
+            raise ValueError(f"pass {n + 1}: rank {rank!r} out of range for layer {layer} "
+                             f"with a {rows} x {cols} weight matrix: 1..{min(rows, cols)}")
+        return factorized_config(cfg, layer, rank)
+
+    def apply(self, model, cfg, data, gen, log, progress):
+        origin = factorized_origin(model, self.layer)
+        model = low_rank(model, self.layer, self.rank, data.xs[:INIT_IMAGES])
+        return model, origin, _finetune(model, cfg, data, gen, log, progress)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prune(Pass):
+    """Magnitude pruning to a synapse ``budget`` or a ``sparsity`` (one of them), keeping
+    ``min_per_unit`` synapses per unit (default 1); gradual during the fine-tune."""
+
+    kind: ClassVar[str] = "prune"
+    budget: Target | None = None
+    sparsity: Sparsity | None = None
+    min_per_unit: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.budget is None) == (self.sparsity is None):
+            raise ValueError("a prune pass needs either 'budget' or 'sparsity'")
+
+    def check(self, cfg: ModelConfig, n: int) -> ModelConfig:
+        if self.sparsity is not None:
+            _sparsities(len(_layer_names(cfg)), self.sparsity)
+        return cfg
+
+    def apply(self, model, cfg, data, gen, log, progress):
+        origin = layer_names(model)
+        prune = {"sparsity": self.sparsity, "budget": self.budget,
+                 "min_per_unit": 1 if self.min_per_unit is None else self.min_per_unit}
+        hook = None
+        if cfg.epochs == 0:
+            prune_magnitude(model, **prune)
+        else:
+            hook = GradualPruner(model, cfg.epochs, **prune)
+        return model, origin, _finetune(model, cfg, data, gen, log, progress, hook)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalancedPrune(Pass):
+    """Lane-balanced pruning to ``sparsity`` for ``lanes`` lanes per layer; ``approximate``
+    takes the nearest reachable sparsity (with a warning) instead of refusing."""
+
+    kind: ClassVar[str] = "prune"
+    sparsity: Sparsity
+    lanes: Sequence[int]
+    approximate: bool | None = None
+
+    def check(self, cfg: ModelConfig, n: int) -> ModelConfig:
+        with warnings.catch_warnings():  # the pass itself reports an approximation
+            warnings.simplefilter("ignore")
+            _balanced_counts(_layer_names(cfg), [*cfg.channels, NUM_CLASSES], list(self.lanes),
+                             self.sparsity, bool(self.approximate))
+        return cfg
+
+    def apply(self, model, cfg, data, gen, log, progress):
+        origin = layer_names(model)
+        lanes, approx = list(self.lanes), bool(self.approximate)
+        hook = None
+        if cfg.epochs == 0:
+            prune_balanced(model, lanes, balanced_keep(model, lanes, self.sparsity, approx))
+        else:
+            hook = BalancedPruner(model, cfg.epochs, lanes, self.sparsity, approximate=approx)
+        return model, origin, _finetune(model, cfg, data, gen, log, progress, hook)
+
+
+def as_pass(spec: Pass | dict[str, Any]) -> Pass:
+    """A pass from its description (``{"pass": "low_rank", "layer": 1, "rank": 16}``,
+    ``{"pass": "prune", "budget": 30000}``, ...), checked by :func:`check_pass`."""
+    if isinstance(spec, Pass):
+        return spec
+    args = check_pass(spec)
+    kind = args.pop("pass")
+    if kind == "low_rank":
+        return LowRank(**args)
+    if args.get("lanes") is not None:
+        return BalancedPrune(**args)
+    args.pop("lanes", None)
+    args.pop("approximate", None)
+    return Prune(**args)
+
+
 def _weight_shape(cfg: ModelConfig, i: int) -> tuple[int, int]:
     """Rows (units) and columns (inputs times taps) of layer ``i``'s weight matrix."""
     n = len(cfg.channels)
@@ -583,32 +727,12 @@ def _weight_shape(cfg: ModelConfig, i: int) -> tuple[int, int]:
     return rows, cin * (cfg.taps[i] if i < n else cfg.frames()[-1])
 
 
-def preflight(cfg: ModelConfig, passes: Sequence[dict[str, Any]]) -> None:
+def preflight(cfg: ModelConfig, passes: Sequence[Pass | dict[str, Any]]) -> None:
     """Refuse, before any fine-tune runs, a pass that would fail once earlier passes are done:
     a low-rank layer index out of range, or a lane-balanced sparsity that cannot be reached
     (from the layer widths each pass will see)."""
-    for n, spec in enumerate(passes):
-        names = [f"layers.{i}" for i in range(len(cfg.channels))] + ["classifier"]
-        if spec["pass"] == "low_rank":
-            layer = spec["layer"]
-            if isinstance(layer, bool) or not isinstance(layer, int) \
-                    or not 0 <= layer <= len(cfg.channels):
-                raise ValueError(f"pass {n + 1}: layer index {layer!r} out of range: "
-                                 f"0..{len(cfg.channels)} (the classifier is the last)")
-            rows, cols = _weight_shape(cfg, layer)
-            rank = spec["rank"]
-            if isinstance(rank, bool) or not isinstance(rank, int) \
-                    or not 1 <= rank <= min(rows, cols):
-                raise ValueError(f"pass {n + 1}: rank {rank!r} out of range for layer {layer} "
-                                 f"with a {rows} x {cols} weight matrix: 1..{min(rows, cols)}")
-            cfg = factorized_config(cfg, layer, spec["rank"])
-        elif spec.get("lanes") is not None:
-            with warnings.catch_warnings():  # the pass itself reports an approximation
-                warnings.simplefilter("ignore")
-                _balanced_counts(names, [*cfg.channels, NUM_CLASSES], list(spec["lanes"]),
-                                 spec["sparsity"], bool(spec.get("approximate", False)))
-        elif spec.get("sparsity") is not None:
-            _sparsities(len(names), spec["sparsity"])
+    for n, step in enumerate(passes):
+        cfg = as_pass(step).check(cfg, n)
 
 
 def accuracy(model: NeuroNet, images: np.ndarray, labels: np.ndarray) -> float:
@@ -635,40 +759,16 @@ def _load_data(data_dir: str | None, train_images: int | None) -> _Data:
                  torch.from_numpy(np.array(train_y)).long(), np.array(test_x), test_y)
 
 
-def _apply_pass(model: NeuroNet, spec: dict[str, Any], cfg: TrainConfig, data: _Data,
-                gen: torch.Generator, log: Callable[[str], None],
-                progress: bool) -> tuple[NeuroNet, list[str], list[dict[str, Any]]]:
-    """Apply one pass and its fine-tune; returns the model, the layers' origins, the history."""
-    hook = None
-    if spec["pass"] == "low_rank":
-        origin = factorized_origin(model, spec["layer"])
-        model = low_rank(model, spec["layer"], spec["rank"], data.xs[:INIT_IMAGES])
-    else:
-        origin = layer_names(model)
-        if spec.get("lanes") is not None:
-            lanes, sparsity = list(spec["lanes"]), spec["sparsity"]
-            approx = bool(spec.get("approximate", False))
-            if cfg.epochs == 0:
-                prune_balanced(model, lanes, balanced_keep(model, lanes, sparsity, approx))
-            else:
-                hook = BalancedPruner(model, cfg.epochs, lanes, sparsity, approximate=approx)
-            history = fit(model, data.xs, data.ys, cfg, gen, log=log, progress=progress,
-                          on_epoch_start=hook) if cfg.epochs else []
-            return model, origin, history
-        prune = {k: spec.get(k) for k in ("sparsity", "budget")}
-        prune["min_per_unit"] = spec.get("min_per_unit", 1)
-        if cfg.epochs == 0:
-            prune_magnitude(model, **prune)
-        else:
-            hook = GradualPruner(model, cfg.epochs, **prune)
-    history = fit(model, data.xs, data.ys, cfg, gen, log=log, progress=progress,
-                  on_epoch_start=hook) if cfg.epochs else []
-    return model, origin, history
+def _finetune(model: NeuroNet, cfg: TrainConfig, data: _Data, gen: torch.Generator,
+              log: Callable[[str], None], progress: bool,
+              hook: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    return fit(model, data.xs, data.ys, cfg, gen, log=log, progress=progress,
+               on_epoch_start=hook) if cfg.epochs else []
 
 
 def compress(
     checkpoint: str | Path | dict[str, Any],
-    passes: Sequence[dict[str, Any]],
+    passes: Sequence[Pass | dict[str, Any]],
     finetune_epochs: int = DEFAULT_EPOCHS,
     lr: float | None = None,
     *,
@@ -686,16 +786,17 @@ def compress(
 ) -> dict[str, Any]:
     """Apply factorization passes to a checkpoint, each followed by a fine-tune on MNIST.
 
-    ``passes`` run in order, e.g. ``[{"pass": "low_rank", "layer": 1, "rank": 16},
-    {"pass": "prune", "budget": 30000}]`` (a pass may override ``epochs`` and ``lr``; a prune
-    pass takes ``budget`` or ``sparsity`` and ``min_per_unit``, and prunes gradually during its
-    fine-tune). The learning rate defaults to ``LR_FACTOR`` times the quantization-aware one.
+    ``passes`` (:class:`Pass` objects or their descriptions) run in order, e.g.
+    ``[LowRank(layer=1, rank=16), Prune(budget=30000)]`` or ``[{"pass": "low_rank", "layer": 1,
+    "rank": 16}, {"pass": "prune", "budget": 30000}]`` (a pass may override ``epochs`` and
+    ``lr``; a prune pass takes ``budget`` or ``sparsity`` and ``min_per_unit``, and prunes
+    gradually during its fine-tune). The learning rate defaults to ``LR_FACTOR`` times the quantization-aware one.
     Returns the checkpoint of the result, whose ``passes`` entry reports for each pass its
     parameters, the connections per layer before and after, the test accuracy after the
     fine-tune and the seconds taken. With ``output`` it is saved, and a quantized result is also
     lowered to an integer network next to it (``.npz``).
     """
-    passes = [check_pass(p) for p in passes]
+    passes = [as_pass(p) for p in passes]
     if not passes:
         raise ValueError("no passes to apply")
     if finetune_epochs < 0:
@@ -722,20 +823,20 @@ def compress(
     report: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     elapsed = 0.0
-    for n, spec in enumerate(passes):
+    for n, step in enumerate(passes):
         start = time.perf_counter()
-        cfg = dataclasses.replace(base, epochs=spec.get("epochs", base.epochs),
-                                  lr=spec.get("lr", base.lr))
+        cfg = dataclasses.replace(base, epochs=base.epochs if step.epochs is None else step.epochs,
+                                  lr=base.lr if step.lr is None else step.lr)
         before = connections(model)
-        params = {k: v for k, v in spec.items() if k not in ("pass", "epochs", "lr")}
-        log(f"pass {n + 1}/{len(passes)}: {spec['pass']} {params}")
-        model, origin, hist = _apply_pass(model, spec, cfg, data, gen, log, progress)
+        params = step.params()
+        log(f"pass {n + 1}/{len(passes)}: {step.kind} {params}")
+        model, origin, hist = step.apply(model, cfg, data, gen, log, progress)
         history += [{**h, "pass": n + 1, "seconds": h["seconds"] + elapsed} for h in hist]
         elapsed += hist[-1]["seconds"] if hist else 0.0
         acc = accuracy(model, data.test_x, data.test_y)
         after = connections(model)
         report.append({
-            "pass": spec["pass"], "params": params, "epochs": cfg.epochs, "lr": cfg.lr,
+            "pass": step.kind, "params": params, "epochs": cfg.epochs, "lr": cfg.lr,
             "before": before, "after": after, "origin": origin,
             "synapses_before": total_kept(before), "synapses_after": total_kept(after),
             "accuracy": acc, "seconds": time.perf_counter() - start,
