@@ -386,3 +386,32 @@ def test_force_replaces_a_folder_that_holds_something_else(tmp_path):
     assert (out / "notes.txt").read_text() == "mine\n"
     compile_network(sparse_network(9), out, cfg, images, force=True)
     assert load_artifact(out).network.layers[0].out_channels == 13
+
+
+def test_the_manifest_keeps_the_whole_compile_configuration(tmp_path):
+    """``compile_config`` reads back as the configuration, and compiling again from it gives
+    the same memory images."""
+    import json
+
+    from pynq_neuro.compiler.compile import CompileConfig, compile_network
+    from pynq_neuro.compiler.mapping import Folding
+    from pynq_neuro.compiler.resources import Budget
+    from pynq_neuro.golden.synthetic import random_digits, random_network
+
+    net = random_network(np.random.default_rng(3), input_bits=8)
+    images = random_digits(64, seed=1)
+    cfg = CompileConfig(target_images_per_s=123_456.0,
+                        budget=Budget(luts=50_000, bram36=100, clock_mhz=125.0),
+                        foldings=[Folding(2, 4), Folding(2, 3), Folding(1, 5)], sample_digits=64)
+    m = compile_network(net, tmp_path / "a", cfg, images)
+    stored = json.loads((tmp_path / "a" / "manifest.json").read_text())["compile_config"]
+    assert stored == m["compile_config"] == cfg.to_dict()
+    again = CompileConfig.from_dict(stored)
+    assert again == cfg
+    compile_network(net, tmp_path / "b", again, images)
+    assert (tmp_path / "a" / "network.bin").read_bytes() == \
+        (tmp_path / "b" / "network.bin").read_bytes()
+    with pytest.raises(ValueError, match="unknown compile configuration keys"):
+        CompileConfig.from_dict({**stored, "luts": 5})
+    with pytest.raises(ValueError, match="compile configuration"):
+        CompileConfig.from_dict({**stored, "budget": {"luts": -1}})

@@ -413,8 +413,9 @@ def _check_schema(m: Any) -> None:
     _require(m["version"] == VERSION, f"artifact version {m['version']} is not supported "
                                       f"(this pynq-neuro reads version {VERSION})")
     _fields(m, TOP_FIELDS, "manifest", exact=False)
-    if "performance" in m:
-        _typed(m["performance"], dict, "performance")
+    for key in ("performance", "compile_config"):
+        if key in m:
+            _typed(m[key], dict, key)
     _fields(m["network"], NETWORK_FIELDS, "network")
     hw = m["hardware"]
     _fields(hw, HARDWARE_FIELDS, "hardware")

@@ -84,6 +84,38 @@ class CompileConfig:
             raise ValueError(f"allow_over_budget must be True or False, got "
                              f"{self.allow_over_budget!r}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values; the manifest keeps them as ``compile_config``."""
+        return {
+            "target_images_per_s": float(self.target_images_per_s),
+            "budget": self.budget.to_dict(),
+            "foldings": None if self.foldings is None else
+            [[int(f.groups), int(f.lanes)] for f in self.foldings],
+            "hardware": None if self.hardware is None else str(self.hardware),
+            "sample_digits": int(self.sample_digits),
+            "allow_over_budget": self.allow_over_budget,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CompileConfig":
+        """The configuration :meth:`to_dict` wrote (e.g. a manifest's ``compile_config``);
+        raises ValueError for unknown keys or values."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a compile configuration is a JSON object, got {type(d).__name__}")
+        known = {"target_images_per_s", "budget", "foldings", "hardware", "sample_digits",
+                 "allow_over_budget"}
+        if set(d) - known:
+            raise ValueError(f"unknown compile configuration keys: {sorted(set(d) - known)}")
+        kw = dict(d)
+        try:
+            if "budget" in kw:
+                kw["budget"] = Budget(**kw["budget"])
+            if kw.get("foldings") is not None:
+                kw["foldings"] = [Folding(int(g), int(p)) for g, p in kw["foldings"]]
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"compile configuration: {e}") from None
+        return cls(**kw)
+
 
 def _parse_source(source: str | Path) -> IntegerNetwork:
     """An integer network from a zoo name (or ``zoo:NAME``), an .npz, a checkpoint (.pt) or an
@@ -262,7 +294,9 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
         "budget": b.to_dict(),
         "sample_digits": int(len(images)),
     }
-    manifest = write_artifact(output, net, maps, extra={"performance": perf}, force=force)
+    manifest = write_artifact(output, net, maps,
+                              extra={"compile_config": cfg.to_dict(), "performance": perf},
+                              force=force)
     if target_hw is not None and manifest["hardware"]["fingerprint"] != target_hw["fingerprint"]:
         raise RuntimeError(f"{output}: hardware fingerprint {manifest['hardware']['fingerprint']}"
                            f" differs from {cfg.hardware}'s {target_hw['fingerprint']} although "
