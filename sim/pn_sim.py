@@ -5,8 +5,9 @@
   of all levels;
 * :func:`build_artifact` compiles a network with explicit foldings into an artifact
   directory (``mem/*.mem``, ``neuro_params.vh``, ``manifest.json``);
-* :func:`write_net_wrapper` writes a top level that instantiates ``pn_net`` with the
-  ``PN_V_*`` macros of an artifact's ``neuro_params.vh``;
+* :func:`header_parameters` reads the ``PN_*`` macros of an artifact's ``neuro_params.vh``;
+  :func:`net_parameters` and :func:`loader_parameters` turn them into the parameters of
+  ``pn_net`` and ``pn_loader`` built as top levels;
 * :func:`run_cocotb` builds and runs a cocotb test module through ``cocotb_tools.runner``.
 
 Test benches read their configuration (a JSON file) from ``$PN_SIM_CONFIG``.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass, field
@@ -195,67 +197,54 @@ def verilog_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_net_wrapper(artifact_dir: str | Path, build_dir: str | Path,
-                      load_port: bool = False) -> Path:
-    """Write ``tb_pn_net.v``: pn_net with the parameters of the artifact's
-    ``neuro_params.vh`` (MEM_DIR = the artifact's ``mem/``, or "" when ``load_port``)."""
+_DEFINE = re.compile(r"`define\s+(PN_\w+)\s+(.+?)\s*$", re.MULTILINE)
+_SIZED = re.compile(r"(\d+)'([dh])([0-9a-fA-F]+)")
+NET_SCALARS = ("NUM_LAYERS", "INPUT_BITS", "LOAD_BITS", "LOGIT_BITS")
+LOADER_FIELDS = ("groups", "word_bits", "synapse_depth", "index_bits", "index_depth", "lanes",
+                 "param_bits", "locals")
+
+
+def _verilog_int(text: str) -> int:
+    """A decimal, a sized constant (``32'd6``, ``64'h1f``) or a concatenation of sized
+    constants (``{32'd6, 32'd8}``, most significant first) as an integer."""
+    text = text.strip()
+    items = text[1:-1].split(",") if text.startswith("{") and text.endswith("}") else [text]
+    value = 0
+    for item in items:
+        m = _SIZED.fullmatch(item.strip())
+        if m is None:
+            if len(items) > 1:
+                raise ValueError(f"not a sized constant: {item!r} in {text!r}")
+            return int(text)
+        width, digits = int(m[1]), int(m[3], 16 if m[2] == "h" else 10)
+        value = (value << width) | digits
+    return value
+
+
+def header_parameters(artifact_dir: str | Path) -> dict[str, int]:
+    """The ``PN_*`` macros of the artifact's ``neuro_params.vh`` as integers."""
+    text = (Path(artifact_dir) / "neuro_params.vh").read_text()
+    return {name: _verilog_int(value) for name, value in _DEFINE.findall(text)}
+
+
+def net_parameters(artifact_dir: str | Path, load_port: bool = False) -> dict[str, Any]:
+    """pn_net parameters from the artifact's ``neuro_params.vh`` (MEM_DIR = the artifact's
+    ``mem/``, or "" when ``load_port``)."""
     art = Path(artifact_dir).resolve()
-    build = Path(build_dir)
-    build.mkdir(parents=True, exist_ok=True)
-    shutil.copy(art / "neuro_params.vh", build / "neuro_params.vh")
-    mem_dir = "" if load_port else str(art / "mem") + "/"
-    params = ",\n".join(f"        .V_{f.upper()}(`PN_V_{f.upper()})" for f in HW_FIELDS)
-    text = f"""`timescale 1ns / 1ps
-`default_nettype none
-`include "neuro_params.vh"
+    pn = header_parameters(art)
+    p: dict[str, Any] = {name: pn[f"PN_{name}"] for name in NET_SCALARS}
+    p.update({f"V_{f.upper()}": pn[f"PN_V_{f.upper()}"] for f in HW_FIELDS})
+    p["MEM_DIR"] = verilog_string("" if load_port else str(art / "mem") + "/")
+    return p
 
-module tb_pn_net (
-    input  wire clk,
-    input  wire rst,
-    output wire px_ready,
-    input  wire px_en,
-    input  wire [4:0] px_base,
-    input  wire [4*`PN_INPUT_BITS-1:0] px_data,
-    input  wire px_row_done,
-    output wire res_valid,
-    input  wire res_ready,
-    output wire [3:0] res_class,
-    output wire [10*`PN_LOGIT_BITS-1:0] res_logits,
-    input  wire load_we,
-    input  wire [2:0] load_layer,
-    input  wire [1:0] load_kind,
-    input  wire [7:0] load_bank,
-    input  wire [15:0] load_addr,
-    input  wire [`PN_LOAD_BITS-1:0] load_data,
-    output wire busy
-);
 
-pn_net #(
-        .NUM_LAYERS(`PN_NUM_LAYERS),
-        .INPUT_BITS(`PN_INPUT_BITS),
-{params},
-        .LOAD_BITS(`PN_LOAD_BITS),
-        .LOGIT_BITS(`PN_LOGIT_BITS),
-        .MEM_DIR({verilog_string(mem_dir)})
-    )
-    u_net (
-        .clk(clk), .rst(rst),
-        .px_ready(px_ready), .px_en(px_en), .px_base(px_base), .px_data(px_data),
-        .px_row_done(px_row_done),
-        .res_valid(res_valid), .res_ready(res_ready), .res_class(res_class),
-        .res_logits(res_logits),
-        .load_we(load_we), .load_layer(load_layer), .load_kind(load_kind),
-        .load_bank(load_bank), .load_addr(load_addr), .load_data(load_data),
-        .busy(busy)
-    );
-
-endmodule
-
-`default_nettype wire
-"""
-    path = build / "tb_pn_net.v"
-    path.write_text(text)
-    return path
+def loader_parameters(artifact_dir: str | Path) -> dict[str, int]:
+    """pn_loader parameters from the artifact's ``neuro_params.vh``."""
+    pn = header_parameters(artifact_dir)
+    p = {f"V_{f.upper()}": pn[f"PN_V_{f.upper()}"] for f in LOADER_FIELDS}
+    p.update(NUM_LAYERS=pn["PN_NUM_LAYERS"], LOAD_BITS=pn["PN_LOAD_BITS"],
+             FORMAT_VERSION=pn["PN_FORMAT_VERSION"])
+    return p
 
 
 def layer_parameters(manifest: dict[str, Any], index: int, mem_prefix: str = "",
@@ -388,7 +377,6 @@ def prepare_net_test(spec: NetSpec, n_digits: int = 8, build_root: Path | None =
     images = digits(n_digits, spec.seed, source)
     net = make_network(spec, images)
     art = build_artifact(net, spec.foldings, build / "artifact", images)
-    write_net_wrapper(art, build, load_port=spec.load_port)
     cfg = {"artifact": str(art), "digits": images, "seed": spec.seed,
            "load_port": spec.load_port, **spec.options}
     return build, cfg
@@ -398,9 +386,9 @@ def run_net_test(spec: NetSpec, n_digits: int = 8, testcase: str | None = None,
                  build_root: Path | None = None) -> Path:
     """Run the pn_net benches (sim/test_pn_net.py) on ``spec``."""
     build, cfg = prepare_net_test(spec, n_digits, build_root)
-    return run_cocotb("tb_pn_net", "test_pn_net",
-                      sources=[build / "tb_pn_net.v"] + [HDL_DIR / s for s in DATAPATH_SOURCES],
-                      includes=[build], build_dir=build, config=cfg, testcase=testcase)
+    return run_cocotb("pn_net", "test_pn_net",
+                      parameters=net_parameters(cfg["artifact"], spec.load_port),
+                      build_dir=build, config=cfg, testcase=testcase)
 
 
 if __name__ == "__main__":

@@ -178,6 +178,12 @@ if cocotb is not None:
                 await self.write(LOAD_DATA, w)
             await self._load_wait()
 
+        async def expect_loaded(self, name: str):
+            """STATUS reports a good load of network ``name``; results are checked against it."""
+            status = await self.read(STATUS)
+            assert status & LOAD_OK and not status & ERROR, hex(status)
+            self.loaded = name
+
         async def _load_wait(self):
             for _ in range(2000):
                 status = await self.read(STATUS)
@@ -384,18 +390,13 @@ if cocotb is not None:
         await tb.send(tb.images[42:44])
         await tb.check_results()
         tb.idle_insertion(0.0, 0.3)
-        status = None
         await tb.load_stream(tb.blob("B"))
-        status = await tb.read(STATUS)
-        assert status & LOAD_OK and not status & ERROR, hex(status)
-        tb.loaded = "B"
+        await tb.expect_loaded("B")
         tb.idle_insertion(0.3, 0.3)
         await tb.send(tb.images[44:50])
         await tb.check_results()
         await tb.load_lite(tb.blob("A"))
-        status = await tb.read(STATUS)
-        assert status & LOAD_OK and not status & ERROR, hex(status)
-        tb.loaded = "A"
+        await tb.expect_loaded("A")
         await tb.send(tb.images[50:54])
         await tb.check_results()
 
@@ -414,9 +415,7 @@ if cocotb is not None:
         assert (await tb.read(STATUS) >> 8) & 0xFF == 6
         await tb.write(CONTROL, LOGITS_ENABLE | CLEAR_ERROR)
         await tb.load_stream(tb.blob("B"))
-        status = await tb.read(STATUS)
-        assert status & LOAD_OK and not status & ERROR, hex(status)
-        tb.loaded = "B"
+        await tb.expect_loaded("B")
         await tb.send(tb.images[54:57])
         await tb.check_results()
 

@@ -16,7 +16,7 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, ReadOnly
 
 
 class RingModel:
@@ -70,103 +70,147 @@ class RingModel:
             self.wr = (self.wr + 1) % self.N
 
 
+class RingBench:
+    """Producer and consumer of the ring as coroutines; each publishes the inputs it drove
+    this cycle, and the monitor steps the model with them."""
+
+    def __init__(self, dut, model: RingModel, rng: random.Random):
+        self.dut = dut
+        self.model = model
+        self.B = int(dut.BITS.value)
+        self.W = int(dut.WR_WIDTH.value)
+        self.producer_rng = random.Random(rng.getrandbits(32))
+        self.consumer_rng = random.Random(rng.getrandbits(32))
+        self.written = (0, 0, [], 0)          # wr_en, wr_base, values, wr_done
+        self.read = ([0] * model.G, 0)        # pops, release
+        self.tasks: list = []
+
+    def start(self) -> None:
+        self.written = (0, 0, [], 0)
+        self.read = ([0] * self.model.G, 0)
+        self.tasks = [cocotb.start_soon(self._producer()), cocotb.start_soon(self._consumer())]
+
+    def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        self.tasks = []
+
+    async def _producer(self) -> None:
+        """Chunks of the frame in random order, wr_done with the last or later."""
+        d, m, rng, W, B = self.dut, self.model, self.producer_rng, self.W, self.B
+        chunks: list[int] = []
+        writing = False
+        while True:
+            await FallingEdge(d.clk)
+            wr_en, wr_base, vals, wr_done = 0, 0, [], 0
+            if m.wr_ready and rng.random() < 0.6:
+                if not chunks and not writing:
+                    chunks = list(range(0, -(-m.C // W) * W, W))
+                    rng.shuffle(chunks)
+                    writing = True
+                if chunks:
+                    wr_en = 1
+                    wr_base = chunks.pop()
+                    vals = [rng.randrange(1, 1 << B) if rng.random() < 0.5 else 0
+                            for _ in range(W)]
+                if not chunks and rng.random() < 0.7:
+                    wr_done = 1
+                    writing = False
+            data = 0
+            for j, v in enumerate(vals):
+                data |= v << (j * B)
+            d.wr_en.value = wr_en
+            d.wr_base.value = wr_base
+            d.wr_data.value = data
+            d.wr_done.value = wr_done
+            self.written = (wr_en, wr_base, vals, wr_done)
+
+    async def _consumer(self) -> None:
+        """Random pops; release when empty (or, rarely, early)."""
+        d, m, rng = self.dut, self.model, self.consumer_rng
+        while True:
+            await FallingEdge(d.clk)
+            pops = [int(rng.random() < 0.7) for _ in range(m.G)]
+            release = 0
+            if m.rd_valid:
+                empty = all(m.event(g) is None for g in range(m.G))
+                if (empty and rng.random() < 0.5) or rng.random() < 0.01:
+                    release = 1
+            d.ev_pop.value = sum(p << g for g, p in enumerate(pops))
+            d.rd_release.value = release
+            self.read = (pops, release)
+
+
 @cocotb.test()
 async def test_ring_events(dut):
     C = int(dut.CHANNELS.value)
     B = int(dut.BITS.value)
     N = int(dut.NBUF.value)
     G = int(dut.GROUPS.value)
-    W = int(dut.WR_WIDTH.value)
     chb = int(dut.CH_BITS.value)
-    rng = random.Random(C * 7 + G)
     model = RingModel(C, N, G)
+    bench = RingBench(dut, model, random.Random(C * 7 + G))
     Clock(dut.clk, 10, unit="ns", impl="gpi").start(start_high=False)
 
+    def idle() -> None:
+        dut.wr_en.value = 0
+        dut.wr_done.value = 0
+        dut.ev_pop.value = 0
+        dut.rd_release.value = 0
+
     dut.rst.value = 1
-    dut.wr_en.value = 0
+    idle()
     dut.wr_base.value = 0
     dut.wr_data.value = 0
-    dut.wr_done.value = 0
-    dut.ev_pop.value = 0
-    dut.rd_release.value = 0
     for _ in range(3):
         await FallingEdge(dut.clk)
     dut.rst.value = 0
 
-    chunks: list[int] = []
-    writing = False
-    frames_written = 0
-    frames_read = 0
-    events_checked = 0
-    early = 0
+    frames_written = frames_read = early = events_checked = 0
     cycles = 3000
     reset_at = cycles // 2
-    for cycle in range(cycles):
-        await FallingEdge(dut.clk)
-        # compare the outputs of this cycle with the model
-        assert int(dut.wr_ready.value) == model.wr_ready, f"cycle {cycle}: wr_ready"
-        assert int(dut.rd_frame_valid.value) == model.rd_valid, f"cycle {cycle}: rd_frame_valid"
-        ev_valid = int(dut.ev_valid.value)
-        ev_channel = int(dut.ev_channel.value)
-        ev_value = int(dut.ev_value.value)
-        for g in range(G):
-            want = model.event(g)
-            got_valid = (ev_valid >> g) & 1
-            assert got_valid == (want is not None), f"cycle {cycle}: ev_valid[{g}]"
-            if want is not None:
-                ch = (ev_channel >> (g * chb)) & ((1 << chb) - 1)
-                v = (ev_value >> (g * B)) & ((1 << B) - 1)
-                assert (ch, v) == want, f"cycle {cycle}: group {g} event {(ch, v)} != {want}"
-                events_checked += 1
-
-        if cycle == reset_at:
-            dut.rst.value = 1
-            dut.wr_en.value = 0
-            dut.wr_done.value = 0
-            dut.ev_pop.value = 0
-            dut.rd_release.value = 0
+    bench.start()
+    try:
+        for cycle in range(cycles):
             await FallingEdge(dut.clk)
-            dut.rst.value = 0
-            model.reset()
-            chunks = []
-            writing = False
-            continue
+            # monitor: compare the outputs of this cycle with the model
+            assert int(dut.wr_ready.value) == model.wr_ready, f"cycle {cycle}: wr_ready"
+            assert int(dut.rd_frame_valid.value) == model.rd_valid, \
+                f"cycle {cycle}: rd_frame_valid"
+            ev_valid = int(dut.ev_valid.value)
+            ev_channel = int(dut.ev_channel.value)
+            ev_value = int(dut.ev_value.value)
+            for g in range(G):
+                want = model.event(g)
+                got_valid = (ev_valid >> g) & 1
+                assert got_valid == (want is not None), f"cycle {cycle}: ev_valid[{g}]"
+                if want is not None:
+                    ch = (ev_channel >> (g * chb)) & ((1 << chb) - 1)
+                    v = (ev_value >> (g * B)) & ((1 << B) - 1)
+                    assert (ch, v) == want, f"cycle {cycle}: group {g} event {(ch, v)} != {want}"
+                    events_checked += 1
 
-        # producer: chunks of the frame in random order, wr_done with the last or later
-        wr_en, wr_base, vals, wr_done = 0, 0, [], 0
-        if model.wr_ready and rng.random() < 0.6:
-            if not chunks and not writing:
-                chunks = list(range(0, -(-C // W) * W, W))
-                rng.shuffle(chunks)
-                writing = True
-            if chunks:
-                wr_en = 1
-                wr_base = chunks.pop()
-                vals = [rng.randrange(1, 1 << B) if rng.random() < 0.5 else 0 for _ in range(W)]
-            if not chunks and rng.random() < 0.7:
-                wr_done = 1
-                writing = False
-                frames_written += 1
-        data = 0
-        for j, v in enumerate(vals):
-            data |= v << (j * B)
-        dut.wr_en.value = wr_en
-        dut.wr_base.value = wr_base
-        dut.wr_data.value = data
-        dut.wr_done.value = wr_done
+            if cycle == reset_at:
+                bench.stop()
+                dut.rst.value = 1
+                idle()
+                await FallingEdge(dut.clk)
+                dut.rst.value = 0
+                model.reset()
+                bench.start()
+                continue
 
-        # consumer: random pops; release when empty (or, rarely, early)
-        pops = [int(rng.random() < 0.7) for _ in range(G)]
-        release = 0
-        if model.rd_valid:
-            empty = all(model.event(g) is None for g in range(G))
-            if (empty and rng.random() < 0.5) or rng.random() < 0.01:
-                release = 1
-                early += not empty
+            # the inputs the producer and the consumer drove this cycle step the model
+            await ReadOnly()
+            wr_en, wr_base, vals, wr_done = bench.written
+            pops, release = bench.read
+            frames_written += wr_done
+            if model.rd_valid and release:
                 frames_read += 1
-        dut.ev_pop.value = sum(p << g for g, p in enumerate(pops))
-        dut.rd_release.value = release
-        model.edge(wr_en, wr_base, vals, wr_done, pops, release)
+                early += any(model.event(g) is not None for g in range(G))
+            model.edge(wr_en, wr_base, vals, wr_done, pops, release)
+    finally:
+        bench.stop()
 
     dut._log.info("frames written %d, read %d (%d released early), events checked %d",
                   frames_written, frames_read, early, events_checked)

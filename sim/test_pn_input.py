@@ -117,6 +117,16 @@ if cocotb is not None:
             await self.source.wait()
             await ClockCycles(self.dut.clk, extra)
 
+        async def next_digit_exact(self):
+            """After an error or a reset: a fresh digit arrives intact and alone."""
+            self.rows.clear()
+            self.events.clear()
+            img = _digit(self.rng)
+            await self.send_words(196, img)
+            await self.drain()
+            assert self.rows == _rows_of(img)
+            assert [e for e, _ in self.events] == ["done"]
+
     @cocotb.test()
     async def digits_back_to_back(dut):
         """Digits with random source pauses and px_ready: every used row arrives intact."""
@@ -174,13 +184,7 @@ if cocotb is not None:
         await tb.send_words(100)
         await tb.drain()
         assert ("error1", 14) in tb.events and any(e == "abort" for e, _ in tb.events)
-        tb.rows.clear()
-        tb.events.clear()
-        img = _digit(tb.rng)
-        await tb.send_words(196, img)
-        await tb.drain()
-        assert tb.rows == _rows_of(img)
-        assert [e for e, _ in tb.events] == ["done"]
+        await tb.next_digit_exact()
 
     @cocotb.test()
     async def long_frame(dut):
@@ -237,13 +241,7 @@ if cocotb is not None:
         await ClockCycles(dut.clk, 60)
         tb.source.clear()
         await tb.reset()
-        tb.rows.clear()
-        tb.events.clear()
-        img = _digit(tb.rng)
-        await tb.send_words(196, img)
-        await tb.drain()
-        assert tb.rows == _rows_of(img)
-        assert [e for e, _ in tb.events] == ["done"]
+        await tb.next_digit_exact()
 
 
 def test_pn_input():

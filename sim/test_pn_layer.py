@@ -25,6 +25,7 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from pn_sim import artifact_banks, load_config
@@ -33,6 +34,8 @@ from pynq_neuro.compiler.cycles import (FRAME_OVERHEAD, event_costs, threshold_b
                                         threshold_cycles)
 from pynq_neuro.compiler.mapping import Folding, map_layer
 from pynq_neuro.golden.model import run
+
+CLOCK_NS = 10
 
 
 def _int(sig) -> int:
@@ -57,8 +60,12 @@ class LayerTB:
         self.out_bits = int(dut.OUT_BITS.value)
         self.chb = int(dut.CH_BITS.value)
         self.rng = random.Random(cfg.get("seed", 0))
-        self.cycle = 0
-        Clock(dut.clk, 10, unit="ns", impl="gpi").start(start_high=False)
+        Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start(start_high=False)
+
+    @property
+    def cycle(self) -> int:
+        """Clock cycles since the start of the simulation (the same count in every coroutine)."""
+        return round(get_sim_time("ns") / CLOCK_NS)
 
     def idle(self) -> None:
         d = self.dut
@@ -100,43 +107,20 @@ class LayerTB:
         d.load_we.value = 0
         await FallingEdge(d.clk)
 
-    async def run(self, frame_delay: int, ready_prob: float) -> dict:
+    async def _frame_buffer(self, frames: list[tuple[int, int]], acts: np.ndarray,
+                            frame_delay: int, rng: random.Random) -> None:
+        """Driver: a two-slot frame buffer that offers the head nonzero channel of every group
+        of the current frame, pops on ev_pop, frees a slot on rd_release and writes the next
+        frame after a random delay of up to ``frame_delay`` cycles."""
         d = self.dut
-        h = self.h
         G = self.G
-        used, emitted = h["frames_used"], h["frames_emitted"]
-        K, S = h["taps"], h["stride"]
-        ndig = len(self.images)
-        acts = self.res.activations[self.idx]        # (N, T, C) entering the layer
-        frames = [(n, t) for n in range(ndig) for t in range(used)]
-        completes = {tau * S + K - 1: tau for tau in range(emitted)}
-
         slots: list[dict | None] = [None, None]
         rd = wr = 0
         next_frame = 0
         delay = 0
-        # schedule bookkeeping
-        free_at = 0                 # the layer may start an event phase from this cycle
-        frame_no = 0                # frames handled
-        start = None
-        phase = "event"
-        ev_end = None
-        t0 = None                   # start of the threshold phase being written
-        t_out = None                # start of the threshold phase whose output is being written
-        out_idle_at = 0             # the threshold pipeline is empty from this cycle
-        sink_free = True
-        sink_wait = 0
-        out_frame: dict[int, int] = {}
-        outputs = 0
-        checked_frames = 0
-        wr_ready_hist: dict[int, int] = {}
-        mask = (1 << self.out_bits) - 1
-
-        for _ in range(400_000):
+        while True:
             await FallingEdge(d.clk)
-            self.cycle += 1
             c = self.cycle
-            # ---- drive this cycle
             cur = slots[rd]
             valid = cur is not None and cur["visible"] <= c
             ev_v = ev_c = ev_x = 0
@@ -150,87 +134,21 @@ class LayerTB:
                             ev_c |= (ch // G) << (g * self.chb)
                             ev_x |= int(cur["vals"][ch]) << (g * self.in_bits)
                             break
-            ready = int(sink_free)
-            wr_ready_hist[c] = ready
+            self.offered = cur if valid else None
             d.rd_frame_valid.value = int(valid)
             d.ev_valid.value = ev_v
             d.ev_channel.value = ev_c
             d.ev_value.value = ev_x
-            d.wr_ready.value = ready
 
             await ReadOnly()
-            pop = _int(d.ev_pop)
-            release = _int(d.rd_release)
-            wr_en, wr_done = _int(d.wr_en), _int(d.wr_done)
-            wr_base, wr_data = _int(d.wr_base), _int(d.wr_data)
-
-            # ---- schedule checks
-            if valid and phase == "event" and start is None and c >= free_at:
-                start = c
-                n_d, t = cur["frame"]
-                work = [0] * G
-                for ch in range(len(cur["vals"])):
-                    if cur["vals"][ch]:
-                        work[ch % G] += int(self.cost[t, ch])
-                cur["expect_release"] = start + FRAME_OVERHEAD + max(work) - 1
-            if release:
-                assert valid and start is not None, f"cycle {c}: release without a frame"
-                assert c == cur["expect_release"], (
-                    f"frame {cur['frame']}: release at {c}, cycle model says "
-                    f"{cur['expect_release']} (start {start})")
-                t = cur["frame"][1]
-                if t in completes:
-                    phase = "threshold"
-                    ev_end = c + 1
-                    t0 = None
-                else:
-                    free_at = c + 1
-                start = None
-                frame_no += 1
-            if (phase == "threshold" and t0 is None and ev_end is not None and c >= ev_end
-                    and t_out is None and c >= out_idle_at and ready):
-                t0 = t_out = c
-                # the layer is free again while the pipeline writes the output frame
-                phase = "event"
-                free_at = t0 + threshold_busy_cycles(self.lm)
-            if wr_en:
-                assert t_out is not None, f"cycle {c}: write outside a threshold phase"
-                for j in range(self.P):
-                    out_frame[wr_base + j] = (wr_data >> (j * self.out_bits)) & mask
-            if wr_done:
-                assert t_out is not None
-                want = t_out + threshold_cycles(self.lm) - 1
-                assert c == want, f"wr_done at {c}, cycle model says {want} (T0 {t_out})"
-                n_d, tau = outputs // emitted, outputs % emitted
-                O = h["out_channels"]
-                got = [out_frame[o] for o in range(O)]
-                if self.classifier:
-                    got = [v - (1 << self.out_bits) if v >> (self.out_bits - 1) else v for v in got]
-                    want_v = [int(v) for v in self.res.logits[n_d]]
-                else:
-                    want_v = [int(v) for v in self.res.activations[self.idx + 1][n_d, tau]]
-                assert got == want_v, f"digit {n_d} output frame {tau}: {got} != {want_v}"
-                checked_frames += 1
-                outputs += 1
-                out_frame = {}
-                t_out = None
-                out_idle_at = c + 1
-                if ready_prob < 1.0:
-                    sink_free = False
-                    sink_wait = self.rng.randint(0, 60)
-
-            # ---- clock edge of the models
             if valid:
+                pop = _int(d.ev_pop)
                 for g in range(G):
                     if (pop >> g) & 1 and heads[g] is not None:
                         cur["nz"][heads[g]] = False
-                if release:
+                if _int(d.rd_release):
                     slots[rd] = None
                     rd ^= 1
-            if not sink_free:
-                sink_wait -= 1
-                if sink_wait <= 0 and self.rng.random() < ready_prob:
-                    sink_free = True
             if delay > 0:
                 delay -= 1
             elif next_frame < len(frames) and slots[wr] is None:
@@ -240,36 +158,148 @@ class LayerTB:
                              "visible": c + 1}
                 wr ^= 1
                 next_frame += 1
-                delay = self.rng.randint(0, frame_delay) if frame_delay else 0
-            if (frame_no == len(frames) and phase == "event" and t_out is None
-                    and c > free_at + 2):
-                break
-        else:
-            raise AssertionError(f"timeout after {frame_no} of {len(frames)} frames")
+                delay = rng.randint(0, frame_delay) if frame_delay else 0
+
+    async def _output_sink(self, ready_prob: float, rng: random.Random) -> None:
+        """Driver of wr_ready: always ready, or busy for a random time after every output
+        frame (``ready_prob`` < 1)."""
+        d = self.dut
+        sink_free = True
+        sink_wait = 0
+        while True:
+            await FallingEdge(d.clk)
+            d.wr_ready.value = int(sink_free)
+            await ReadOnly()
+            if _int(d.wr_done) and ready_prob < 1.0:
+                sink_free = False
+                sink_wait = rng.randint(0, 60)
+            if not sink_free:
+                sink_wait -= 1
+                if sink_wait <= 0 and rng.random() < ready_prob:
+                    sink_free = True
+
+    async def run(self, frame_delay: int, ready_prob: float) -> dict:
+        """Start the frame buffer and the output sink; monitor the layer: every release and
+        output frame at the cycle of the cycle model, every output frame equal to the golden
+        model."""
+        d = self.dut
+        h = self.h
+        G = self.G
+        used, emitted = h["frames_used"], h["frames_emitted"]
+        K, S = h["taps"], h["stride"]
+        ndig = len(self.images)
+        acts = self.res.activations[self.idx]        # (N, T, C) entering the layer
+        frames = [(n, t) for n in range(ndig) for t in range(used)]
+        completes = {tau * S + K - 1: tau for tau in range(emitted)}
+
+        # schedule bookkeeping
+        free_at = 0                 # the layer may start an event phase from this cycle
+        frame_no = 0                # frames handled
+        start = None
+        phase = "event"
+        ev_end = None
+        t0 = None                   # start of the threshold phase being written
+        t_out = None                # start of the threshold phase whose output is being written
+        out_idle_at = 0             # the threshold pipeline is empty from this cycle
+        out_frame: dict[int, int] = {}
+        outputs = 0
+        checked_frames = 0
+        mask = (1 << self.out_bits) - 1
+
+        self.offered = None
+        tasks = [cocotb.start_soon(self._frame_buffer(
+                     frames, acts, frame_delay, random.Random(self.rng.getrandbits(32)))),
+                 cocotb.start_soon(self._output_sink(
+                     ready_prob, random.Random(self.rng.getrandbits(32))))]
+        try:
+            for _ in range(400_000):
+                await FallingEdge(d.clk)
+                c = self.cycle
+                await ReadOnly()
+                cur = self.offered
+                valid = cur is not None
+                ready = _int(d.wr_ready)
+                release = _int(d.rd_release)
+                wr_en, wr_done = _int(d.wr_en), _int(d.wr_done)
+                wr_base, wr_data = _int(d.wr_base), _int(d.wr_data)
+
+                # ---- schedule checks
+                if valid and phase == "event" and start is None and c >= free_at:
+                    start = c
+                    n_d, t = cur["frame"]
+                    work = [0] * G
+                    for ch in range(len(cur["vals"])):
+                        if cur["vals"][ch]:
+                            work[ch % G] += int(self.cost[t, ch])
+                    cur["expect_release"] = start + FRAME_OVERHEAD + max(work) - 1
+                if release:
+                    assert valid and start is not None, f"cycle {c}: release without a frame"
+                    assert c == cur["expect_release"], (
+                        f"frame {cur['frame']}: release at {c}, cycle model says "
+                        f"{cur['expect_release']} (start {start})")
+                    t = cur["frame"][1]
+                    if t in completes:
+                        phase = "threshold"
+                        ev_end = c + 1
+                        t0 = None
+                    else:
+                        free_at = c + 1
+                    start = None
+                    frame_no += 1
+                if (phase == "threshold" and t0 is None and ev_end is not None and c >= ev_end
+                        and t_out is None and c >= out_idle_at and ready):
+                    t0 = t_out = c
+                    # the layer is free again while the pipeline writes the output frame
+                    phase = "event"
+                    free_at = t0 + threshold_busy_cycles(self.lm)
+                # ---- output scoreboard
+                if wr_en:
+                    assert t_out is not None, f"cycle {c}: write outside a threshold phase"
+                    for j in range(self.P):
+                        out_frame[wr_base + j] = (wr_data >> (j * self.out_bits)) & mask
+                if wr_done:
+                    assert t_out is not None
+                    want = t_out + threshold_cycles(self.lm) - 1
+                    assert c == want, f"wr_done at {c}, cycle model says {want} (T0 {t_out})"
+                    n_d, tau = outputs // emitted, outputs % emitted
+                    O = h["out_channels"]
+                    got = [out_frame[o] for o in range(O)]
+                    if self.classifier:
+                        got = [v - (1 << self.out_bits) if v >> (self.out_bits - 1) else v
+                               for v in got]
+                        want_v = [int(v) for v in self.res.logits[n_d]]
+                    else:
+                        want_v = [int(v) for v in self.res.activations[self.idx + 1][n_d, tau]]
+                    assert got == want_v, f"digit {n_d} output frame {tau}: {got} != {want_v}"
+                    checked_frames += 1
+                    outputs += 1
+                    out_frame = {}
+                    t_out = None
+                    out_idle_at = c + 1
+                if (frame_no == len(frames) and phase == "event" and t_out is None
+                        and c > free_at + 2):
+                    break
+            else:
+                raise AssertionError(f"timeout after {frame_no} of {len(frames)} frames")
+        finally:
+            for task in tasks:
+                task.cancel()
         await FallingEdge(d.clk)
         assert not _int(d.busy), "busy after the last frame"
         return {"frames": frame_no, "outputs": checked_frames}
 
-
 @cocotb.test()
-async def test_layer_schedule(dut):
-    """Back-to-back frames, output always free: golden outputs and exact phase lengths."""
+@cocotb.parametrize((
+    ("frame_delay", "ready_prob"),
+    [(0, 1.0),     # back-to-back frames, output always free: exact phase lengths
+     (25, 0.3)],   # random delays of input frames and a busy output
+))
+async def test_layer(dut, frame_delay: int, ready_prob: float):
+    """Golden outputs and exact phase lengths under an input and output traffic pattern."""
     cfg = load_config()
     tb = LayerTB(dut, cfg)
     await tb.reset()
     if cfg.get("load_port"):
         await tb.load()
-    info = await tb.run(frame_delay=0, ready_prob=1.0)
-    dut._log.info("frames %d, output frames checked %d", info["frames"], info["outputs"])
-
-
-@cocotb.test()
-async def test_layer_stalls(dut):
-    """Random delays of input frames and a busy output."""
-    cfg = load_config()
-    tb = LayerTB(dut, cfg)
-    await tb.reset()
-    if cfg.get("load_port"):
-        await tb.load()
-    info = await tb.run(frame_delay=25, ready_prob=0.3)
+    info = await tb.run(frame_delay=frame_delay, ready_prob=ready_prob)
     dut._log.info("frames %d, output frames checked %d", info["frames"], info["outputs"])

@@ -1,8 +1,8 @@
 """cocotb bench of pn_loader: network.bin parsing over AXI-Stream and the AXI-Lite word port,
 memory writes, header and CRC checks, error codes 3..6 and recovery.
 
-The loader is built with the parameters of a small compiled artifact (through a wrapper that
-includes its neuro_params.vh); every memory write is checked against the artifact's banks.
+The loader is built with the parameters of a small compiled artifact (read from its
+neuro_params.vh); every memory write is checked against the artifact's banks.
 Run with ``make sim`` or ``pytest sim/test_pn_loader.py``.
 """
 
@@ -26,54 +26,6 @@ except ImportError:  # collected by pytest without the simulation extras
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "sim_build" / "pn_loader"
-
-WRAPPER = """\
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-`include "neuro_params.vh"
-module tb_pn_loader (
-    input  wire clk,
-    input  wire rst,
-    input  wire [31:0] s_axis_tdata,
-    input  wire s_axis_tvalid,
-    output wire s_axis_tready,
-    input  wire s_axis_tlast,
-    input  wire [31:0] lite_data,
-    input  wire lite_valid,
-    output wire lite_ready,
-    input  wire clear,
-    input  wire idle_ok,
-    output wire load_we,
-    output wire [2:0] load_layer,
-    output wire [1:0] load_kind,
-    output wire [7:0] load_bank,
-    output wire [15:0] load_addr,
-    output wire [`PN_LOAD_BITS-1:0] load_data,
-    output wire active,
-    output wire load_start,
-    output wire load_done,
-    output wire load_ok,
-    output wire error_valid,
-    output wire [7:0] error_code
-);
-pn_loader #(
-    .NUM_LAYERS(`PN_NUM_LAYERS), .V_GROUPS(`PN_V_GROUPS), .V_WORD_BITS(`PN_V_WORD_BITS),
-    .V_SYNAPSE_DEPTH(`PN_V_SYNAPSE_DEPTH), .V_INDEX_BITS(`PN_V_INDEX_BITS),
-    .V_INDEX_DEPTH(`PN_V_INDEX_DEPTH), .V_LANES(`PN_V_LANES), .V_PARAM_BITS(`PN_V_PARAM_BITS),
-    .V_LOCALS(`PN_V_LOCALS), .LOAD_BITS(`PN_LOAD_BITS), .FORMAT_VERSION(`PN_FORMAT_VERSION)
-) dut (
-    .clk(clk), .rst(rst), .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid),
-    .s_axis_tready(s_axis_tready), .s_axis_tlast(s_axis_tlast), .lite_data(lite_data),
-    .lite_valid(lite_valid), .lite_ready(lite_ready), .clear(clear), .idle_ok(idle_ok),
-    .load_we(load_we), .load_layer(load_layer), .load_kind(load_kind), .load_bank(load_bank),
-    .load_addr(load_addr), .load_data(load_data), .active(active), .load_start(load_start),
-    .load_done(load_done), .load_ok(load_ok), .error_valid(error_valid),
-    .error_code(error_code)
-);
-endmodule
-`resetall
-"""
 
 KINDS = {"synapse": 0, "index": 1, "params": 2}
 
@@ -248,26 +200,9 @@ if cocotb is not None:
             return b
         return f
 
-    @cocotb.test()
-    async def bad_magic(dut):
-        await _error_then_recover(dut, 5, _word(0, 0x12345678), 3)
-
-    @cocotb.test()
-    async def bad_version(dut):
-        await _error_then_recover(dut, 6, _word(1, 2), 3)
-
-    @cocotb.test()
-    async def bank_count(dut):
-        await _error_then_recover(dut, 7, _word(2, 99), 4)
-
-    @cocotb.test()
-    async def payload_length(dut):
-        await _error_then_recover(dut, 8, _word(3, 7), 6)
-
-    @cocotb.test()
-    async def bank_header(dut):
-        """Depth of the first bank changed: error 4 before any write."""
-        await _error_then_recover(dut, 9, _word(5, 3), 4)
+    def _flip_payload_bit(b: bytearray) -> bytearray:
+        b[40] ^= 0x01
+        return b
 
     @cocotb.test()
     async def other_hardware(dut):
@@ -277,32 +212,31 @@ if cocotb is not None:
         await tb.send_stream(bytes(tb.blob(tb.c)))
         assert [e for e in tb.events if e[0] == "error"] == [("error", 4)]
 
-    @cocotb.test()
-    async def crc_error(dut):
-        """A flipped payload bit: every word is written, then error 5."""
-        def flip(b: bytearray) -> bytearray:
-            b[40] ^= 0x01
-            return b
-        await _error_then_recover(dut, 11, flip, 5)
+    # (seed, corruption, expected error code, sent over AXI-Lite)
+    _REFUSED = [
+        cocotb.Param((5, _word(0, 0x12345678), 3, False), "bad_magic"),
+        cocotb.Param((6, _word(1, 2), 3, False), "bad_version"),
+        cocotb.Param((7, _word(2, 99), 4, False), "bank_count"),
+        cocotb.Param((8, _word(3, 7), 6, False), "payload_length"),
+        # depth of the first bank changed: error 4 before any write
+        cocotb.Param((9, _word(5, 3), 4, False), "bank_header"),
+        # a flipped payload bit: every word is written, then error 5
+        cocotb.Param((11, _flip_payload_bit, 5, False), "crc_error"),
+        # TLAST in the middle of the payload: error 6
+        cocotb.Param((12, lambda b: b[:400], 6, False), "truncated"),
+        # words after the CRC (no TLAST on it): error 6, discarded up to TLAST
+        cocotb.Param((13, lambda b: b + bytes(12), 6, False), "missing_tlast"),
+        # a bad AXI-Lite stream is discarded until clear; then a new one loads
+        cocotb.Param((14, _word(0, 0), 3, True), "lite_error_until_clear"),
+        cocotb.Param((15, _word(30, 0xFFFFFFFF), 5, True), "lite_crc_error"),
+    ]
 
     @cocotb.test()
-    async def truncated(dut):
-        """TLAST in the middle of the payload: error 6."""
-        await _error_then_recover(dut, 12, lambda b: b[:400], 6)
-
-    @cocotb.test()
-    async def missing_tlast(dut):
-        """Words after the CRC (no TLAST on it): error 6, discarded up to TLAST."""
-        await _error_then_recover(dut, 13, lambda b: b + bytes(12), 6)
-
-    @cocotb.test()
-    async def lite_error_until_clear(dut):
-        """A bad AXI-Lite stream is discarded until clear; then a new one loads."""
-        await _error_then_recover(dut, 14, _word(0, 0), 3, lite=True)
-
-    @cocotb.test()
-    async def lite_crc_error(dut):
-        await _error_then_recover(dut, 15, _word(30, 0xFFFFFFFF), 5, lite=True)
+    @cocotb.parametrize(case=_REFUSED)
+    async def refused_stream(dut, case):
+        """A corrupt network.bin reports its error code; the next good one loads."""
+        seed, corrupt, code, lite = case
+        await _error_then_recover(dut, seed, corrupt, code, lite=lite)
 
 
 def test_pn_loader():
@@ -310,12 +244,11 @@ def test_pn_loader():
     sys.path.insert(0, str(HERE.parent))
     from pynq_neuro.rtl import run_cocotb
 
+    from pn_sim import loader_parameters
+
     a, b, c = _artifacts()
-    BUILD.mkdir(parents=True, exist_ok=True)
-    wrapper = BUILD / "tb_pn_loader.v"
-    wrapper.write_text(WRAPPER)
-    run_cocotb("tb_pn_loader", ["pn_loader.v", wrapper], "test_pn_loader", BUILD,
-               includes=[a], extra_env={"PN_LOADER_NETS": f"{a}:{b}:{c}"})
+    run_cocotb("pn_loader", ["pn_loader.v"], "test_pn_loader", BUILD,
+               parameters=loader_parameters(a), extra_env={"PN_LOADER_NETS": f"{a}:{b}:{c}"})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""cocotb tests of pn_net (through the generated tb_pn_net top of an artifact).
+"""cocotb tests of pn_net (the top level, with the parameters of an artifact).
 
 Scoreboard: per digit the class and all 10 logits must equal the numpy golden model on the
 artifact's network. Cycles: with back-to-back digits and no back-pressure, the cycle of
@@ -17,6 +17,7 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge
 
 from pn_sim import artifact_banks, load_config
@@ -26,6 +27,7 @@ from pynq_neuro.compiler.mapping import Folding, map_network
 from pynq_neuro.golden.model import run
 
 ROWS = 28
+CLOCK_NS = 10
 
 
 def _int(sig) -> int:
@@ -110,9 +112,8 @@ class NetTB:
         self.logit_bits = self.hw[-1]["acc_bits"]
         self.golden = run(self.net, self.images)
         self.rng = random.Random(cfg.get("seed", 0))
-        self.cycle = 0
         self.results: list[tuple[int, list[int], int]] = []
-        self.clock = Clock(dut.clk, 10, unit="ns", impl="gpi")
+        self.clock = Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi")
         self.clock.start(start_high=False)
         self.idle_inputs()
 
@@ -130,9 +131,13 @@ class NetTB:
         d.load_addr.value = 0
         d.load_data.value = 0
 
+    @property
+    def cycle(self) -> int:
+        """Clock cycles since the start of the simulation (the same count in every coroutine)."""
+        return round(get_sim_time("ns") / CLOCK_NS)
+
     async def tick(self) -> None:
         await FallingEdge(self.dut.clk)
-        self.cycle += 1
 
     async def reset(self, cycles: int = 3) -> None:
         self.dut.rst.value = 1
@@ -177,26 +182,77 @@ class NetTB:
                      max_cycles: int = 2_000_000) -> RowFeeder | None:
         """Feed ``digits`` (indices into the configured images) and collect their results.
 
+        The pixel driver and the result sink run as their own coroutines, each with its own
+        random stream; this one waits for the results.
         ``abort_at = (k, cycles)``: reset the datapath ``cycles`` cycles after the first
         beat of the k-th digit of the list and return (results so far are kept)."""
-        feeder = RowFeeder(self.acts[digits], self.used0, self.net.input_bits, gap, self.rng)
+        feeder = RowFeeder(self.acts[digits], self.used0, self.net.input_bits, gap,
+                           random.Random(self.rng.getrandbits(32)))
+        sink_rng = random.Random(self.rng.getrandbits(32))
         d = self.dut
         expect = len(digits)
         got0 = len(self.results)
+        self.px_stall_cycles = 0
+        self.classifier_stall_cycles = 0
+        tasks = [cocotb.start_soon(self._drive_pixels(feeder)),
+                 cocotb.start_soon(self._accept_results(ready_prob, sink_rng))]
+        try:
+            for _ in range(max_cycles):
+                await self.tick()
+                if abort_at is not None:
+                    k, after = abort_at
+                    fb = feeder.first_beat[k]
+                    if fb is not None and self.cycle >= fb + after:
+                        self.busy_at_reset = _int(d.busy)
+                        self.layers_at_reset = [
+                            (_int(d.g_layer[i].layer_inst.state_reg),
+                             _int(d.g_layer[i].layer_inst.t_reg))
+                            for i in range(len(self.hw))]
+                        self._stop(tasks)
+                        await self.reset()
+                        return None
+                if feeder.done and len(self.results) - got0 >= expect:
+                    break
+            else:
+                raise AssertionError(f"timeout: {len(self.results) - got0} of {expect} results")
+        finally:
+            self._stop(tasks)
+        return feeder
+
+    def _stop(self, tasks: list) -> None:
+        for t in tasks:
+            t.cancel()
+        self.idle_inputs()
+
+    async def _drive_pixels(self, feeder: RowFeeder) -> None:
+        """Pixel driver: one decision of the feeder per cycle, at the falling edge."""
+        d = self.dut
+        while True:
+            await self.tick()
+            px_ready = _int(d.px_ready)
+            en, base, data, done = feeder.step(self.cycle, px_ready)
+            if not px_ready and not feeder.done:
+                self.px_stall_cycles += 1
+            d.px_en.value = en
+            d.px_base.value = base
+            d.px_data.value = data
+            d.px_row_done.value = done
+
+    async def _accept_results(self, ready_prob: float, rng: random.Random) -> None:
+        """Result sink and monitor: drives res_ready (random stalls, long stalls that reach
+        the pixel side, the first result held until the classifier waits for the argmax)
+        and records every accepted result with its cycle."""
+        d = self.dut
+        last_layer = d.g_layer[len(self.hw) - 1]
         stalled = False
         hold = None
         done_hold = False
-        self.px_stall_cycles = 0
-        self.classifier_stall_cycles = 0
-        last_layer = d.u_net.g_layer[len(self.hw) - 1]
-        for _ in range(max_cycles):
+        while True:
             await self.tick()
-            n = self.cycle
-            # outputs depend on registers only: sample them, then drive this cycle's inputs
+            # outputs depend on registers only: sample them, then drive this cycle's ready
             if ready_prob >= 1.0:
                 ready = 1
             elif hold is not None:
-                # hold the first result until the classifier has waited for the argmax
                 ready = 0
                 hold += 1
                 if self.classifier_stall_cycles >= 20 or hold > 200_000:
@@ -206,44 +262,17 @@ class NetTB:
                 hold = 0
                 ready = 0
             elif stalled:
-                # long stalls: the back-pressure reaches the pixel side
-                stalled = self.rng.random() >= 0.0015
+                stalled = rng.random() >= 0.0015
                 ready = 0
             else:
-                stalled = self.rng.random() < 0.01
-                ready = int(not stalled and self.rng.random() < ready_prob)
+                stalled = rng.random() < 0.01
+                ready = int(not stalled and rng.random() < ready_prob)
             d.res_ready.value = ready
             if _int(d.res_valid) and ready:
                 cls, logits = self.decode()
-                self.results.append((cls, logits, n))
-            px_ready = _int(d.px_ready)
-            # drive this cycle
-            en, base, data, done = feeder.step(n, px_ready)
-            if not px_ready and not feeder.done:
-                self.px_stall_cycles += 1
+                self.results.append((cls, logits, self.cycle))
             if ready_prob < 1.0 and not _int(last_layer.l_wr_ready):
                 self.classifier_stall_cycles += 1
-            d.px_en.value = en
-            d.px_base.value = base
-            d.px_data.value = data
-            d.px_row_done.value = done
-            if abort_at is not None:
-                k, after = abort_at
-                fb = feeder.first_beat[k]
-                if fb is not None and n >= fb + after:
-                    self.busy_at_reset = _int(d.busy)
-                    self.layers_at_reset = [
-                        (_int(d.u_net.g_layer[i].layer_inst.state_reg),
-                         _int(d.u_net.g_layer[i].layer_inst.t_reg)) for i in range(len(self.hw))]
-                    self.idle_inputs()
-                    await self.reset()
-                    return None
-            if feeder.done and len(self.results) - got0 >= expect:
-                break
-        else:
-            raise AssertionError(f"timeout: {len(self.results) - got0} of {expect} results")
-        self.idle_inputs()
-        return feeder
 
     def check(self, digits: list[int], results: list[tuple[int, list[int], int]]) -> None:
         assert len(results) == len(digits), f"{len(results)} results for {len(digits)} digits"
@@ -254,15 +283,20 @@ class NetTB:
             assert cls == want_c, f"digit {k} (#{di}): class {cls} != golden {want_c}"
 
 
+async def _started(dut) -> NetTB:
+    """The bench of the configured network after a reset, memories loaded if it has a load port."""
+    tb = NetTB(dut, load_config())
+    await tb.reset()
+    if tb.cfg.get("load_port"):
+        await tb.load_memories()
+    return tb
+
+
 @cocotb.test()
 async def test_stream_cycles(dut):
     """Back-to-back digits: golden results and cycle-exact agreement with the cycle model."""
-    cfg = load_config()
-    tb = NetTB(dut, cfg)
-    await tb.reset()
-    if cfg.get("load_port"):
-        await tb.load_memories()
-    n = min(len(tb.images), cfg.get("stream_digits", 6))
+    tb = await _started(dut)
+    n = min(len(tb.images), tb.cfg.get("stream_digits", 6))
     digits = list(range(n))
     feeder = await tb.stream(digits)
     tb.check(digits, tb.results)
@@ -294,12 +328,8 @@ async def test_stream_cycles(dut):
 @cocotb.test()
 async def test_backpressure_gaps(dut):
     """Random back-pressure on res_ready and idle gaps between rows."""
-    cfg = load_config()
-    tb = NetTB(dut, cfg)
-    await tb.reset()
-    if cfg.get("load_port"):
-        await tb.load_memories()
-    n = min(len(tb.images), cfg.get("stress_digits", 5))
+    tb = await _started(dut)
+    n = min(len(tb.images), tb.cfg.get("stress_digits", 5))
     digits = [int(i) for i in tb.rng.sample(range(len(tb.images)), n)]
     await tb.stream(digits, gap=12, ready_prob=0.5)
     dut._log.info("cycles with px_ready low: %d, with the classifier held by the argmax: %d",
@@ -311,11 +341,7 @@ async def test_backpressure_gaps(dut):
 @cocotb.test()
 async def test_reset_mid_digit(dut):
     """A reset in the middle of a digit; the next digits are exact (weights kept)."""
-    cfg = load_config()
-    tb = NetTB(dut, cfg)
-    await tb.reset()
-    if cfg.get("load_port"):
-        await tb.load_memories()
+    tb = await _started(dut)
     n = len(tb.images)
     first = [0, 1 % n]
     # results of the digits before the reset that came out are exact
