@@ -501,6 +501,15 @@ def save_checkpoint_and_network(ckpt: dict[str, Any], output: str | Path,
     return npz
 
 
+
+def save_and_report(ckpt: dict[str, Any], output: str | Path, model: Any,
+                    log: Callable[[str], None] = print) -> None:
+    """:func:`save_checkpoint_and_network`, then say what was written."""
+    npz = save_checkpoint_and_network(ckpt, output, model)
+    log(f"saved {output}")
+    if npz is not None:
+        log(f"saved {npz} (integer network)")
+
 def lower_checkpoint(path: str | Path) -> Path:
     """Lower the quantized checkpoint ``path`` again and write its integer network beside it
     (``.npz``, recording the checkpoint's SHA-256); returns the ``.npz`` path."""
@@ -604,8 +613,5 @@ def train(
         command = shlex.join(["pynq-neuro", *sys.argv[1:]])
     ckpt = checkpoint_dict(model, cfg, history, accuracy, command, warm_start=warm_info)
     if output is not None:
-        npz = save_checkpoint_and_network(ckpt, output, model)
-        log(f"saved {output}")
-        if npz is not None:
-            log(f"saved {npz} (integer network)")
+        save_and_report(ckpt, output, model, log)
     return ckpt

@@ -32,3 +32,26 @@ def torch_codes(model, images: np.ndarray):
             a = torch.round(h / effective_step(act.step.double())).numpy().astype(np.int64)
             codes.append(a.transpose(0, 2, 1) if a.ndim == 3 else a[:, None, :])
     return logits.numpy(), codes
+
+
+def sparse_digits(n: int, seed: int) -> np.ndarray:
+    """``n`` random digits with about 60 % zero pixels (the training tests' inputs)."""
+    from pynq_neuro.golden.synthetic import random_digits
+
+    return random_digits(n, seed, zero_share=0.6)
+
+
+def tiny_model(seed: int = 0, cfg=None):
+    """A small W2A2 TDNN (8 and 6 units, or ``cfg``) with seeded weights and, when quantized,
+    quantizers initialised on :func:`sparse_digits`; in eval mode."""
+    import torch
+
+    from pynq_neuro.models import ModelConfig, NeuroNet
+    from pynq_neuro.train import init_quantizers
+
+    cfg = cfg or ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
+    torch.manual_seed(seed)
+    model = NeuroNet(cfg)
+    if cfg.quantized:
+        init_quantizers(model, torch.from_numpy(sparse_digits(256, seed)).float())
+    return model.eval()

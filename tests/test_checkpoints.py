@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from helpers import train_split_available  # noqa: E402
+from helpers import sparse_digits, tiny_model, train_split_available  # noqa: E402
 from pynq_neuro import zoo  # noqa: E402
 from pynq_neuro.compress.factorize import compress  # noqa: E402
 from pynq_neuro.data import load_mnist  # noqa: E402
@@ -32,7 +32,6 @@ from pynq_neuro.fileio import (  # noqa: E402
 )
 from pynq_neuro.golden import IntegerNetwork, NetworkError, run  # noqa: E402
 from pynq_neuro.golden.network import CHECKPOINT_DIGEST_KEY  # noqa: E402
-from pynq_neuro.golden.synthetic import random_digits  # noqa: E402
 from pynq_neuro.lower import lower  # noqa: E402
 from pynq_neuro.models import ModelConfig, NeuroNet  # noqa: E402
 from pynq_neuro.train import (  # noqa: E402
@@ -43,7 +42,6 @@ from pynq_neuro.train import (  # noqa: E402
     checkpoint_bytes,
     checkpoint_dict,
     checkpoint_from_bytes,
-    init_quantizers,
     load_checkpoint,
     lower_checkpoint,
     model_from_checkpoint,
@@ -59,16 +57,7 @@ torch.set_num_threads(1)
 TINY = ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
 
 
-def digits(n: int, seed: int) -> np.ndarray:
-    return random_digits(n, seed, zero_share=0.6)
-
-
-def tiny_model(seed: int, cfg: ModelConfig = TINY) -> NeuroNet:
-    torch.manual_seed(seed)
-    model = NeuroNet(cfg)
-    if cfg.quantized:
-        init_quantizers(model, torch.from_numpy(digits(256, seed)).float())
-    return model.eval()
+digits = sparse_digits
 
 
 def tiny_checkpoint(seed: int, cfg: ModelConfig = TINY) -> tuple[dict, NeuroNet]:

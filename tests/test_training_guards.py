@@ -12,10 +12,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import train_split_available  # noqa: E402
+from helpers import sparse_digits, tiny_model, train_split_available  # noqa: E402
 from pynq_neuro.compress.factorize import balanced_keep, balanced_sparsity, compress  # noqa: E402
 from pynq_neuro.golden import IntegerNetwork, run  # noqa: E402
-from pynq_neuro.golden.synthetic import random_digits  # noqa: E402
 from pynq_neuro.lower import DeadLayerWarning, lower  # noqa: E402
 from pynq_neuro.models import ModelConfig, NeuroNet  # noqa: E402
 from pynq_neuro.quant import SymmetricWeightQuantizer, UnsignedActQuantizer  # noqa: E402
@@ -26,7 +25,6 @@ from pynq_neuro.train import (  # noqa: E402
     check_output_path,
     dead_layers,
     fit,
-    init_quantizers,
     train,
 )
 
@@ -35,15 +33,7 @@ torch.set_num_threads(1)
 TINY = ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
 
 
-def digits(n: int, seed: int) -> np.ndarray:
-    return random_digits(n, seed, zero_share=0.6)
-
-
-def tiny_model(cfg: ModelConfig = TINY, seed: int = 0) -> NeuroNet:
-    torch.manual_seed(seed)
-    model = NeuroNet(cfg)
-    init_quantizers(model, torch.from_numpy(digits(256, seed)).float())
-    return model.eval()
+digits = sparse_digits
 
 
 def float_codes(model: NeuroNet, images: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -303,7 +293,7 @@ def test_unreachable_lane_balanced_sparsity_is_refused():
 
 
 def test_padded_lanes_take_the_reachable_count():
-    model = tiny_model(ModelConfig("tdnn", (10,), (3,), (2,), wbits=2, abits=2))
+    model = tiny_model(cfg=ModelConfig("tdnn", (10,), (3,), (2,), wbits=2, abits=2))
     # 10 units on 4 lanes hold 3, 3, 2, 2 units: keeping 1 or 2 per lane gives 0.6 or 0.2
     assert [balanced_sparsity(10, 4, k) for k in (1, 2, 3)] == pytest.approx([0.6, 0.2, 0.0])
     assert balanced_keep(model, [4, 5], [0.6, 0.5]) == [1, 1]

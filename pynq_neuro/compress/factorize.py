@@ -49,7 +49,7 @@ from ..train import (
     predict,
     recommended_hparams,
     report_dead_layers,
-    save_checkpoint_and_network,
+    save_and_report,
 )
 from ..util import ceil_div
 
@@ -854,8 +854,5 @@ def compress(
     report_dead_layers(model, data.test_x, log)
     ckpt = checkpoint_dict(model, base, history, acc, command, passes=report, source=src_info)
     if output is not None:
-        npz = save_checkpoint_and_network(ckpt, output, model)
-        log(f"saved {output}")
-        if npz is not None:
-            log(f"saved {npz} (integer network)")
+        save_and_report(ckpt, output, model, log)
     return ckpt
