@@ -37,7 +37,8 @@ class UnsafeFileError(PynqNeuroError, ValueError):
     """A file that is not a regular file, is larger than allowed, or is a malformed container."""
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (new names, renames) to disk, where the file system can."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:  # a folder that cannot be opened (e.g. on Windows) cannot be synced either
@@ -49,11 +50,6 @@ def _fsync_dir(folder: Path) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def fsync_dir(folder: str | Path) -> None:
-    """Flush a folder's entries (new names, renames) to disk, where the file system can."""
-    _fsync_dir(Path(folder))
 
 
 def write_new_file(path: str | Path, data: bytes) -> None:
@@ -86,7 +82,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -3,8 +3,6 @@ library only)."""
 
 from __future__ import annotations
 
-import math
-
 
 def ceil_div(a: int, b: int) -> int:
     """``ceil(a / b)`` in integers (``b > 0``); numpy integers and arrays work too."""
@@ -12,8 +10,9 @@ def ceil_div(a: int, b: int) -> int:
 
 
 def clog2(n: int) -> int:
-    """Bits to address ``n`` items (0 for ``n <= 1``)."""
-    return max(0, math.ceil(math.log2(n))) if n > 1 else 0
+    """Bits to address ``n`` items (0 for ``n <= 1``), as Verilog's ``$clog2``; exact for
+    integers of any size."""
+    return (int(n) - 1).bit_length() if n > 1 else 0
 
 
 __all__ = ["ceil_div", "clog2"]

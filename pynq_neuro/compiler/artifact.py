@@ -18,7 +18,6 @@ layout and check.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import math
 import os
@@ -41,10 +40,10 @@ import numpy as np
 
 from .. import __version__
 from ..errors import PynqNeuroError
-from ..fileio import fsync_dir, write_new_file
+from ..fileio import fsync_dir, sha256_bytes, write_new_file
 from ..golden.network import IntegerNetwork, IntLayer, NetworkError
 from ..util import ceil_div
-from .mapping import Folding, LayerMap, clog2
+from .mapping import Folding, LayerMap
 
 FORMAT = "pynq-neuro-artifact"
 VERSION = 1
@@ -78,10 +77,6 @@ DENSE_WEIGHTS_MAX = 1 << 24    # sum over layers of out_channels * taps * in_cha
 
 class ArtifactError(PynqNeuroError, ValueError):
     """An artifact is missing, corrupt, inconsistent, or not for this hardware."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _require(cond: bool, message: str) -> None:
@@ -438,33 +433,6 @@ def _check_schema(m: Any) -> None:
                  f"manifest.json: files[{name!r}] is not a SHA-256 (64 lowercase hex digits)")
 
 
-def _check_layer(i: int, h: dict[str, int], last: bool) -> None:
-    """Relations between the fields of one layer (after the core's limits held)."""
-    where = f"manifest.json: hardware.layers[{i}]"
-    for k in ("in_channels", "out_channels", "taps", "stride", "in_frames", "groups", "lanes",
-              "acc_bits", "synapse_depth", "index_depth", "locals"):
-        _require(h[k] >= 1, f"{where}.{k} must be >= 1, got {h[k]}")
-    _require(h["taps"] <= h["in_frames"] and
-             h["out_frames"] == (h["in_frames"] - h["taps"]) // h["stride"] + 1,
-             f"{where}: out_frames does not follow from in_frames, taps and stride")
-    _require(h["act_bits"] == 0 and h["levels"] == 1 if last else
-             h["levels"] == 2 ** h["act_bits"] - 1,
-             f"layer {i}: levels do not match act_bits")
-    _require(h["lanes"] <= h["out_channels"] and h["groups"] <= h["in_channels"],
-             f"{where}: more lanes than outputs or more groups than inputs")
-    _require(h["local_bits"] == clog2(h["locals"]) and
-             h["locals"] == ceil_div(h["out_channels"], h["lanes"]) and
-             h["local_channels"] == ceil_div(h["in_channels"], h["groups"]) and
-             h["entry_bits"] == 1 + h["local_bits"] + h["weight_bits"] and
-             h["word_bits"] == h["lanes"] * h["entry_bits"] and
-             h["param_bits"] == h["levels"] * h["acc_bits"] and
-             h["addr_bits"] == max(1, clog2(h["synapse_depth"])) and
-             h["count_bits"] >= 1 and
-             h["index_bits"] == h["count_bits"] + h["addr_bits"] and
-             h["index_depth"] == h["taps"] * h["local_channels"],
-             f"layer {i}: inconsistent hardware parameters")
-
-
 def check_manifest(m: Any) -> None:
     """Refuse a manifest unless its types are exact, its fingerprint matches, the core can
     hold it, its layer fields are consistent and its memory map, file list and sizes are the
@@ -479,10 +447,9 @@ def check_manifest(m: Any) -> None:
                       ("num_classes", net["num_classes"]), ("pixel_beat_bits", PIXEL_BEAT_BITS)):
         _require(hw[key] == want, f"manifest.json: hardware.{key} is {hw[key]}, expected {want}")
     layers = hw["layers"]
+    # the core's limits and every relation between a layer's fields (limits.py)
     found = violations(layers, hw["input_bits"], hw["num_classes"])
     _require(not found, "the core cannot hold this artifact: " + "; ".join(map(str, found)))
-    for i, h in enumerate(layers):
-        _check_layer(i, h, i == len(layers) - 1)
     for name, value in core_constants().items():
         _require(hw["constants"][name] == value, f"manifest.json: hardware.constants.{name} is "
                                                  f"{hw['constants'][name]}, the core of this "
@@ -920,6 +887,30 @@ def _missing_hint(path: Path) -> str:
     return ""
 
 
+def hardware_differences(mine: dict[str, Any], hw: dict[str, Any], where: str = "network"
+                         ) -> list[tuple[str, str, Any, Any]]:
+    """``(where, field, value of mine, value of hw)`` for every parameter of the hardware
+    section ``mine`` that differs from ``hw``: another manifest's ``hardware`` section, or the
+    parameters read back from a core (fields it does not report are not compared).
+    Network-wide fields are reported with ``where``, layer fields with ``"layer i"``."""
+    diffs: list[tuple[str, str, Any, Any]] = []
+    if "fingerprint" in hw and hw["fingerprint"] != mine["fingerprint"]:
+        diffs.append((where, "fingerprint", mine["fingerprint"], hw["fingerprint"]))
+    for key in HW_NETWORK_FIELDS:
+        if key in hw and hw[key] != mine[key]:
+            diffs.append((where, key, mine[key], hw[key]))
+    if isinstance(hw.get("constants"), dict):
+        diffs += [(where, k, v, hw["constants"].get(k))
+                  for k, v in mine["constants"].items() if hw["constants"].get(k) != v]
+    other = hw.get("layers", [])
+    if len(other) != len(mine["layers"]):
+        diffs.append((where, "num_layers", len(mine["layers"]), len(other)))
+    for i, (a, b) in enumerate(zip(mine["layers"], other)):
+        diffs += [(f"layer {i}", k, a[k], b.get(k)) for k in HW_LAYER_FIELDS
+                  if a[k] != b.get(k)]
+    return diffs
+
+
 @dataclass
 class Artifact:
     """A verified artifact: its manifest, banks, the network they encode and the verified
@@ -936,26 +927,8 @@ class Artifact:
         return self.manifest["hardware"]["fingerprint"]
 
     def hardware_differences(self, hw: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
-        """``(where, field, artifact value, other value)`` for every parameter that differs
-        from ``hw``: a manifest's ``hardware`` section, or the parameters read back from a
-        core (fields it does not report are not compared)."""
-        mine = self.manifest["hardware"]
-        diffs: list[tuple[str, str, Any, Any]] = []
-        if "fingerprint" in hw and hw["fingerprint"] != mine["fingerprint"]:
-            diffs.append(("network", "fingerprint", mine["fingerprint"], hw["fingerprint"]))
-        for key in HW_NETWORK_FIELDS:
-            if key in hw and hw[key] != mine[key]:
-                diffs.append(("network", key, mine[key], hw[key]))
-        if isinstance(hw.get("constants"), dict):
-            diffs += [("network", k, v, hw["constants"].get(k))
-                      for k, v in mine["constants"].items() if hw["constants"].get(k) != v]
-        other = hw.get("layers", [])
-        if len(other) != len(mine["layers"]):
-            diffs.append(("network", "num_layers", len(mine["layers"]), len(other)))
-        for i, (a, b) in enumerate(zip(mine["layers"], other)):
-            diffs += [(f"layer {i}", k, a[k], b.get(k)) for k in HW_LAYER_FIELDS
-                      if a[k] != b.get(k)]
-        return diffs
+        """:func:`hardware_differences` of this artifact's hardware and ``hw``."""
+        return hardware_differences(self.manifest["hardware"], hw)
 
     def check_hardware(self, hw: dict[str, Any]) -> None:
         """Refuse unless the artifact was compiled for hardware ``hw`` (a manifest's
@@ -1103,7 +1076,8 @@ def _check_mapping(manifest: dict[str, Any], net: IntegerNetwork, banks: list[Ba
 
 
 def network_from_banks(manifest: dict[str, Any], banks: list[Bank]) -> IntegerNetwork:
-    """Rebuild the integer network from memory images and the manifest's layer parameters."""
+    """Rebuild the integer network from memory images and the manifest's layer parameters
+    (a manifest that :func:`check_manifest` accepted: its layer fields are consistent)."""
     from .mapping import unpack_layer
 
     hw_layers = manifest["hardware"]["layers"]
@@ -1111,7 +1085,6 @@ def network_from_banks(manifest: dict[str, Any], banks: list[Bank]) -> IntegerNe
     layers: list[IntLayer] = []
     for i, h in enumerate(hw_layers):
         last = i == len(hw_layers) - 1
-        _check_layer(i, h, last)
         G, P = h["groups"], h["lanes"]
         try:
             syn = [by_key[(i, "synapse", g)] for g in range(G)]

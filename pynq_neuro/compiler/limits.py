@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import PynqNeuroError
 from ..fileio import atomic_write_text
-from ..util import ceil_div
+from ..util import ceil_div, clog2
 
 # Fields of a layer's hardware description (the same names as the artifact's HW_LAYER_FIELDS;
 # kept here so that this module does not depend on the artifact writer).
@@ -186,11 +186,6 @@ class CoreLimits:
 
 
 LIMITS = CoreLimits()
-
-
-def clog2(n: int) -> int:
-    """Bits to address ``n`` items (0 for ``n <= 1``), as Verilog's ``$clog2``."""
-    return (int(n) - 1).bit_length() if n > 1 else 0
 
 
 def _is_int(v: Any) -> bool:

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compiler.artifact import (HW_LAYER_FIELDS, VERSION as FORMAT_VERSION, Artifact,
-                                 ArtifactError, load_artifact)
+from ..compiler.artifact import Artifact, ArtifactError, hardware_differences, load_artifact
 from ..util import ceil_div
 from . import registers as R
 from .bus import Bus
@@ -61,17 +60,10 @@ def check_digits(digits: Any) -> tuple[np.ndarray, bool]:
 
 def compare_hardware(artifact_hw: dict[str, Any], core_hw: dict[str, Any]
                      ) -> list[tuple[str, str, Any, Any]]:
-    """Every difference between an artifact's ``hardware`` section (and input bits) and the
-    parameters read back from a core: ``(where, field, artifact value, core value)``."""
-    diffs: list[tuple[str, str, Any, Any]] = []
-    if artifact_hw["fingerprint"] != core_hw["fingerprint"]:
-        diffs.append(("core", "fingerprint", artifact_hw["fingerprint"], core_hw["fingerprint"]))
-    a_layers, c_layers = artifact_hw["layers"], core_hw["layers"]
-    if len(a_layers) != len(c_layers):
-        diffs.append(("core", "num_layers", len(a_layers), len(c_layers)))
-    for i, (a, c) in enumerate(zip(a_layers, c_layers)):
-        diffs += [(f"layer {i}", k, a[k], c.get(k)) for k in HW_LAYER_FIELDS if a[k] != c.get(k)]
-    return diffs
+    """Every difference between an artifact's ``hardware`` section and the parameters read
+    back from a core (fingerprint, input bits, format version, every layer field):
+    ``(where, field, artifact value, core value)``."""
+    return hardware_differences(artifact_hw, core_hw, where="core")
 
 
 class NeuroAccelerator:
@@ -203,11 +195,6 @@ class NeuroAccelerator:
     def _check_compatible(self, art: Artifact) -> None:
         hw = self._hardware
         diffs = compare_hardware(art.manifest["hardware"], hw)
-        if art.manifest["network"]["input_bits"] != hw["input_bits"]:
-            diffs.append(("core", "input_bits", art.manifest["network"]["input_bits"],
-                          hw["input_bits"]))
-        if hw["format_version"] != FORMAT_VERSION:
-            diffs.append(("core", "format_version", FORMAT_VERSION, hw["format_version"]))
         if diffs:
             listing = "; ".join(f"{where}: {field} artifact {a} != core {c}"
                                 for where, field, a, c in diffs)
