@@ -63,6 +63,8 @@ setup(
     extras_require={
         "train": ["torch>=2.1,<3", "matplotlib>=3.5", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.5"],
+        # reading PNG/JPEG pictures for `pynq-neuro classify` (arrays need numpy only)
+        "images": ["Pillow>=9"],
         # cocotbext-axi is pinned: sim/cosim_server.py calls the private
         # AxiStreamSource/AxiStreamSink._handle_reset() to abort a stream in flight.
         "sim": ["cocotb~=2.1", "cocotbext-axi==0.1.28", "find_libpython>=0.3"],

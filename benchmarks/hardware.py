@@ -46,7 +46,7 @@ ANCHORS = [
 
 def hdl_digest() -> str:
     h = hashlib.sha256()
-    for p in sorted((ROOT / "hdl").glob("*.v")) + [ROOT / "sim" / "fast" / "tb_neuro_core.v"]:
+    for p in sorted((ROOT / "hdl").glob("*.v*")) + [ROOT / "sim" / "fast" / "tb_neuro_core.v"]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=10_000)
     ap.add_argument("--no-synth", action="store_true", help="skip the Yosys estimate")
     ap.add_argument("--force", action="store_true", help="recompute cached models")
+    ap.add_argument("--vivado", action="append", default=[], metavar="REPORT",
+                    help="merge a Vivado report.json (make -C overlays) into its model's entry")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.images < 1:
@@ -187,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             "models": ordered,
         }, indent=1) + "\n")
         print(f"wrote {out}", flush=True)
+    if args.vivado:
+        from pynq_neuro.overlay.vivado_reports import merge_into_results
+
+        merge_into_results(out, args.vivado)
+        print(f"merged {', '.join(args.vivado)} into {out}", flush=True)
     return 0
 
 

@@ -22,8 +22,9 @@
  *  - SOFT_RESET clears the input unit, loader and datapath; a result already being sent on
  *    m_axis is completed so that no packet is cut short.
  *
- * The defaults of the parameters come from neuro_params.vh of an artifact; the datapath is
- * built from the packed per-layer fields. MEM_DIR (default: the macro PN_MEM_DIR, else "")
+ * The network is the artifact's: the parameters take their defaults from its neuro_params.vh
+ * (keep them), and the datapath (pn_net) and the loader read its packed per-layer fields
+ * (`PN_V_<FIELD>). MEM_DIR (default: the macro PN_MEM_DIR, else "")
  * points to the artifact's mem/ images.
  */
 
@@ -39,65 +40,12 @@
 `define PN_CORE_MEM_DIR ""
 `endif
 
-// The packed vectors of neuro_params.vh hold 32 bits per synthesized layer; they are
-// zero-extended to the 8-layer parameter width.
-/* verilator lint_off WIDTH */
 module neuro_core #
 (
     // number of layers (1..8)
     parameter NUM_LAYERS = `PN_NUM_LAYERS,
     // input activation bits (pixel >> (8 - INPUT_BITS))
     parameter INPUT_BITS = `PN_INPUT_BITS,
-    // per-layer hardware fields, 32 bits per layer, layer 0 least significant
-    parameter [32*8-1:0] V_IN_CHANNELS = `PN_V_IN_CHANNELS,
-    // output units per frame
-    parameter [32*8-1:0] V_OUT_CHANNELS = `PN_V_OUT_CHANNELS,
-    // taps
-    parameter [32*8-1:0] V_TAPS = `PN_V_TAPS,
-    // stride
-    parameter [32*8-1:0] V_STRIDE = `PN_V_STRIDE,
-    // input frames
-    parameter [32*8-1:0] V_IN_FRAMES = `PN_V_IN_FRAMES,
-    // output frames
-    parameter [32*8-1:0] V_OUT_FRAMES = `PN_V_OUT_FRAMES,
-    // input frames used
-    parameter [32*8-1:0] V_FRAMES_USED = `PN_V_FRAMES_USED,
-    // output frames emitted
-    parameter [32*8-1:0] V_FRAMES_EMITTED = `PN_V_FRAMES_EMITTED,
-    // weight code bits
-    parameter [32*8-1:0] V_WEIGHT_BITS = `PN_V_WEIGHT_BITS,
-    // activation bits (0: classifier)
-    parameter [32*8-1:0] V_ACT_BITS = `PN_V_ACT_BITS,
-    // event groups
-    parameter [32*8-1:0] V_GROUPS = `PN_V_GROUPS,
-    // lanes
-    parameter [32*8-1:0] V_LANES = `PN_V_LANES,
-    // local indices per lane
-    parameter [32*8-1:0] V_LOCALS = `PN_V_LOCALS,
-    // local channels per group
-    parameter [32*8-1:0] V_LOCAL_CHANNELS = `PN_V_LOCAL_CHANNELS,
-    // bits of a local index
-    parameter [32*8-1:0] V_LOCAL_BITS = `PN_V_LOCAL_BITS,
-    // bits of a lane entry
-    parameter [32*8-1:0] V_ENTRY_BITS = `PN_V_ENTRY_BITS,
-    // bits of a synapse word
-    parameter [32*8-1:0] V_WORD_BITS = `PN_V_WORD_BITS,
-    // accumulator bits
-    parameter [32*8-1:0] V_ACC_BITS = `PN_V_ACC_BITS,
-    // thresholds per neuron (1: classifier bias)
-    parameter [32*8-1:0] V_LEVELS = `PN_V_LEVELS,
-    // parameter bits per lane
-    parameter [32*8-1:0] V_PARAM_BITS = `PN_V_PARAM_BITS,
-    // synapse bank depth
-    parameter [32*8-1:0] V_SYNAPSE_DEPTH = `PN_V_SYNAPSE_DEPTH,
-    // synapse address bits
-    parameter [32*8-1:0] V_ADDR_BITS = `PN_V_ADDR_BITS,
-    // word count bits
-    parameter [32*8-1:0] V_COUNT_BITS = `PN_V_COUNT_BITS,
-    // index entry bits
-    parameter [32*8-1:0] V_INDEX_BITS = `PN_V_INDEX_BITS,
-    // index bank depth
-    parameter [32*8-1:0] V_INDEX_DEPTH = `PN_V_INDEX_DEPTH,
     // width of the load data port (widest memory word)
     parameter LOAD_BITS = `PN_LOAD_BITS,
     // width of a logit
@@ -109,7 +57,6 @@ module neuro_core #
     // directory of the $readmemh images with a trailing "/" ("": memories start at zero)
     parameter MEM_DIR = `PN_CORE_MEM_DIR
 )
-/* verilator lint_on WIDTH */
 (
     input  wire         clk,
     input  wire         rst,
@@ -148,33 +95,18 @@ module neuro_core #
     input  wire         s_axil_rready
 );
 
-// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
-// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
-/* verilator lint_off UNUSEDPARAM */
-localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
-localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
-localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
-localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
-localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
-localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
-localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
-localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
-localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
-localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
-localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
-localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
-localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
-localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
-localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
-/* verilator lint_on UNUSEDPARAM */
-// END pn_limits
+// limits of the core and the derived fields of a layer
+`include "pn_limits.vh"
 
 // version of this core (VERSION register, low half)
 localparam CORE_VERSION = 1;
 // classes (logit beats)
 localparam NUM_CLASSES = LIMIT_NUM_CLASSES;
+// the packed vectors of neuro_params.vh (`PN_V_<FIELD>) have 32 bits per synthesized layer
+// and are zero-extended to the 8-layer width of pn_field
+/* verilator lint_off WIDTH */
 // rows of layer 0 that reach the network
-localparam FRAMES_USED_0 = V_FRAMES_USED[31:0];
+localparam FRAMES_USED_0 = pn_field(`PN_V_FRAMES_USED, 0);
 // digits that can be between the input unit and the result formatter (a power of two, more
 // than the datapath can hold: each layer holds at most a digit and its frame buffer two more)
 localparam IN_FLIGHT = LIMIT_IN_FLIGHT;
@@ -182,8 +114,8 @@ localparam IN_FLIGHT = LIMIT_IN_FLIGHT;
 localparam integer C_LAST_BEAT = NUM_CLASSES;
 // the classifier's fields and the widest memory word
 localparam integer LAST = (NUM_LAYERS >= 1 && NUM_LAYERS <= LIMIT_MAX_LAYERS) ? NUM_LAYERS - 1 : 0;
-localparam integer LAST_ACC_BITS = V_ACC_BITS[32*LAST +: 32];
-localparam integer LAST_OUT_CHANNELS = V_OUT_CHANNELS[32*LAST +: 32];
+localparam integer LAST_ACC_BITS = pn_field(`PN_V_ACC_BITS, LAST);
+localparam integer LAST_OUT_CHANNELS = pn_field(`PN_V_OUT_CHANNELS, LAST);
 
 function integer widest_word;
     input integer layers;
@@ -191,10 +123,10 @@ function integer widest_word;
     begin
         widest_word = 0;
         for (l = 0; l < layers && l < LIMIT_MAX_LAYERS; l = l + 1) begin
-            w = V_WORD_BITS[32*l +: 32];
-            if (V_INDEX_BITS[32*l +: 32] > w) w = V_INDEX_BITS[32*l +: 32];
-            if (V_LANES[32*l +: 32] * V_PARAM_BITS[32*l +: 32] > w) begin
-                w = V_LANES[32*l +: 32] * V_PARAM_BITS[32*l +: 32];
+            w = pn_field(`PN_V_WORD_BITS, l);
+            if (pn_field(`PN_V_INDEX_BITS, l) > w) w = pn_field(`PN_V_INDEX_BITS, l);
+            if (pn_field(`PN_V_LANES, l) * pn_field(`PN_V_PARAM_BITS, l) > w) begin
+                w = pn_field(`PN_V_LANES, l) * pn_field(`PN_V_PARAM_BITS, l);
             end
             if (w > widest_word) widest_word = w;
         end
@@ -233,9 +165,9 @@ initial begin
                LAST_OUT_CHANNELS, NUM_CLASSES);
         $finish;
     end
-    if (V_IN_CHANNELS[31:0] != LIMIT_IMAGE_COLS || V_IN_FRAMES[31:0] != LIMIT_IMAGE_ROWS) begin
+    if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS) begin
         $error("neuro_core: layer 0 takes %0d channels x %0d frames, the pixel stream is %0d x %0d",
-               V_IN_CHANNELS[31:0], V_IN_FRAMES[31:0], LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS);
+               pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS);
         $finish;
     end
     if (LOAD_BITS != WIDEST_WORD || LOAD_BITS > LIMIT_MAX_WORD_BITS) begin
@@ -248,6 +180,8 @@ initial begin
         $finish;
     end
 end
+
+/* verilator lint_on WIDTH */
 
 // ---------------------------------------------------------------------------------------------
 // control
@@ -382,31 +316,6 @@ end
 pn_net #(
     .NUM_LAYERS(NUM_LAYERS),
     .INPUT_BITS(INPUT_BITS),
-    .V_IN_CHANNELS(V_IN_CHANNELS),
-    .V_OUT_CHANNELS(V_OUT_CHANNELS),
-    .V_TAPS(V_TAPS),
-    .V_STRIDE(V_STRIDE),
-    .V_IN_FRAMES(V_IN_FRAMES),
-    .V_OUT_FRAMES(V_OUT_FRAMES),
-    .V_FRAMES_USED(V_FRAMES_USED),
-    .V_FRAMES_EMITTED(V_FRAMES_EMITTED),
-    .V_WEIGHT_BITS(V_WEIGHT_BITS),
-    .V_ACT_BITS(V_ACT_BITS),
-    .V_GROUPS(V_GROUPS),
-    .V_LANES(V_LANES),
-    .V_LOCALS(V_LOCALS),
-    .V_LOCAL_CHANNELS(V_LOCAL_CHANNELS),
-    .V_LOCAL_BITS(V_LOCAL_BITS),
-    .V_ENTRY_BITS(V_ENTRY_BITS),
-    .V_WORD_BITS(V_WORD_BITS),
-    .V_ACC_BITS(V_ACC_BITS),
-    .V_LEVELS(V_LEVELS),
-    .V_PARAM_BITS(V_PARAM_BITS),
-    .V_SYNAPSE_DEPTH(V_SYNAPSE_DEPTH),
-    .V_ADDR_BITS(V_ADDR_BITS),
-    .V_COUNT_BITS(V_COUNT_BITS),
-    .V_INDEX_BITS(V_INDEX_BITS),
-    .V_INDEX_DEPTH(V_INDEX_DEPTH),
     .LOAD_BITS(LOAD_BITS),
     .LOGIT_BITS(LOGIT_BITS),
     .MEM_DIR(MEM_DIR)
@@ -501,19 +410,21 @@ wire px_take = in_tvalid && !load_mode && px_tready;
 wire idle_ok = !in_active && !px_take && pending_reg == 8'd0 && !dp_busy &&
                flush_state_reg == FL_IDLE;
 
+/* verilator lint_off WIDTH */ // the packed vectors have 32 bits per synthesized layer
 pn_loader #(
     .NUM_LAYERS(NUM_LAYERS),
-    .V_GROUPS(V_GROUPS),
-    .V_WORD_BITS(V_WORD_BITS),
-    .V_SYNAPSE_DEPTH(V_SYNAPSE_DEPTH),
-    .V_INDEX_BITS(V_INDEX_BITS),
-    .V_INDEX_DEPTH(V_INDEX_DEPTH),
-    .V_LANES(V_LANES),
-    .V_PARAM_BITS(V_PARAM_BITS),
-    .V_LOCALS(V_LOCALS),
+    .V_GROUPS(`PN_V_GROUPS),
+    .V_WORD_BITS(`PN_V_WORD_BITS),
+    .V_SYNAPSE_DEPTH(`PN_V_SYNAPSE_DEPTH),
+    .V_INDEX_BITS(`PN_V_INDEX_BITS),
+    .V_INDEX_DEPTH(`PN_V_INDEX_DEPTH),
+    .V_LANES(`PN_V_LANES),
+    .V_PARAM_BITS(`PN_V_PARAM_BITS),
+    .V_LOCALS(`PN_V_LOCALS),
     .LOAD_BITS(LOAD_BITS),
     .FORMAT_VERSION(FORMAT_VERSION)
 )
+/* verilator lint_on WIDTH */
 loader_inst (
     .clk(clk),
     .rst(soft_rst_reg),
@@ -626,32 +537,7 @@ pn_axil_regs #(
     .CORE_VERSION(CORE_VERSION),
     .NUM_LAYERS(NUM_LAYERS),
     .INPUT_BITS(INPUT_BITS),
-    .FINGERPRINT(FINGERPRINT),
-    .V_IN_CHANNELS(V_IN_CHANNELS),
-    .V_OUT_CHANNELS(V_OUT_CHANNELS),
-    .V_TAPS(V_TAPS),
-    .V_STRIDE(V_STRIDE),
-    .V_IN_FRAMES(V_IN_FRAMES),
-    .V_OUT_FRAMES(V_OUT_FRAMES),
-    .V_FRAMES_USED(V_FRAMES_USED),
-    .V_FRAMES_EMITTED(V_FRAMES_EMITTED),
-    .V_WEIGHT_BITS(V_WEIGHT_BITS),
-    .V_ACT_BITS(V_ACT_BITS),
-    .V_GROUPS(V_GROUPS),
-    .V_LANES(V_LANES),
-    .V_LOCALS(V_LOCALS),
-    .V_LOCAL_CHANNELS(V_LOCAL_CHANNELS),
-    .V_LOCAL_BITS(V_LOCAL_BITS),
-    .V_ENTRY_BITS(V_ENTRY_BITS),
-    .V_WORD_BITS(V_WORD_BITS),
-    .V_ACC_BITS(V_ACC_BITS),
-    .V_LEVELS(V_LEVELS),
-    .V_PARAM_BITS(V_PARAM_BITS),
-    .V_SYNAPSE_DEPTH(V_SYNAPSE_DEPTH),
-    .V_ADDR_BITS(V_ADDR_BITS),
-    .V_COUNT_BITS(V_COUNT_BITS),
-    .V_INDEX_BITS(V_INDEX_BITS),
-    .V_INDEX_DEPTH(V_INDEX_DEPTH)
+    .FINGERPRINT(FINGERPRINT)
 )
 regs_inst (
     .clk(clk),

@@ -4,11 +4,14 @@
  * The register map (offsets, CONTROL and STATUS bits, the LAYER[l].FIELD[f] block) is
  * generated from pynq_neuro/driver/registers.py into the pn_regmap block below; the table is
  * in docs/hardware.md. Unmapped addresses read as 0; writes to read-only registers are ignored.
+ * The LAYER block reads the per-layer fields of the artifact's neuro_params.vh (`PN_V_<FIELD>).
  */
 
 `resetall
 `timescale 1ns / 1ps
 `default_nettype none
+
+`include "neuro_params.vh"
 
 module pn_axil_regs #
 (
@@ -21,57 +24,7 @@ module pn_axil_regs #
     // input activation bits
     parameter INPUT_BITS = 8,
     // hardware fingerprint (16 hex digits of the artifact's fingerprint)
-    parameter [63:0] FINGERPRINT = 64'd0,
-    // hardware fields per layer, 32 bits per layer, layer 0 least significant (artifact order)
-    parameter [32*8-1:0] V_IN_CHANNELS = 0,
-    // output units per frame
-    parameter [32*8-1:0] V_OUT_CHANNELS = 0,
-    // taps
-    parameter [32*8-1:0] V_TAPS = 0,
-    // stride
-    parameter [32*8-1:0] V_STRIDE = 0,
-    // input frames
-    parameter [32*8-1:0] V_IN_FRAMES = 0,
-    // output frames
-    parameter [32*8-1:0] V_OUT_FRAMES = 0,
-    // input frames used
-    parameter [32*8-1:0] V_FRAMES_USED = 0,
-    // output frames emitted
-    parameter [32*8-1:0] V_FRAMES_EMITTED = 0,
-    // weight code bits
-    parameter [32*8-1:0] V_WEIGHT_BITS = 0,
-    // activation bits (0: classifier)
-    parameter [32*8-1:0] V_ACT_BITS = 0,
-    // event groups
-    parameter [32*8-1:0] V_GROUPS = 0,
-    // lanes
-    parameter [32*8-1:0] V_LANES = 0,
-    // local indices per lane
-    parameter [32*8-1:0] V_LOCALS = 0,
-    // local channels per group
-    parameter [32*8-1:0] V_LOCAL_CHANNELS = 0,
-    // bits of a local index
-    parameter [32*8-1:0] V_LOCAL_BITS = 0,
-    // bits of a lane entry
-    parameter [32*8-1:0] V_ENTRY_BITS = 0,
-    // bits of a synapse word
-    parameter [32*8-1:0] V_WORD_BITS = 0,
-    // accumulator bits
-    parameter [32*8-1:0] V_ACC_BITS = 0,
-    // thresholds per neuron (1: classifier bias)
-    parameter [32*8-1:0] V_LEVELS = 0,
-    // parameter bits per lane
-    parameter [32*8-1:0] V_PARAM_BITS = 0,
-    // synapse bank depth
-    parameter [32*8-1:0] V_SYNAPSE_DEPTH = 0,
-    // synapse address bits
-    parameter [32*8-1:0] V_ADDR_BITS = 0,
-    // word count bits
-    parameter [32*8-1:0] V_COUNT_BITS = 0,
-    // index entry bits
-    parameter [32*8-1:0] V_INDEX_BITS = 0,
-    // index bank depth
-    parameter [32*8-1:0] V_INDEX_DEPTH = 0
+    parameter [63:0] FINGERPRINT = 64'd0
 )
 (
     input  wire                   clk,
@@ -178,41 +131,46 @@ localparam [31:0] CORE_VERSION_W = CORE_VERSION;
 localparam [31:0] NUM_LAYERS_W = NUM_LAYERS;
 localparam [31:0] INPUT_BITS_W = INPUT_BITS;
 
+// limits of the core (pn_field)
+`include "pn_limits.vh"
+
 // synthesized value of field f of layer l (HW_LAYER_FIELDS order)
+/* verilator lint_off WIDTH */
 function [31:0] layer_field;
     input [2:0] l;
     input [4:0] f;
     begin
         case (f)
-            0:  layer_field = V_IN_CHANNELS[32*l +: 32];
-            1:  layer_field = V_OUT_CHANNELS[32*l +: 32];
-            2:  layer_field = V_TAPS[32*l +: 32];
-            3:  layer_field = V_STRIDE[32*l +: 32];
-            4:  layer_field = V_IN_FRAMES[32*l +: 32];
-            5:  layer_field = V_OUT_FRAMES[32*l +: 32];
-            6:  layer_field = V_FRAMES_USED[32*l +: 32];
-            7:  layer_field = V_FRAMES_EMITTED[32*l +: 32];
-            8:  layer_field = V_WEIGHT_BITS[32*l +: 32];
-            9:  layer_field = V_ACT_BITS[32*l +: 32];
-            10: layer_field = V_GROUPS[32*l +: 32];
-            11: layer_field = V_LANES[32*l +: 32];
-            12: layer_field = V_LOCALS[32*l +: 32];
-            13: layer_field = V_LOCAL_CHANNELS[32*l +: 32];
-            14: layer_field = V_LOCAL_BITS[32*l +: 32];
-            15: layer_field = V_ENTRY_BITS[32*l +: 32];
-            16: layer_field = V_WORD_BITS[32*l +: 32];
-            17: layer_field = V_ACC_BITS[32*l +: 32];
-            18: layer_field = V_LEVELS[32*l +: 32];
-            19: layer_field = V_PARAM_BITS[32*l +: 32];
-            20: layer_field = V_SYNAPSE_DEPTH[32*l +: 32];
-            21: layer_field = V_ADDR_BITS[32*l +: 32];
-            22: layer_field = V_COUNT_BITS[32*l +: 32];
-            23: layer_field = V_INDEX_BITS[32*l +: 32];
-            24: layer_field = V_INDEX_DEPTH[32*l +: 32];
+            0:  layer_field = pn_field(`PN_V_IN_CHANNELS, l);
+            1:  layer_field = pn_field(`PN_V_OUT_CHANNELS, l);
+            2:  layer_field = pn_field(`PN_V_TAPS, l);
+            3:  layer_field = pn_field(`PN_V_STRIDE, l);
+            4:  layer_field = pn_field(`PN_V_IN_FRAMES, l);
+            5:  layer_field = pn_field(`PN_V_OUT_FRAMES, l);
+            6:  layer_field = pn_field(`PN_V_FRAMES_USED, l);
+            7:  layer_field = pn_field(`PN_V_FRAMES_EMITTED, l);
+            8:  layer_field = pn_field(`PN_V_WEIGHT_BITS, l);
+            9:  layer_field = pn_field(`PN_V_ACT_BITS, l);
+            10: layer_field = pn_field(`PN_V_GROUPS, l);
+            11: layer_field = pn_field(`PN_V_LANES, l);
+            12: layer_field = pn_field(`PN_V_LOCALS, l);
+            13: layer_field = pn_field(`PN_V_LOCAL_CHANNELS, l);
+            14: layer_field = pn_field(`PN_V_LOCAL_BITS, l);
+            15: layer_field = pn_field(`PN_V_ENTRY_BITS, l);
+            16: layer_field = pn_field(`PN_V_WORD_BITS, l);
+            17: layer_field = pn_field(`PN_V_ACC_BITS, l);
+            18: layer_field = pn_field(`PN_V_LEVELS, l);
+            19: layer_field = pn_field(`PN_V_PARAM_BITS, l);
+            20: layer_field = pn_field(`PN_V_SYNAPSE_DEPTH, l);
+            21: layer_field = pn_field(`PN_V_ADDR_BITS, l);
+            22: layer_field = pn_field(`PN_V_COUNT_BITS, l);
+            23: layer_field = pn_field(`PN_V_INDEX_BITS, l);
+            24: layer_field = pn_field(`PN_V_INDEX_DEPTH, l);
             default: layer_field = 32'd0;
         endcase
     end
 endfunction
+/* verilator lint_on WIDTH */
 
 // write channel
 reg        awready_reg = 1'b0;

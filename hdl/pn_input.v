@@ -62,26 +62,8 @@ module pn_input #
     output wire                    active
 );
 
-// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
-// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
-/* verilator lint_off UNUSEDPARAM */
-localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
-localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
-localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
-localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
-localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
-localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
-localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
-localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
-localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
-localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
-localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
-localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
-localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
-localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
-localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
-/* verilator lint_on UNUSEDPARAM */
-// END pn_limits
+// limits of the core and the derived fields of a layer
+`include "pn_limits.vh"
 
 // beats per row and per digit (four pixels per beat, 28 x 28 pixels)
 localparam integer BEATS_PER_ROW = LIMIT_IMAGE_COLS / 4;

@@ -46,20 +46,16 @@ After rst the partial accumulators are cleared, one address per cycle (busy stay
 
 module pn_layer #
 (
-    /* verilator lint_off UNUSEDPARAM */
-    // input units per frame (LOCAL_CHANNELS is what the hardware uses)
+    // input units per frame
     parameter IN_CHANNELS = 28,
-    // output units per frame (LOCALS is what the hardware uses)
+    // output units per frame
     parameter OUT_CHANNELS = 10,
     // consecutive input frames seen by one output frame
     parameter TAPS = 28,
     // input frames between two output frames
     parameter STRIDE = 1,
-    // input frames of the layer (FRAMES_USED is what the hardware uses)
+    // input frames of the layer
     parameter IN_FRAMES = 28,
-    // output frames of the layer (FRAMES_EMITTED is what the hardware uses)
-    parameter OUT_FRAMES = 1,
-    /* verilator lint_on UNUSEDPARAM */
     // input frames handled per digit
     parameter FRAMES_USED = 28,
     // output frames produced per digit
@@ -72,32 +68,12 @@ module pn_layer #
     parameter GROUPS = 1,
     // lanes (output o is on lane o mod LANES)
     parameter LANES = 1,
-    // output units per lane
-    parameter LOCALS = 10,
-    // input channels per group
-    parameter LOCAL_CHANNELS = 28,
-    // bits of the local index in a lane entry
-    parameter LOCAL_BITS = 4,
-    // bits of a lane entry {code, local, valid}
-    parameter ENTRY_BITS = 7,
-    // bits of a synapse word (LANES entries)
-    parameter WORD_BITS = 7,
     // two's-complement width of accumulators, thresholds and biases
     parameter ACC_BITS = 16,
-    // thresholds per neuron (1: the classifier's bias)
-    parameter LEVELS = 1,
-    // bits of one lane's parameters (LEVELS*ACC_BITS)
-    parameter PARAM_BITS = 16,
     // words per synapse RAM
     parameter SYNAPSE_DEPTH = 784,
-    // synapse RAM address bits
-    parameter ADDR_BITS = 10,
     // width of a column's word count
     parameter COUNT_BITS = 1,
-    // bits of an index entry {count, base}
-    parameter INDEX_BITS = 11,
-    // entries per index RAM (TAPS*LOCAL_CHANNELS)
-    parameter INDEX_DEPTH = 784,
     // bits of an input activation (unsigned)
     parameter IN_BITS = 8,
     // 1: the classifier (bias and logits), 0: a hidden layer (thresholds)
@@ -108,8 +84,9 @@ module pn_layer #
     parameter LOAD_BITS = 160,
     // width of wr_base
     parameter BASE_BITS = 16,
-    // width of a local channel index; keep the default
-    parameter CH_BITS = (LOCAL_CHANNELS > 1) ? $clog2(LOCAL_CHANNELS) : 1,
+    // width of a local channel index (of ceil(IN_CHANNELS / GROUPS)); keep the default
+    parameter CH_BITS = ((IN_CHANNELS + GROUPS - 1) / GROUPS > 1) ?
+        $clog2((IN_CHANNELS + GROUPS - 1) / GROUPS) : 1,
     // width of one output (activation or logit); keep the default
     parameter OUT_BITS = IS_CLASSIFIER ? ACC_BITS : ACT_BITS
 )
@@ -153,37 +130,25 @@ module pn_layer #
     output wire                        busy
 );
 
-// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
-// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
-/* verilator lint_off UNUSEDPARAM */
-localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
-localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
-localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
-localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
-localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
-localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
-localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
-localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
-localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
-localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
-localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
-localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
-localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
-localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
-localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
-/* verilator lint_on UNUSEDPARAM */
-// END pn_limits
+// limits of the core and the derived fields of a layer
+`include "pn_limits.vh"
 
-// parameter checks: a layer that cannot work stops the simulation at time 0 and the synthesis
-// with the message (the compiler writes the derived fields exactly so)
-localparam integer EXP_LOCALS = (OUT_CHANNELS + LANES - 1) / LANES;
-localparam integer EXP_LOCAL_CHANNELS = (IN_CHANNELS + GROUPS - 1) / GROUPS;
-localparam integer EXP_LOCAL_BITS = $clog2(EXP_LOCALS);
-localparam integer EXP_LEVELS = IS_CLASSIFIER ? 1 : (1 << ACT_BITS) - 1;
-localparam integer EXP_ADDR_BITS = (SYNAPSE_DEPTH > 1) ? $clog2(SYNAPSE_DEPTH) : 1;
-localparam integer EXP_OUT_FRAMES = (IN_FRAMES - TAPS) / STRIDE + 1;
+// the fields that follow from the others (the compiler writes the same into the artifact)
+localparam integer OUT_FRAMES = pn_out_frames(IN_FRAMES, TAPS, STRIDE);
+localparam integer LOCALS = pn_locals(OUT_CHANNELS, LANES);
+localparam integer LOCAL_CHANNELS = pn_local_channels(IN_CHANNELS, GROUPS);
+localparam integer LOCAL_BITS = pn_local_bits(OUT_CHANNELS, LANES);
+localparam integer ENTRY_BITS = pn_entry_bits(OUT_CHANNELS, LANES, WEIGHT_BITS);
+localparam integer WORD_BITS = LANES * ENTRY_BITS;
+localparam integer LEVELS = pn_levels(ACT_BITS, IS_CLASSIFIER);
+localparam integer PARAM_BITS = LEVELS * ACC_BITS;
+localparam integer ADDR_BITS = pn_index_width(SYNAPSE_DEPTH);
+localparam integer INDEX_BITS = COUNT_BITS + ADDR_BITS;
+localparam integer INDEX_DEPTH = TAPS * LOCAL_CHANNELS;
 localparam integer PAR_WIDTH = LANES * PARAM_BITS;
 
+// parameter checks: a layer that cannot work stops the simulation at time 0 and the synthesis
+// with the message
 initial begin
     if (WEIGHT_BITS < 1 || WEIGHT_BITS > LIMIT_MAX_WEIGHT_BITS ||
             IN_BITS < 1 || IN_BITS > LIMIT_MAX_INPUT_BITS) begin
@@ -196,11 +161,11 @@ initial begin
                ACT_BITS, IS_CLASSIFIER, LIMIT_MAX_ACT_BITS);
         $finish;
     end
-    if (TAPS < 1 || STRIDE < 1 || TAPS > IN_FRAMES || OUT_FRAMES != EXP_OUT_FRAMES ||
+    if (TAPS < 1 || STRIDE < 1 || TAPS > IN_FRAMES ||
             FRAMES_USED < 1 || FRAMES_USED > IN_FRAMES || FRAMES_EMITTED < 1 ||
             FRAMES_EMITTED > OUT_FRAMES) begin
-        $error("pn_layer: frames: IN_FRAMES = %0d, TAPS = %0d, STRIDE = %0d, OUT_FRAMES = %0d (expected %0d), FRAMES_USED = %0d, FRAMES_EMITTED = %0d",
-               IN_FRAMES, TAPS, STRIDE, OUT_FRAMES, EXP_OUT_FRAMES, FRAMES_USED, FRAMES_EMITTED);
+        $error("pn_layer: frames: IN_FRAMES = %0d, TAPS = %0d, STRIDE = %0d (%0d output frames), FRAMES_USED = %0d, FRAMES_EMITTED = %0d",
+               IN_FRAMES, TAPS, STRIDE, OUT_FRAMES, FRAMES_USED, FRAMES_EMITTED);
         $finish;
     end
     if (GROUPS < 1 || GROUPS > IN_CHANNELS || GROUPS > LIMIT_MAX_GROUPS || LANES < 1 ||
@@ -209,28 +174,9 @@ initial begin
                GROUPS, IN_CHANNELS, LIMIT_MAX_GROUPS, LANES, OUT_CHANNELS, LIMIT_MAX_CHANNELS);
         $finish;
     end
-    if (LOCALS != EXP_LOCALS || LOCAL_CHANNELS != EXP_LOCAL_CHANNELS ||
-            LOCAL_BITS != EXP_LOCAL_BITS) begin
-        $error("pn_layer: LOCALS = %0d, LOCAL_CHANNELS = %0d, LOCAL_BITS = %0d; expected %0d, %0d, %0d",
-               LOCALS, LOCAL_CHANNELS, LOCAL_BITS, EXP_LOCALS, EXP_LOCAL_CHANNELS,
-               EXP_LOCAL_BITS);
-        $finish;
-    end
-    if (ENTRY_BITS != 1 + LOCAL_BITS + WEIGHT_BITS || WORD_BITS != LANES * ENTRY_BITS) begin
-        $error("pn_layer: ENTRY_BITS = %0d, WORD_BITS = %0d; expected %0d, %0d", ENTRY_BITS,
-               WORD_BITS, 1 + LOCAL_BITS + WEIGHT_BITS, LANES * (1 + LOCAL_BITS + WEIGHT_BITS));
-        $finish;
-    end
-    if (ACC_BITS < 2 || LEVELS != EXP_LEVELS || PARAM_BITS != LEVELS * ACC_BITS) begin
-        $error("pn_layer: ACC_BITS = %0d, LEVELS = %0d, PARAM_BITS = %0d; expected ACC_BITS >= 2, %0d, %0d",
-               ACC_BITS, LEVELS, PARAM_BITS, EXP_LEVELS, EXP_LEVELS * ACC_BITS);
-        $finish;
-    end
-    if (ADDR_BITS != EXP_ADDR_BITS || COUNT_BITS < 1 || INDEX_BITS != COUNT_BITS + ADDR_BITS ||
-            INDEX_DEPTH != TAPS * LOCAL_CHANNELS) begin
-        $error("pn_layer: ADDR_BITS = %0d, INDEX_BITS = %0d, INDEX_DEPTH = %0d; expected %0d, COUNT_BITS + ADDR_BITS = %0d, %0d",
-               ADDR_BITS, INDEX_BITS, INDEX_DEPTH, EXP_ADDR_BITS, COUNT_BITS + ADDR_BITS,
-               TAPS * LOCAL_CHANNELS);
+    if (ACC_BITS < 2 || COUNT_BITS < 1) begin
+        $error("pn_layer: ACC_BITS = %0d, COUNT_BITS = %0d; expected at least 2 and 1", ACC_BITS,
+               COUNT_BITS);
         $finish;
     end
     if (SYNAPSE_DEPTH < 1 || SYNAPSE_DEPTH > LIMIT_MAX_DEPTH || INDEX_DEPTH > LIMIT_MAX_DEPTH ||
@@ -260,8 +206,6 @@ localparam ACC_DEPTH = SLOTS * LOCALS;
 localparam ACC_ADDR_BITS = (ACC_DEPTH > 1) ? $clog2(ACC_DEPTH) : 1;
 localparam IDX_ADDR_BITS = (INDEX_DEPTH > 1) ? $clog2(INDEX_DEPTH) : 1;
 localparam LOC_BITS = (LOCALS > 1) ? $clog2(LOCALS) : 1;
-// levels of the adder tree over the groups
-localparam GRP_LEVELS = (GROUPS > 1) ? $clog2(GROUPS) : 0;
 localparam T_BITS = (FRAMES_USED > 1) ? $clog2(FRAMES_USED) : 1;
 // first tap of a frame plus STRIDE (1 .. TAPS+STRIDE-1); below STRIDE: no active tap
 localparam KP_BITS = $clog2(TAPS + STRIDE + 1);
@@ -269,9 +213,8 @@ localparam KP_BITS = $clog2(TAPS + STRIDE + 1);
 localparam KB_BITS = $clog2(INDEX_DEPTH + 1) + 1;
 // output frame index 0 .. FRAMES_EMITTED
 localparam TAU_BITS = $clog2(FRAMES_EMITTED + 2);
-// width of a product magnitude |2*code+1| * a and levels of its adder tree
+// width of a product magnitude |2*code+1| * a
 localparam MAG_BITS = WEIGHT_BITS + IN_BITS;
-localparam MAG_LEVELS = (WEIGHT_BITS > 1) ? $clog2(WEIGHT_BITS) : 0;
 // 2..4-bit weights: each group forms the 2^(WEIGHT_BITS-1) odd multiples (2m+1)*a of its
 // event value once and the lanes select one (a multiplexer instead of an adder per lane)
 localparam SHARED_MULT = (WEIGHT_BITS >= 2 && WEIGHT_BITS <= 4);
@@ -317,55 +260,6 @@ function [ACC_ADDR_BITS-1:0] next_sb;
     end
 endfunction
 
-// sum of the WEIGHT_BITS partial products of a weight magnitude in a balanced adder tree
-function [MAG_BITS-1:0] mag_sum;
-    input [WEIGHT_BITS*MAG_BITS-1:0] col;
-    reg [WEIGHT_BITS*MAG_BITS-1:0] t;
-    integer lvl, n;
-    begin
-        t = col;
-        for (lvl = 0; lvl < MAG_LEVELS; lvl = lvl + 1) begin
-            for (n = 0; 2*n + 1 < WEIGHT_BITS; n = n + 1) begin
-                if (2*n + 1 < ((WEIGHT_BITS + (1 << lvl) - 1) >> lvl)) begin
-                    t[n*MAG_BITS +: MAG_BITS] = t[(2*n)*MAG_BITS +: MAG_BITS] +
-                        t[(2*n+1)*MAG_BITS +: MAG_BITS];
-                end else if (2*n < ((WEIGHT_BITS + (1 << lvl) - 1) >> lvl)) begin
-                    t[n*MAG_BITS +: MAG_BITS] = t[(2*n)*MAG_BITS +: MAG_BITS];
-                end
-            end
-            if (lvl == 0 && WEIGHT_BITS % 2 == 1 && WEIGHT_BITS > 1) begin
-                t[(WEIGHT_BITS/2)*MAG_BITS +: MAG_BITS] = t[(WEIGHT_BITS-1)*MAG_BITS +: MAG_BITS];
-            end
-        end
-        mag_sum = t[MAG_BITS-1:0];
-    end
-endfunction
-
-// sum of GROUPS values in a balanced adder tree (two's complement, ACC_BITS wide)
-function [ACC_BITS-1:0] tree_sum;
-    input [GROUPS*ACC_BITS-1:0] col;
-    reg [GROUPS*ACC_BITS-1:0] t;
-    integer lvl, n;
-    begin
-        t = col;
-        // level lvl adds pairs of the ceil(GROUPS / 2^lvl) nodes left
-        for (lvl = 0; lvl < GRP_LEVELS; lvl = lvl + 1) begin
-            for (n = 0; 2*n + 1 < GROUPS; n = n + 1) begin
-                if (2*n + 1 < ((GROUPS + (1 << lvl) - 1) >> lvl)) begin
-                    t[n*ACC_BITS +: ACC_BITS] = t[(2*n)*ACC_BITS +: ACC_BITS] +
-                        t[(2*n+1)*ACC_BITS +: ACC_BITS];
-                end else if (2*n < ((GROUPS + (1 << lvl) - 1) >> lvl)) begin
-                    t[n*ACC_BITS +: ACC_BITS] = t[(2*n)*ACC_BITS +: ACC_BITS];
-                end
-            end
-            if (lvl == 0 && GROUPS % 2 == 1 && GROUPS > 1) begin
-                t[(GROUPS/2)*ACC_BITS +: ACC_BITS] = t[(GROUPS-1)*ACC_BITS +: ACC_BITS];
-            end
-        end
-        tree_sum = t[ACC_BITS-1:0];
-    end
-endfunction
-
 reg [2:0] state_reg = STATE_FLUSH, state_next;
 
 // frame sequencing: frame t, its first active tap k0 (as k0 + STRIDE), k0*LOCAL_CHANNELS,
@@ -395,9 +289,8 @@ reg out_valid_reg = 1'b0, out_valid_next;
 reg out_last_reg = 1'b0, out_last_next;
 reg [BASE_BITS-1:0] out_base_reg = {BASE_BITS{1'b0}}, out_base_next;
 
-// parameter RAM
-reg [LANES*PARAM_BITS-1:0] par_mem [0:LOCALS-1];
-reg [LANES*PARAM_BITS-1:0] par_q_reg = {LANES*PARAM_BITS{1'b0}};
+// parameter RAM read port
+wire [LANES*PARAM_BITS-1:0] par_q;
 reg par_re;
 
 // per group status and partial accumulator read data
@@ -435,40 +328,19 @@ generate
         localparam integer GC100 = 48 + (g / 100);
         localparam integer C_G = g;
 
-        (* ram_style = "block" *)
-        reg [WORD_BITS-1:0] syn_mem [0:SYNAPSE_DEPTH-1];
-        reg [INDEX_BITS-1:0] idx_mem [0:INDEX_DEPTH-1];
-
-        if (HAVE_MEM) begin : g_image
-            if (g < 10) begin : g_digit
-                initial begin
-                    $readmemh({MEM_PREFIX, "syn_g", GC1[7:0], ".mem"}, syn_mem);
-                    $readmemh({MEM_PREFIX, "idx_g", GC1[7:0], ".mem"}, idx_mem);
-                end
-            end else if (g < 100) begin : g_digits
-                initial begin
-                    $readmemh({MEM_PREFIX, "syn_g", GC10[7:0], GC1[7:0], ".mem"}, syn_mem);
-                    $readmemh({MEM_PREFIX, "idx_g", GC10[7:0], GC1[7:0], ".mem"}, idx_mem);
-                end
-            end else begin : g_digits3
-                initial begin
-                    $readmemh({MEM_PREFIX, "syn_g", GC100[7:0], GC10[7:0], GC1[7:0], ".mem"},
-                              syn_mem);
-                    $readmemh({MEM_PREFIX, "idx_g", GC100[7:0], GC10[7:0], GC1[7:0], ".mem"},
-                              idx_mem);
-                end
-            end
-        end else begin : g_zero
-            integer k;
-            initial begin
-                for (k = 0; k < SYNAPSE_DEPTH; k = k + 1) begin
-                    syn_mem[k] = {WORD_BITS{1'b0}};
-                end
-                for (k = 0; k < INDEX_DEPTH; k = k + 1) begin
-                    idx_mem[k] = {INDEX_BITS{1'b0}};
-                end
-            end
-        end
+        // memory images "<MEM_PREFIX>syn_g<g>.mem" and "<MEM_PREFIX>idx_g<g>.mem" (the
+        // shorter names are padded with leading zero bytes, which name no character)
+        /* verilator lint_off WIDTH */
+        localparam SYN_FILE = !HAVE_MEM ? "" :
+            (g < 10) ? {MEM_PREFIX, "syn_g", GC1[7:0], ".mem"} :
+            (g < 100) ? {MEM_PREFIX, "syn_g", GC10[7:0], GC1[7:0], ".mem"} :
+            {MEM_PREFIX, "syn_g", GC100[7:0], GC10[7:0], GC1[7:0], ".mem"};
+        localparam IDX_FILE = !HAVE_MEM ? "" :
+            (g < 10) ? {MEM_PREFIX, "idx_g", GC1[7:0], ".mem"} :
+            (g < 100) ? {MEM_PREFIX, "idx_g", GC10[7:0], GC1[7:0], ".mem"} :
+            {MEM_PREFIX, "idx_g", GC100[7:0], GC10[7:0], GC1[7:0], ".mem"};
+        /* verilator lint_on WIDTH */
+        wire load_bank_hit = load_we && load_bank == C_G[7:0];
 
         // current event with taps left (next tap)
         reg cur_more_reg = 1'b0, cur_more_next;
@@ -479,7 +351,7 @@ generate
         reg [TAU_BITS-1:0] cur_tau_reg = {TAU_BITS{1'b0}}, cur_tau_next;
         reg [ACC_ADDR_BITS-1:0] cur_sb_reg = {ACC_ADDR_BITS{1'b0}}, cur_sb_next;
 
-        // fetch stage: one (event, tap) operation, index entry in idx_q_reg
+        // fetch stage: one (event, tap) operation, index entry in idx_q
         reg b_valid_reg = 1'b0, b_valid_next;
         reg b_first_reg = 1'b0, b_first_next;
         reg b_null_reg = 1'b0, b_null_next;
@@ -487,15 +359,15 @@ generate
         reg [ACC_ADDR_BITS-1:0] b_sb_reg = {ACC_ADDR_BITS{1'b0}}, b_sb_next;
         reg [ADDR_BITS-1:0] b_addr_reg = {ADDR_BITS{1'b0}}, b_addr_next;
         reg [COUNT_BITS-1:0] b_left_reg = {COUNT_BITS{1'b0}}, b_left_next;
-        reg [INDEX_BITS-1:0] idx_q_reg = {INDEX_BITS{1'b0}};
+        wire [INDEX_BITS-1:0] idx_q;
 
-        // apply stage: synapse word in syn_q_reg
+        // apply stage: synapse word in syn_q
         reg c_valid_reg = 1'b0, c_valid_next;
         /* verilator lint_off UNUSEDSIGNAL */ // only the shift-and-add products read it
         reg [IN_BITS-1:0] c_val_reg = {IN_BITS{1'b0}}, c_val_next;
         /* verilator lint_on UNUSEDSIGNAL */
         reg [ACC_ADDR_BITS-1:0] c_sb_reg = {ACC_ADDR_BITS{1'b0}}, c_sb_next;
-        reg [WORD_BITS-1:0] syn_q_reg = {WORD_BITS{1'b0}};
+        wire [WORD_BITS-1:0] syn_q;
         // odd multiples (2m+1)*c_val_reg, m < NMULT (SHARED_MULT)
         reg [NMULT*MAG_BITS-1:0] c_mult_reg = {NMULT*MAG_BITS{1'b0}};
         reg [NMULT*MAG_BITS-1:0] c_mult_next;
@@ -520,8 +392,8 @@ generate
         reg idx_re;
 
         // fetch stage word
-        wire [ADDR_BITS-1:0] idx_base = idx_q_reg[ADDR_BITS-1:0];
-        wire [COUNT_BITS-1:0] idx_count = idx_q_reg[INDEX_BITS-1:ADDR_BITS];
+        wire [ADDR_BITS-1:0] idx_base = idx_q[ADDR_BITS-1:0];
+        wire [COUNT_BITS-1:0] idx_count = idx_q[INDEX_BITS-1:ADDR_BITS];
         wire [ADDR_BITS-1:0] cur_addr = b_first_reg ? idx_base : b_addr_reg;
         wire [COUNT_BITS-1:0] cur_left = b_first_reg ? idx_count : b_left_reg;
         wire b_last;
@@ -644,30 +516,38 @@ generate
         end
 
         // index RAM: read port (select stage), load write port
-        always @(posedge clk) begin
-            if (idx_re) begin
-                idx_q_reg <= idx_mem[idx_ra];
-            end
-        end
-
-        always @(posedge clk) begin
-            if (load_we && load_kind == 2'd1 && load_bank == C_G[7:0]) begin
-                idx_mem[load_addr[IDX_ADDR_BITS-1:0]] <= load_data[INDEX_BITS-1:0];
-            end
-        end
+        pn_ram #(
+            .WIDTH(INDEX_BITS),
+            .DEPTH(INDEX_DEPTH),
+            .RAM_STYLE("auto"),
+            .INIT_FILE(IDX_FILE)
+        )
+        idx_ram_inst (
+            .clk(clk),
+            .wr_en(load_bank_hit && load_kind == 2'd1),
+            .wr_addr(load_addr[IDX_ADDR_BITS-1:0]),
+            .wr_data(load_data[INDEX_BITS-1:0]),
+            .rd_en(idx_re),
+            .rd_addr(idx_ra),
+            .rd_data(idx_q)
+        );
 
         // synapse RAM: read port (fetch stage), load write port
-        always @(posedge clk) begin
-            if (syn_re) begin
-                syn_q_reg <= syn_mem[cur_addr];
-            end
-        end
-
-        always @(posedge clk) begin
-            if (load_we && load_kind == 2'd0 && load_bank == C_G[7:0]) begin
-                syn_mem[load_addr[ADDR_BITS-1:0]] <= load_data[WORD_BITS-1:0];
-            end
-        end
+        pn_ram #(
+            .WIDTH(WORD_BITS),
+            .DEPTH(SYNAPSE_DEPTH),
+            .RAM_STYLE("block"),
+            .INIT_FILE(SYN_FILE)
+        )
+        syn_ram_inst (
+            .clk(clk),
+            .wr_en(load_bank_hit && load_kind == 2'd0),
+            .wr_addr(load_addr[ADDR_BITS-1:0]),
+            .wr_data(load_data[WORD_BITS-1:0]),
+            .rd_en(syn_re),
+            .rd_addr(cur_addr),
+            .rd_data(syn_q)
+        );
 
         /*
          * Lanes: partial accumulators of this group
@@ -683,7 +563,7 @@ generate
                 end
             end
 
-            wire [ENTRY_BITS-1:0] entry = syn_q_reg[j*ENTRY_BITS +: ENTRY_BITS];
+            wire [ENTRY_BITS-1:0] entry = syn_q[j*ENTRY_BITS +: ENTRY_BITS];
             wire e_valid = entry[0];
             wire [LB-1:0] e_local;
             wire [WEIGHT_BITS-1:0] e_code = entry[ENTRY_BITS-1 -: WEIGHT_BITS];
@@ -717,7 +597,14 @@ generate
                     assign terms[pb*MAG_BITS +: MAG_BITS] =
                         mag_code[pb-1] ? (a_ext << pb) : {MAG_BITS{1'b0}};
                 end
-                assign mag = mag_sum(terms);
+                pn_adder_tree #(
+                    .N(WEIGHT_BITS),
+                    .WIDTH(MAG_BITS)
+                )
+                mag_sum_inst (
+                    .in(terms),
+                    .sum(mag)
+                );
             end
 
             if (MAG_BITS >= ACC_BITS) begin : g_mag_trunc
@@ -754,40 +641,52 @@ generate
 endgenerate
 
 /*
- * Parameter RAM
+ * Parameter RAM (thresholds or biases of the LANES outputs of a local index)
  */
+pn_ram #(
+    .WIDTH(LANES*PARAM_BITS),
+    .DEPTH(LOCALS),
+    .RAM_STYLE("auto"),
+    .INIT_FILE(HAVE_MEM ? {MEM_PREFIX, "par.mem"} : "")
+)
+par_ram_inst (
+    .clk(clk),
+    .wr_en(load_we && load_kind == 2'd2),
+    .wr_addr(load_addr[LOC_BITS-1:0]),
+    .wr_data(load_data[LANES*PARAM_BITS-1:0]),
+    .rd_en(par_re),
+    .rd_addr(rdq_i_reg),
+    .rd_data(par_q)
+);
+
+/*
+ * Threshold pipeline: per lane, the sum of the captured partial accumulators of all groups
+ */
+wire [LANES*ACC_BITS-1:0] lane_sum;
+
 generate
-    if (HAVE_MEM) begin : g_par_image
-        initial begin
-            $readmemh({MEM_PREFIX, "par.mem"}, par_mem);
+    for (j = 0; j < LANES; j = j + 1) begin : g_lane_sum
+        wire [GROUPS*ACC_BITS-1:0] col;
+
+        for (g = 0; g < GROUPS; g = g + 1) begin : g_col
+            assign col[g*ACC_BITS +: ACC_BITS] = rdq_reg[(g*LANES + j)*ACC_BITS +: ACC_BITS];
         end
-    end else begin : g_par_zero
-        integer k;
-        initial begin
-            for (k = 0; k < LOCALS; k = k + 1) begin
-                par_mem[k] = {LANES*PARAM_BITS{1'b0}};
-            end
-        end
+
+        pn_adder_tree #(
+            .N(GROUPS),
+            .WIDTH(ACC_BITS)
+        )
+        group_sum_inst (
+            .in(col),
+            .sum(lane_sum[j*ACC_BITS +: ACC_BITS])
+        );
     end
 endgenerate
-
-always @(posedge clk) begin
-    if (par_re) begin
-        par_q_reg <= par_mem[rdq_i_reg];
-    end
-end
-
-always @(posedge clk) begin
-    if (load_we && load_kind == 2'd2) begin
-        par_mem[load_addr[LOC_BITS-1:0]] <= load_data[LANES*PARAM_BITS-1:0];
-    end
-end
 
 /*
  * Sequencing and threshold pipeline
  */
 integer ln, v, cnt;
-reg [GROUPS*ACC_BITS-1:0] lane_col;
 reg [ACC_BITS-1:0] lane_tot;
 reg [ACC_BITS-1:0] lane_par;
 /* verilator lint_off UNUSEDSIGNAL */
@@ -818,7 +717,6 @@ always @* begin
     out_last_next = out_last_reg;
     out_base_next = out_base_reg;
     par_re = 1'b0;
-    lane_col = {GROUPS*ACC_BITS{1'b0}};
     lane_tot = {ACC_BITS{1'b0}};
     lane_par = {ACC_BITS{1'b0}};
     logit_full = {ACC_BITS+OUT_BITS{1'b0}};
@@ -901,12 +799,7 @@ always @* begin
 
     // adder tree over the groups -> totals; parameters of this local index are read
     if (rdq_valid_reg) begin
-        for (ln = 0; ln < LANES; ln = ln + 1) begin
-            for (v = 0; v < GROUPS; v = v + 1) begin
-                lane_col[v*ACC_BITS +: ACC_BITS] = rdq_reg[(v*LANES + ln)*ACC_BITS +: ACC_BITS];
-            end
-            tot_next[ln*ACC_BITS +: ACC_BITS] = tree_sum(lane_col);
-        end
+        tot_next = lane_sum;
         tot_valid_next = 1'b1;
         tot_last_next = rdq_last_reg;
         tot_i_next = rdq_i_reg;
@@ -918,13 +811,13 @@ always @* begin
         for (ln = 0; ln < LANES; ln = ln + 1) begin
             lane_tot = tot_reg[ln*ACC_BITS +: ACC_BITS];
             if (IS_CLASSIFIER) begin
-                lane_par = par_q_reg[ln*PARAM_BITS +: ACC_BITS];
+                lane_par = par_q[ln*PARAM_BITS +: ACC_BITS];
                 logit_full = {{OUT_BITS{1'b0}}, lane_tot + lane_par};
                 out_next[ln*OUT_BITS +: OUT_BITS] = logit_full[OUT_BITS-1:0];
             end else begin
                 cnt = 0;
                 for (v = 0; v < LEVELS; v = v + 1) begin
-                    lane_par = par_q_reg[ln*PARAM_BITS + v*ACC_BITS +: ACC_BITS];
+                    lane_par = par_q[ln*PARAM_BITS + v*ACC_BITS +: ACC_BITS];
                     if ($signed(lane_tot) >= $signed(lane_par)) begin
                         cnt = cnt + 1;
                     end

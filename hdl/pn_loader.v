@@ -29,7 +29,9 @@ module pn_loader #
 (
     // number of layers synthesized (1..8)
     parameter NUM_LAYERS = 1,
-    // per-layer hardware fields, 32 bits per layer, layer 0 least significant
+    // per-layer hardware fields, 32 bits per layer, layer 0 least significant (`PN_V_<FIELD>
+    // has 32 bits per synthesized layer and is zero-extended here, hence no WIDTH lint)
+    /* verilator lint_off WIDTH */
     parameter [32*8-1:0] V_GROUPS = {8{32'd1}},
     // synapse word width per layer
     parameter [32*8-1:0] V_WORD_BITS = {8{32'd1}},
@@ -45,6 +47,8 @@ module pn_loader #
     parameter [32*8-1:0] V_PARAM_BITS = {8{32'd1}},
     // parameter bank depth (local indices) per layer
     parameter [32*8-1:0] V_LOCALS = {8{32'd1}},
+    /* verilator lint_on WIDTH */
+    /* verilator lint_on WIDTH */
     // width of the load data port (the widest memory word)
     parameter LOAD_BITS = 32,
     // load stream format version accepted
@@ -87,26 +91,8 @@ module pn_loader #
     output wire [7:0]           error_code
 );
 
-// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
-// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
-/* verilator lint_off UNUSEDPARAM */
-localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
-localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
-localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
-localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
-localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
-localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
-localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
-localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
-localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
-localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
-localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
-localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
-localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
-localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
-localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
-/* verilator lint_on UNUSEDPARAM */
-// END pn_limits
+// limits of the core and the derived fields of a layer
+`include "pn_limits.vh"
 
 // widest memory word in 32-bit chunks
 localparam CHUNKS_MAX = (LOAD_BITS + 31) / 32;
@@ -125,14 +111,6 @@ localparam [1:0]
     KIND_IDX = 2'd1,
     KIND_PAR = 2'd2;
 
-function [31:0] field;
-    input [32*8-1:0] vec;
-    input integer l;
-    begin
-        field = vec[32*l +: 32];
-    end
-endfunction
-
 function [31:0] chunks;
     input [31:0] width;
     begin
@@ -147,7 +125,7 @@ function [32*8-1:0] par_width_vec;
     begin
         par_width_vec = {32*8{1'b0}};
         for (l = 0; l < layers; l = l + 1) begin
-            par_width_vec[32*l +: 32] = field(V_LANES, l) * field(V_PARAM_BITS, l);
+            par_width_vec[32*l +: 32] = pn_field(V_LANES, l) * pn_field(V_PARAM_BITS, l);
         end
     end
 endfunction
@@ -162,7 +140,7 @@ function [32*8-1:0] bank_words_vec;
     begin
         bank_words_vec = {32*8{1'b0}};
         for (l = 0; l < 8; l = l + 1) begin
-            bank_words_vec[32*l +: 32] = field(depth, l) * chunks(field(width, l));
+            bank_words_vec[32*l +: 32] = pn_field(depth, l) * chunks(pn_field(width, l));
         end
     end
 endfunction
@@ -174,7 +152,7 @@ function [32*8-1:0] last_chunk_vec;
     begin
         last_chunk_vec = {32*8{1'b0}};
         for (l = 0; l < 8; l = l + 1) begin
-            last_chunk_vec[32*l +: 32] = chunks(field(width, l)) - 1;
+            last_chunk_vec[32*l +: 32] = chunks(pn_field(width, l)) - 1;
         end
     end
 endfunction
@@ -186,7 +164,7 @@ function [32*8-1:0] last_addr_vec;
     begin
         last_addr_vec = {32*8{1'b0}};
         for (l = 0; l < 8; l = l + 1) begin
-            last_addr_vec[32*l +: 32] = field(depth, l) - 1;
+            last_addr_vec[32*l +: 32] = pn_field(depth, l) - 1;
         end
     end
 endfunction
@@ -209,7 +187,7 @@ function [31:0] num_banks;
     begin
         num_banks = 32'd0;
         for (l = 0; l < layers; l = l + 1) begin
-            num_banks = num_banks + 2 * field(V_GROUPS, l) + 1;
+            num_banks = num_banks + 2 * pn_field(V_GROUPS, l) + 1;
         end
     end
 endfunction
@@ -221,9 +199,9 @@ function [31:0] payload_words;
         payload_words = 32'd0;
         for (l = 0; l < layers; l = l + 1) begin
             payload_words = payload_words
-                + field(V_GROUPS, l) * (4 + field(V_SYNAPSE_DEPTH, l) * chunks(field(V_WORD_BITS, l)))
-                + field(V_GROUPS, l) * (4 + field(V_INDEX_DEPTH, l) * chunks(field(V_INDEX_BITS, l)))
-                + 4 + field(V_LOCALS, l) * chunks(field(V_PAR_WIDTH, l));
+                + pn_field(V_GROUPS, l) * (4 + pn_field(V_SYNAPSE_DEPTH, l) * chunks(pn_field(V_WORD_BITS, l)))
+                + pn_field(V_GROUPS, l) * (4 + pn_field(V_INDEX_DEPTH, l) * chunks(pn_field(V_INDEX_BITS, l)))
+                + 4 + pn_field(V_LOCALS, l) * chunks(pn_field(V_PAR_WIDTH, l));
         end
     end
 endfunction

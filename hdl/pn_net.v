@@ -5,8 +5,9 @@ pynq-neuro: datapath (row buffers, layers, frame buffers, argmax)
   px_* -> row buffer (pn_frame_buffer) -> pn_layer 0 -> pn_frame_buffer -> pn_layer 1
        -> ... -> pn_layer NUM_LAYERS-1 (classifier) -> pn_argmax -> res_*
 
-Layer parameters come from packed vectors, 32 bits per layer, layer 0 least significant
-(pass `PN_V_<FIELD> from neuro_params.vh).
+The network is the artifact's: its fields come from the packed vectors of neuro_params.vh
+(`PN_V_<FIELD>, 32 bits per layer, layer 0 least significant). Each pn_layer takes the fields
+that define it and derives the rest; the derived fields of the header are checked against it.
 
 Timing contract of the pixel side: px_ready high in a cycle means px_en is accepted in that
 cycle; the 7 writes of a row may come in consecutive cycles (px_ready stays high while the
@@ -20,45 +21,21 @@ threshold phase (RESULT_LATENCY).
 `timescale 1ns / 1ps
 `default_nettype none
 
+// The network's fields come from the artifact's neuro_params.vh (`PN_V_<FIELD>, 32 bits per
+// layer, zero-extended to the 8-layer width, hence no WIDTH lint in this module).
+`include "neuro_params.vh"
+
+/* verilator lint_off WIDTH */
 module pn_net #
 (
-    // layers (1..8); the last one is the classifier
-    parameter NUM_LAYERS = 1,
-    // input activation bits (pixels shifted right by 8 - INPUT_BITS)
-    parameter INPUT_BITS = 8,
-    // hardware fields, 32 bits per layer, layer 0 in bits 31:0 (`PN_V_<FIELD> has
-    // 32*NUM_LAYERS bits and is zero-extended here, hence no WIDTH lint on these lines)
-    /* verilator lint_off WIDTH */
-    parameter [32*8-1:0] V_IN_CHANNELS = 256'd28,
-    parameter [32*8-1:0] V_OUT_CHANNELS = 256'd10,
-    parameter [32*8-1:0] V_TAPS = 256'd28,
-    parameter [32*8-1:0] V_STRIDE = 256'd1,
-    parameter [32*8-1:0] V_IN_FRAMES = 256'd28,
-    parameter [32*8-1:0] V_OUT_FRAMES = 256'd1,
-    parameter [32*8-1:0] V_FRAMES_USED = 256'd28,
-    parameter [32*8-1:0] V_FRAMES_EMITTED = 256'd1,
-    parameter [32*8-1:0] V_WEIGHT_BITS = 256'd1,
-    parameter [32*8-1:0] V_ACT_BITS = 256'd0,
-    parameter [32*8-1:0] V_GROUPS = 256'd1,
-    parameter [32*8-1:0] V_LANES = 256'd10,
-    parameter [32*8-1:0] V_LOCALS = 256'd1,
-    parameter [32*8-1:0] V_LOCAL_CHANNELS = 256'd28,
-    parameter [32*8-1:0] V_LOCAL_BITS = 256'd0,
-    parameter [32*8-1:0] V_ENTRY_BITS = 256'd2,
-    parameter [32*8-1:0] V_WORD_BITS = 256'd20,
-    parameter [32*8-1:0] V_ACC_BITS = 256'd16,
-    parameter [32*8-1:0] V_LEVELS = 256'd1,
-    parameter [32*8-1:0] V_PARAM_BITS = 256'd16,
-    parameter [32*8-1:0] V_SYNAPSE_DEPTH = 256'd784,
-    parameter [32*8-1:0] V_ADDR_BITS = 256'd10,
-    parameter [32*8-1:0] V_COUNT_BITS = 256'd1,
-    parameter [32*8-1:0] V_INDEX_BITS = 256'd11,
-    parameter [32*8-1:0] V_INDEX_DEPTH = 256'd784,
-    /* verilator lint_on WIDTH */
-    // width of load_data (the widest memory word)
-    parameter LOAD_BITS = 160,
-    // width of a result logit (the classifier's accumulator width)
-    parameter LOGIT_BITS = 16,
+    // layers (1..8); the last one is the classifier; keep the default
+    parameter NUM_LAYERS = `PN_NUM_LAYERS,
+    // input activation bits (pixels shifted right by 8 - INPUT_BITS); keep the default
+    parameter INPUT_BITS = `PN_INPUT_BITS,
+    // width of load_data (the widest memory word); keep the default
+    parameter LOAD_BITS = `PN_LOAD_BITS,
+    // width of a result logit (the classifier's accumulator width); keep the default
+    parameter LOGIT_BITS = `PN_LOGIT_BITS,
     // directory of the .mem images with a trailing "/", or "" for zeroed memories
     parameter MEM_DIR = ""
 )
@@ -98,33 +75,20 @@ module pn_net #
      */
     output wire                       busy
 );
+/* verilator lint_on WIDTH */
 
-// BEGIN pn_limits: limits of neuro_core, generated from pynq_neuro/compiler/limits.py
-// (python -m pynq_neuro.compiler.limits --write); do not edit by hand
-/* verilator lint_off UNUSEDPARAM */
-localparam integer LIMIT_MAX_LAYERS = 8;            // layers (load_layer[2:0], V_* vectors)
-localparam integer LIMIT_LOAD_ADDR_BITS = 16;       // width of load_addr
-localparam integer LIMIT_MAX_DEPTH = 65536;         // deepest memory the loader addresses
-localparam integer LIMIT_MAX_GROUPS = 256;          // event groups (load_bank[7:0])
-localparam integer LIMIT_MAX_WORD_BITS = 8192;      // widest loadable memory word
-localparam integer LIMIT_BASE_BITS = 16;            // width of wr_base between the units
-localparam integer LIMIT_MAX_CHANNELS = 65536;      // output units per layer
-localparam integer LIMIT_LOGIT_BITS = 32;           // widest logit of the result stream
-localparam integer LIMIT_NUM_CLASSES = 10;          // classes (logit beats)
-localparam integer LIMIT_IMAGE_ROWS = 28;           // rows of a digit (frames of layer 0)
-localparam integer LIMIT_IMAGE_COLS = 28;           // pixels of a row (channels of layer 0)
-localparam integer LIMIT_MAX_INPUT_BITS = 8;        // input activation bits
-localparam integer LIMIT_MAX_WEIGHT_BITS = 8;       // weight code bits
-localparam integer LIMIT_MAX_ACT_BITS = 8;          // hidden activation bits
-localparam integer LIMIT_IN_FLIGHT = 32;            // digits between input unit and formatter
-/* verilator lint_on UNUSEDPARAM */
-// END pn_limits
+// limits of the core and the derived fields of a layer
+`include "pn_limits.vh"
 
 // ring sizes (cycle-model constants ROW_BUFFERS and FRAME_BUFFERS)
 localparam ROW_BUFFERS = 2;
 localparam FRAME_BUFFERS = 2;
 // width of wr_base between the units
 localparam BASE_BITS = LIMIT_BASE_BITS;
+
+// the packed vectors of neuro_params.vh (`PN_V_<FIELD>) have 32 bits per synthesized layer
+// and are zero-extended to the 8-layer width of pn_field
+/* verilator lint_off WIDTH */
 
 // parameter checks of the network (each pn_layer checks its own fields): a datapath that
 // cannot work stops the simulation at time 0 and the synthesis with the message
@@ -139,14 +103,34 @@ initial begin
                LIMIT_MAX_INPUT_BITS);
         $finish;
     end
-    if (V_IN_CHANNELS[31:0] != LIMIT_IMAGE_COLS || V_IN_FRAMES[31:0] != LIMIT_IMAGE_ROWS) begin
+    if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS) begin
         $error("pn_net: layer 0 takes %0d channels x %0d frames, a digit is %0d x %0d",
-               V_IN_CHANNELS[31:0], V_IN_FRAMES[31:0], LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS);
+               pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS);
         $finish;
     end
 end
 
 localparam HAVE_MEM = (MEM_DIR != "");
+
+// names of the derived fields (index 10 first, in the order of the header check below)
+function [8*14-1:0] derived_name;
+    input integer d;
+    begin
+        case (d)
+            10: derived_name = "OUT_FRAMES";
+            9: derived_name = "LOCALS";
+            8: derived_name = "LOCAL_CHANNELS";
+            7: derived_name = "LOCAL_BITS";
+            6: derived_name = "ENTRY_BITS";
+            5: derived_name = "WORD_BITS";
+            4: derived_name = "LEVELS";
+            3: derived_name = "PARAM_BITS";
+            2: derived_name = "ADDR_BITS";
+            1: derived_name = "INDEX_BITS";
+            default: derived_name = "INDEX_DEPTH";
+        endcase
+    end
+endfunction
 
 // widest per-layer buses
 function integer max_groups;
@@ -155,7 +139,7 @@ function integer max_groups;
     begin
         max_groups = 1;
         for (k = 0; k < layers; k = k + 1) begin
-            if (V_GROUPS[32*k +: 32] > max_groups) max_groups = V_GROUPS[32*k +: 32];
+            if (pn_field(`PN_V_GROUPS, k) > max_groups) max_groups = pn_field(`PN_V_GROUPS, k);
         end
     end
 endfunction
@@ -166,7 +150,7 @@ function integer max_ch_bits;
     begin
         max_ch_bits = 1;
         for (k = 0; k < layers; k = k + 1) begin
-            b = $clog2(V_LOCAL_CHANNELS[32*k +: 32]);
+            b = $clog2(pn_local_channels(pn_field(`PN_V_IN_CHANNELS, k), pn_field(`PN_V_GROUPS, k)));
             if (b > max_ch_bits) max_ch_bits = b;
         end
     end
@@ -178,7 +162,7 @@ function integer max_act_bits;
     begin
         max_act_bits = INPUT_BITS;
         for (k = 0; k + 1 < layers; k = k + 1) begin
-            if (V_ACT_BITS[32*k +: 32] > max_act_bits) max_act_bits = V_ACT_BITS[32*k +: 32];
+            if (pn_field(`PN_V_ACT_BITS, k) > max_act_bits) max_act_bits = pn_field(`PN_V_ACT_BITS, k);
         end
     end
 endfunction
@@ -189,11 +173,13 @@ function integer max_wr_bits;
     begin
         max_wr_bits = 4*INPUT_BITS;
         for (k = 0; k + 1 < layers; k = k + 1) begin
-            b = V_LANES[32*k +: 32] * V_ACT_BITS[32*k +: 32];
+            b = pn_field(`PN_V_LANES, k) * pn_field(`PN_V_ACT_BITS, k);
             if (b > max_wr_bits) max_wr_bits = b;
         end
     end
 endfunction
+
+/* verilator lint_on WIDTH */
 
 localparam MAX_G = max_groups(NUM_LAYERS);
 localparam MAX_CHB = max_ch_bits(NUM_LAYERS);
@@ -254,52 +240,72 @@ generate
         localparam integer PREV = (i > 0) ? i - 1 : 0;
         localparam LAST = (i == NUM_LAYERS - 1);
         localparam integer C_I = i;
-        localparam integer L_IN_CHANNELS = V_IN_CHANNELS[32*i +: 32];
-        localparam integer L_OUT_CHANNELS = V_OUT_CHANNELS[32*i +: 32];
-        localparam integer L_TAPS = V_TAPS[32*i +: 32];
-        localparam integer L_STRIDE = V_STRIDE[32*i +: 32];
-        localparam integer L_IN_FRAMES = V_IN_FRAMES[32*i +: 32];
-        localparam integer L_OUT_FRAMES = V_OUT_FRAMES[32*i +: 32];
-        localparam integer L_FRAMES_USED = V_FRAMES_USED[32*i +: 32];
-        localparam integer L_FRAMES_EMITTED = V_FRAMES_EMITTED[32*i +: 32];
-        localparam integer L_WEIGHT_BITS = V_WEIGHT_BITS[32*i +: 32];
-        localparam integer L_ACT_BITS = V_ACT_BITS[32*i +: 32];
-        localparam integer L_GROUPS = V_GROUPS[32*i +: 32];
-        localparam integer L_LANES = V_LANES[32*i +: 32];
-        localparam integer L_LOCALS = V_LOCALS[32*i +: 32];
-        localparam integer L_LOCAL_CHANNELS = V_LOCAL_CHANNELS[32*i +: 32];
-        localparam integer L_LOCAL_BITS = V_LOCAL_BITS[32*i +: 32];
-        localparam integer L_ENTRY_BITS = V_ENTRY_BITS[32*i +: 32];
-        localparam integer L_WORD_BITS = V_WORD_BITS[32*i +: 32];
-        localparam integer L_ACC_BITS = V_ACC_BITS[32*i +: 32];
-        localparam integer L_LEVELS = V_LEVELS[32*i +: 32];
-        localparam integer L_PARAM_BITS = V_PARAM_BITS[32*i +: 32];
-        localparam integer L_SYNAPSE_DEPTH = V_SYNAPSE_DEPTH[32*i +: 32];
-        localparam integer L_ADDR_BITS = V_ADDR_BITS[32*i +: 32];
-        localparam integer L_COUNT_BITS = V_COUNT_BITS[32*i +: 32];
-        localparam integer L_INDEX_BITS = V_INDEX_BITS[32*i +: 32];
-        localparam integer L_INDEX_DEPTH = V_INDEX_DEPTH[32*i +: 32];
+        // the fields that define the layer
+        /* verilator lint_off WIDTH */
+        localparam integer L_IN_CHANNELS = pn_field(`PN_V_IN_CHANNELS, i);
+        localparam integer L_OUT_CHANNELS = pn_field(`PN_V_OUT_CHANNELS, i);
+        localparam integer L_TAPS = pn_field(`PN_V_TAPS, i);
+        localparam integer L_STRIDE = pn_field(`PN_V_STRIDE, i);
+        localparam integer L_IN_FRAMES = pn_field(`PN_V_IN_FRAMES, i);
+        localparam integer L_FRAMES_USED = pn_field(`PN_V_FRAMES_USED, i);
+        localparam integer L_FRAMES_EMITTED = pn_field(`PN_V_FRAMES_EMITTED, i);
+        localparam integer L_WEIGHT_BITS = pn_field(`PN_V_WEIGHT_BITS, i);
+        localparam integer L_ACT_BITS = pn_field(`PN_V_ACT_BITS, i);
+        localparam integer L_GROUPS = pn_field(`PN_V_GROUPS, i);
+        localparam integer L_LANES = pn_field(`PN_V_LANES, i);
+        localparam integer L_ACC_BITS = pn_field(`PN_V_ACC_BITS, i);
+        localparam integer L_SYNAPSE_DEPTH = pn_field(`PN_V_SYNAPSE_DEPTH, i);
+        localparam integer L_COUNT_BITS = pn_field(`PN_V_COUNT_BITS, i);
+        /* verilator lint_on WIDTH */
+        /* verilator lint_off WIDTH */
         // input activations: pixels for layer 0, else the previous layer's outputs
-        localparam integer L_IN_BITS = (i == 0) ? INPUT_BITS : V_ACT_BITS[32*PREV +: 32];
-        localparam integer FB_WR_WIDTH = (i == 0) ? 4 : V_LANES[32*PREV +: 32];
-        localparam integer L_CH_BITS = (L_LOCAL_CHANNELS > 1) ? $clog2(L_LOCAL_CHANNELS) : 1;
+        localparam integer L_IN_BITS = (i == 0) ? INPUT_BITS : pn_field(`PN_V_ACT_BITS, PREV);
+        localparam integer FB_WR_WIDTH = (i == 0) ? 4 : pn_field(`PN_V_LANES, PREV);
+        localparam integer L_CH_BITS = pn_index_width(pn_local_channels(L_IN_CHANNELS, L_GROUPS));
         localparam integer L_OUT_BITS = LAST ? L_ACC_BITS : L_ACT_BITS;
         // "<MEM_DIR>L<i>_"
         localparam integer C_DIGIT = 48 + i;
         localparam LAYER_PREFIX = {MEM_DIR, "L", C_DIGIT[7:0], "_"};
 
+        // the derived fields of the header are what the layer derives from the others
+        localparam [11*32-1:0] D_HEADER = {
+            pn_field(`PN_V_OUT_FRAMES, i), pn_field(`PN_V_LOCALS, i),
+            pn_field(`PN_V_LOCAL_CHANNELS, i), pn_field(`PN_V_LOCAL_BITS, i),
+            pn_field(`PN_V_ENTRY_BITS, i), pn_field(`PN_V_WORD_BITS, i),
+            pn_field(`PN_V_LEVELS, i), pn_field(`PN_V_PARAM_BITS, i),
+            pn_field(`PN_V_ADDR_BITS, i), pn_field(`PN_V_INDEX_BITS, i),
+            pn_field(`PN_V_INDEX_DEPTH, i)};
+        localparam integer D_ENTRY = pn_entry_bits(L_OUT_CHANNELS, L_LANES, L_WEIGHT_BITS);
+        localparam integer D_LEVELS = pn_levels(L_ACT_BITS, LAST ? 1 : 0);
+        localparam integer D_ADDR = pn_index_width(L_SYNAPSE_DEPTH);
+        localparam [11*32-1:0] D_DERIVED = {
+            pn_out_frames(L_IN_FRAMES, L_TAPS, L_STRIDE), pn_locals(L_OUT_CHANNELS, L_LANES),
+            pn_local_channels(L_IN_CHANNELS, L_GROUPS), pn_local_bits(L_OUT_CHANNELS, L_LANES),
+            D_ENTRY, L_LANES * D_ENTRY, D_LEVELS, D_LEVELS * L_ACC_BITS, D_ADDR,
+            L_COUNT_BITS + D_ADDR, L_TAPS * pn_local_channels(L_IN_CHANNELS, L_GROUPS)};
+        integer d;
+        initial begin
+            for (d = 10; d >= 0; d = d - 1) begin
+                if (D_HEADER[32*d +: 32] != D_DERIVED[32*d +: 32]) begin
+                    $error("pn_net: layer %0d: %0s = %0d in neuro_params.vh, %0d from the other fields",
+                           i, derived_name(d), D_HEADER[32*d +: 32], D_DERIVED[32*d +: 32]);
+                    $finish;
+                end
+            end
+        end
+
         // the chain: this layer takes what the previous one emits; the last is the classifier
         initial begin
-            if (i > 0 && (L_IN_CHANNELS != V_OUT_CHANNELS[32*PREV +: 32] ||
-                          L_IN_FRAMES != V_OUT_FRAMES[32*PREV +: 32])) begin
+            if (i > 0 && (L_IN_CHANNELS != pn_field(`PN_V_OUT_CHANNELS, PREV) ||
+                          L_IN_FRAMES != pn_field(`PN_V_OUT_FRAMES, PREV))) begin
                 $error("pn_net: layer %0d takes %0d channels x %0d frames, layer %0d emits %0d x %0d",
-                       i, L_IN_CHANNELS, L_IN_FRAMES, PREV, V_OUT_CHANNELS[32*PREV +: 32],
-                       V_OUT_FRAMES[32*PREV +: 32]);
+                       i, L_IN_CHANNELS, L_IN_FRAMES, PREV, pn_field(`PN_V_OUT_CHANNELS, PREV),
+                       pn_field(`PN_V_OUT_FRAMES, PREV));
                 $finish;
             end
-            if (i > 0 && L_FRAMES_USED > V_FRAMES_EMITTED[32*PREV +: 32]) begin
+            if (i > 0 && L_FRAMES_USED > pn_field(`PN_V_FRAMES_EMITTED, PREV)) begin
                 $error("pn_net: layer %0d uses %0d frames, layer %0d emits %0d", i,
-                       L_FRAMES_USED, PREV, V_FRAMES_EMITTED[32*PREV +: 32]);
+                       L_FRAMES_USED, PREV, pn_field(`PN_V_FRAMES_EMITTED, PREV));
                 $finish;
             end
             if (LAST && (L_ACT_BITS != 0 || L_OUT_CHANNELS != LIMIT_NUM_CLASSES ||
@@ -314,6 +320,8 @@ generate
                 $finish;
             end
         end
+
+        /* verilator lint_on WIDTH */
 
         wire l_wr_ready;
         wire l_wr_en;
@@ -352,33 +360,20 @@ generate
             .TAPS(L_TAPS),
             .STRIDE(L_STRIDE),
             .IN_FRAMES(L_IN_FRAMES),
-            .OUT_FRAMES(L_OUT_FRAMES),
             .FRAMES_USED(L_FRAMES_USED),
             .FRAMES_EMITTED(L_FRAMES_EMITTED),
             .WEIGHT_BITS(L_WEIGHT_BITS),
             .ACT_BITS(L_ACT_BITS),
             .GROUPS(L_GROUPS),
             .LANES(L_LANES),
-            .LOCALS(L_LOCALS),
-            .LOCAL_CHANNELS(L_LOCAL_CHANNELS),
-            .LOCAL_BITS(L_LOCAL_BITS),
-            .ENTRY_BITS(L_ENTRY_BITS),
-            .WORD_BITS(L_WORD_BITS),
             .ACC_BITS(L_ACC_BITS),
-            .LEVELS(L_LEVELS),
-            .PARAM_BITS(L_PARAM_BITS),
             .SYNAPSE_DEPTH(L_SYNAPSE_DEPTH),
-            .ADDR_BITS(L_ADDR_BITS),
             .COUNT_BITS(L_COUNT_BITS),
-            .INDEX_BITS(L_INDEX_BITS),
-            .INDEX_DEPTH(L_INDEX_DEPTH),
             .IN_BITS(L_IN_BITS),
             .IS_CLASSIFIER(LAST ? 1 : 0),
             .MEM_PREFIX(HAVE_MEM ? LAYER_PREFIX : ""),
             .LOAD_BITS(LOAD_BITS),
-            .BASE_BITS(BASE_BITS),
-            .CH_BITS(L_CH_BITS),
-            .OUT_BITS(L_OUT_BITS)
+            .BASE_BITS(BASE_BITS)
         )
         layer_inst (
             .clk(clk),

@@ -74,6 +74,31 @@ art = load_artifact(ARTIFACT)
 print(f"{ARTIFACT} ({origin}): {art.manifest['network']['name']}, hardware {art.fingerprint}")
 
 # %% [markdown]
+# ## Bring-up check
+#
+# `pynq-neuro selftest` in a cell: the environment (pynq, image, versions, whether `neuro.bit`
+# and `neuro.hwh` belong together, the PL clock against the artifact's clock), the core's
+# parameters against the artifact, loading the network, the test digits bit for bit against
+# the golden model, throughput against the cycle model, and recovery from a deliberate short
+# frame. Each failed step says the likely cause and the fix. On the board it tests the overlay
+# with all 10,000 digits; off the board (backend `auto`) it runs on the golden model of the
+# core with 1,000.
+
+# %%
+from pynq_neuro.driver import board
+from pynq_neuro.driver.selftest import SelftestConfig, run_selftest
+
+if BACKEND != "auto":
+    CHECK = BACKEND
+else:
+    CHECK = "board" if board.board_available() else "golden"
+quick = CHECK == "golden"   # the board: 10,000 digits; sim: a few (the simulator is slow)
+report = run_selftest(SelftestConfig(backend=CHECK, artifact=ARTIFACT,
+                                     digits=1000 if quick else None,
+                                     throughput_digits=200 if quick else None), log=print)
+print(report.verdict())
+
+# %% [markdown]
 # ## Open the accelerator and load the network
 #
 # The driver first reads the core's identification and parameter registers. `load_network`

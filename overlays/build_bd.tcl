@@ -5,11 +5,13 @@
 #   axi_dma_0/M_AXIS_MM2S -> neuro_core_0/s_axis
 #   neuro_core_0/m_axis   -> axi_dma_0/S_AXIS_S2MM
 #   axi_dma_0/M_AXI_MM2S, M_AXI_S2MM -> SmartConnect -> PS7 S_AXI_HP0 (DDR)
-#   FCLK_CLK0 (100 MHz) clocks everything; proc_sys_reset makes the resets (neuro_core takes
-#   the active-high peripheral_reset, the AXI IP the active-low peripheral_aresetn)
+#   FCLK_CLK0 clocks everything at the clock the artifact was compiled for (manifest.json,
+#   performance.budget.clock_mhz; PN_FCLK_MHZ without -artifact); proc_sys_reset makes the
+#   resets (neuro_core takes the active-high peripheral_reset, the AXI IP the active-low
+#   peripheral_aresetn)
 #
 #   vivado -mode batch -source build_bd.tcl -tclargs [-ip_repo DIR] [-project DIR]
-#          [-board_repo DIR] [-part_only 1]
+#          [-artifact DIR] [-board_repo DIR] [-part_only 1]
 #
 # Needs the IP written by package_ip.tcl and the PYNQ-Z2 board files (see README.md).
 # -part_only 1 builds without the board files: the PS7 keeps its default configuration, which
@@ -22,6 +24,42 @@ set ip_repo    [file normalize [pn_arg -ip_repo [file join $here build ip_repo]]
 set proj_dir   [file normalize [pn_arg -project [file join $here build project]]]
 set board_repo [pn_arg -board_repo ""]
 set part_only  [pn_arg -part_only 0]
+set artifact   [pn_arg -artifact ""]
+
+# The clock an artifact was compiled for: every "clock_mhz" of its manifest.json (the compile
+# configuration and the performance section) must agree; none: PN_FCLK_MHZ.
+proc pn_artifact_clock {dir} {
+    set path [file join $dir manifest.json]
+    if {![file isfile $path]} {
+        pn_fail "no $path: compile the network first (pynq-neuro compile ... -o $dir)"
+    }
+    set fd [open $path r]
+    set text [read $fd]
+    close $fd
+    set found {}
+    foreach {match value} [regexp -all -inline {"clock_mhz":\s*([0-9][0-9.eE+-]*)} $text] {
+        if {[lsearch -exact $found $value] < 0} {
+            lappend found $value
+        }
+    }
+    if {[llength $found] == 0} {
+        return $::PN_FCLK_MHZ
+    }
+    if {[llength $found] > 1} {
+        pn_fail "$path names several clocks ($found): recompile it"
+    }
+    set mhz [lindex $found 0]
+    if {![string is double -strict $mhz] || $mhz <= 0} {
+        pn_fail "$path: clock_mhz $mhz is not a positive number"
+    }
+    return $mhz
+}
+
+set fclk_mhz $PN_FCLK_MHZ
+if {$artifact ne ""} {
+    set fclk_mhz [pn_artifact_clock [file normalize $artifact]]
+}
+pn_info "FCLK0 $fclk_mhz MHz"
 
 # ------------------------------------------------------------------------------------------
 # project
@@ -74,7 +112,7 @@ if {$use_board} {
     make_bd_intf_pins_external [get_bd_intf_pins $PN_PS_INSTANCE/FIXED_IO]
 }
 set ps_config [list \
-    CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $PN_FCLK_MHZ \
+    CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $fclk_mhz \
     CONFIG.PCW_USE_M_AXI_GP0 1 \
     CONFIG.PCW_USE_S_AXI_HP0 1 \
     CONFIG.PCW_S_AXI_HP0_DATA_WIDTH $PN_HP0_BITS \

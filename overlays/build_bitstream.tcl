@@ -8,9 +8,13 @@
 #   <out>/neuro_build.txt        Vivado version, part, worst setup and hold slack
 #
 #   vivado -mode batch -source build_bitstream.tcl -tclargs [-project DIR] [-out DIR] [-jobs N]
+#          [-clock_mhz MHZ]
 #
-# Fails (exit code 1) when a run fails or when the routed design does not meet timing; the
-# reports are written before the timing check so that the failure can be read in them.
+# Fails (exit code 1) when a run fails or when the routed design does not meet timing, naming
+# the worst path's start and end points; the reports are written before the timing check so
+# that the failure can be read in them (overlays/Makefile turns them into build/report.json
+# with pynq_neuro/overlay/vivado_reports.py). -clock_mhz: FCLK0 of the block design (the
+# artifact's clock), for the messages and the summary.
 
 set here [file dirname [file normalize [info script]]]
 source [file join $here config.tcl]
@@ -18,6 +22,7 @@ source [file join $here config.tcl]
 set proj_dir [file normalize [pn_arg -project [file join $here build project]]]
 set out_dir  [file normalize [pn_arg -out [file join $here build out]]]
 set jobs     [pn_arg -jobs 2]
+set fclk_mhz [pn_arg -clock_mhz $PN_FCLK_MHZ]
 
 set xpr [file join $proj_dir pn_overlay.xpr]
 if {![file isfile $xpr]} {
@@ -60,13 +65,16 @@ if {$setup_paths eq "" || $hold_paths eq ""} {
 }
 set wns [get_property SLACK $setup_paths]
 set whs [get_property SLACK $hold_paths]
+set worst_from [get_property STARTPOINT_PIN $setup_paths]
+set worst_to [get_property ENDPOINT_PIN $setup_paths]
 
 set summary [open [file join $out_dir ${PN_OVERLAY_NAME}_build.txt] w]
 puts $summary "vivado $PN_VIVADO_VERSION (ran [version -short])"
 puts $summary "part $PN_PART"
-puts $summary "fclk0_mhz $PN_FCLK_MHZ"
+puts $summary "fclk0_mhz $fclk_mhz"
 puts $summary "wns_ns $wns"
 puts $summary "whs_ns $whs"
+puts $summary "worst_setup_path {$worst_from} {$worst_to}"
 close $summary
 
 # the summary line Vivado writes when every constraint is met
@@ -80,9 +88,10 @@ while {[gets $fd line] >= 0} {
 }
 close $fd
 if {!$met || $wns < 0 || $whs < 0} {
-    pn_fail "timing not met at $PN_FCLK_MHZ MHz: worst setup slack $wns ns, worst hold slack\
-        $whs ns (see $timing_rpt). Compile the network with a smaller LUT budget\
-        (overlays/Makefile LUT_BUDGET) or lower PN_FCLK_MHZ in config.tcl."
+    pn_fail "timing not met at $fclk_mhz MHz: worst setup slack $wns ns (from $worst_from\
+        to $worst_to), worst hold slack $whs ns (see $timing_rpt). Compile the network for a\
+        lower clock (make -C overlays CLOCK_MHZ=..., i.e. pynq-neuro compile --clock-mhz) or\
+        with a smaller LUT budget (LUT_BUDGET); build/report.json suggests a clock."
 }
 pn_info "timing met: worst setup slack $wns ns, worst hold slack $whs ns"
 

@@ -47,7 +47,7 @@ proc pn_check_artifact {artifact files} {
 }
 
 set mem_files [pn_check_artifact $artifact $PN_ARTIFACT_FILES]
-set hdl_files [lsort [glob -nocomplain -directory $hdl_dir *.v]]
+set hdl_files [lsort [glob -nocomplain -directory $hdl_dir *.v *.vh]]
 if {[lsearch -glob $hdl_files "*/$PN_CORE_TOP.v"] < 0} {
     pn_fail "$hdl_dir has no $PN_CORE_TOP.v"
 }
@@ -70,7 +70,8 @@ foreach f $mem_files {
 file copy -force [file join $artifact manifest.json] $ip_dir
 
 set ip_hdl [lsort [glob -directory [file join $ip_dir hdl] *.v]]
-set ip_header [file join $ip_dir hdl neuro_params.vh]
+# the headers the modules include: the core's (hdl/*.vh) and the network's neuro_params.vh
+set ip_headers [lsort [glob -directory [file join $ip_dir hdl] *.vh]]
 set ip_mems [lsort [glob -directory [file join $ip_dir mem] *.mem]]
 set mem_prefix "[file join $ip_dir mem]/"
 pn_info "packaging $PN_IP_VLNV from [llength $ip_hdl] Verilog files and [llength $ip_mems] memory images"
@@ -81,8 +82,8 @@ pn_info "packaging $PN_IP_VLNV from [llength $ip_hdl] Verilog files and [llength
 create_project -force pn_package_ip $work_dir -part $PN_PART
 set_property target_language Verilog [current_project]
 add_files -norecurse $ip_hdl
-add_files -norecurse $ip_header
-set_property file_type {Verilog Header} [get_files $ip_header]
+add_files -norecurse $ip_headers
+set_property file_type {Verilog Header} [get_files $ip_headers]
 add_files -norecurse $ip_mems
 set_property include_dirs [list [file join $ip_dir hdl]] [get_filesets sources_1]
 set_property top $PN_CORE_TOP [get_filesets sources_1]
@@ -99,9 +100,9 @@ set_property display_name $PN_IP_DISPLAY_NAME $core
 set_property description "Event-driven TDNN neuron arrays for MNIST (pynq-neuro), one compiled network" $core
 set_property supported_families {zynq Production} $core
 
-# the header is included by neuro_core.v, not compiled on its own
+# the headers are included by the modules, not compiled on their own
 foreach group [ipx::get_file_groups -of_objects $core] {
-    foreach f [ipx::get_files -quiet *neuro_params.vh -of_objects $group] {
+    foreach f [ipx::get_files -quiet *.vh -of_objects $group] {
         set_property type verilogSource $f
         set_property is_include true $f
     }

@@ -1,12 +1,13 @@
-"""The ``pynq-neuro`` command line: train, compress, eval, compile, inspect, verify, estimate,
-zoo and demo.
+"""The ``pynq-neuro`` command line: train, eval, compile, inspect, classify, compress, verify,
+estimate, selftest, zoo and demo.
 
 Evaluation of an integer network (``.npz`` or a zoo name) needs numpy only; training and
 evaluation of checkpoints import torch on demand.
 
 Each subcommand is a :class:`~pynq_neuro.cli_core.Command` (``add_parser``, ``run``);
-:func:`commands` lists them: the ones below, ``compress`` (:mod:`pynq_neuro.compress.cli`) and
-``verify`` / ``estimate`` (:mod:`pynq_neuro.rtl.cli`). Those modules build on
+:func:`commands` lists them: the ones below, ``compress`` (:mod:`pynq_neuro.compress.cli`),
+``verify`` / ``estimate`` (:mod:`pynq_neuro.rtl.cli`) and ``selftest``
+(:mod:`pynq_neuro.driver.cli`). Those modules build on
 :mod:`pynq_neuro.cli_core` and never import this one.
 
 Exit status and error output (the same for every subcommand):
@@ -14,7 +15,8 @@ Exit status and error output (the same for every subcommand):
 * 0: done. 1: a check ran and failed (``verify``: the core disagrees with the golden model;
   ``estimate``: the core does not fit; ``zoo``: no model shipped).
 * 2: an error, reported as one line ``pynq-neuro: error: ...`` on stderr and no traceback:
-  unreadable, missing or corrupt files (artifacts, ``.npz``, ``.pt``, MNIST), operating-system
+  unreadable, missing or corrupt files (artifacts, ``.npz``, ``.pt``, datasets), data
+  other than the dataset a network records (without ``--other-data``), operating-system
   errors (permissions, symbolic-link loops, a folder where a file belongs), networks the
   compiler or the core refuses. An unexpected exception (a bug) is also status 2, with its
   type in the line and the hint to set ``PYNQ_NEURO_DEBUG=1``, which prints the traceback
@@ -38,6 +40,7 @@ from . import cli_core
 from .cli_core import (  # noqa: F401 - the exit statuses and the debug switch, re-exported
     DEBUG_ENV, EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, PROG, Command, bits, count,
     guard, int_list, int_range, natural, non_negative, positive, run_command, seed, threads)
+from .data.datasets import add_data_options, data_options
 from .evaluation import evaluate
 
 
@@ -67,16 +70,17 @@ def _add_train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--threads", type=threads, default=2, help="torch threads")
     g.add_argument("--warm-start", help="float checkpoint to start quantization-aware training")
     g.add_argument("--train-images", type=count, help="use only the first N training digits")
-    p.add_argument("--data-dir", help="MNIST directory (default: search order of the loader)")
+    add_data_options(p, other_data=False, default="MNIST")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("eval", help="accuracy of a model on the MNIST test set")
-    p.add_argument("model", help="zoo name, checkpoint (.pt) or integer network (.npz)")
-    p.add_argument("--images", type=count, help="evaluate only the first N test digits")
-    p.add_argument("--data-dir", help="MNIST directory")
+    p = sub.add_parser("eval", help="accuracy of a model on the test split of its dataset")
+    p.add_argument("model", help="zoo name, checkpoint (.pt), integer network (.npz) or "
+                                 "artifact folder")
+    p.add_argument("--images", type=count, help="evaluate only the first N test images")
+    add_data_options(p)
     p.add_argument("--check-torch", action="store_true",
                    help="also run the fake-quantized torch model and count disagreements")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -114,12 +118,13 @@ def _add_compile(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--folding", type=_foldings, help="explicit GROUPSxLANES per layer")
     p.add_argument("--hardware", help="map onto the hardware of this artifact (run-time load)")
     p.add_argument("--sample-digits", type=count, default=1000,
-                   help="test digits for the folding search and cycle model")
+                   help="test images of the network's dataset for the folding search and cycle "
+                        "model")
     p.add_argument("--allow-over-budget", action="store_true",
                    help="write the artifact even if the resource estimate exceeds the budget")
     p.add_argument("--force", action="store_true",
                    help="overwrite a non-empty output folder that holds no artifact")
-    p.add_argument("--data-dir", help="MNIST directory")
+    add_data_options(p)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     return p
 
@@ -130,6 +135,18 @@ def _add_inspect(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--plots", help="folder for the plots (default: ARTIFACT/inspect)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON")
+    return p
+
+
+def _add_classify(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("classify", help="classify pictures of single digits (MNIST-style "
+                                        "preparation)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="picture files: PNG, JPEG, ... (needs Pillow) or .npy arrays")
+    p.add_argument("--artifact", help="compiled network (default: the zoo's hardware model)")
+    p.add_argument("--backend", choices=("golden", "sim", "board"), default="golden",
+                   help="golden model (default), RTL simulation or the board")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
@@ -163,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
         batch_size=args.batch_size, max_shift=args.max_shift, seed=args.seed,
         threads=args.threads, warm_start=args.warm_start, train_images=args.train_images,
-        data_dir=args.data_dir,
+        data_dir=args.data, dataset=args.dataset,
     )
     command = shlex.join([PROG, *args.argv])
     # writes the checkpoint and, for a quantized model, its integer network with the
@@ -173,11 +190,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    r = evaluate(args.model, args.images, args.data_dir, args.check_torch)
+    opts = data_options(args)
+    r = evaluate(args.model, args.images, opts["path"], args.check_torch, dataset=opts["name"],
+                 other_data=opts["other_data"])
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"{r['model']}: accuracy {100 * r['accuracy']:.2f} % ({r['correct']}/{r['images']}), "
+    print(f"{r['model']}: accuracy {100 * r['accuracy']:.2f} % ({r['correct']}/{r['images']} "
+          f"{r['dataset']} test images), "
           f"W{r['wbits']}A{r['abits']}, {r['synapses']} synapses, {r['engine']} "
           f"({r['seconds']:.2f} s)")
     if "torch_golden_mismatches" in r:
@@ -188,10 +208,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .compiler.artifact import load_artifact
-    from .compiler.compile import CompileConfig, compile_network
+    from .compiler.compile import CompileConfig, compile_network, sample_data
     from .compiler.inspect import summary_table
     from .compiler.resources import Budget
-    from .data import load_mnist
 
     start = time.perf_counter()
     cfg = CompileConfig(
@@ -200,8 +219,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
                       clock_mhz=args.clock_mhz),
         foldings=args.folding, hardware=args.hardware, sample_digits=args.sample_digits,
         allow_over_budget=args.allow_over_budget)
-    images = load_mnist("test", args.data_dir)[0][: args.sample_digits]
-    manifest = compile_network(args.source, args.output, cfg, images, force=args.force)
+    # the network's dataset, or the given data (checked against it), before any work
+    sample = sample_data(args.source, **data_options(args)).head(args.sample_digits)
+    manifest = compile_network(args.source, args.output, cfg, sample, force=args.force)
     seconds = time.perf_counter() - start
     if args.json:
         print(json.dumps({**manifest, "compile_seconds": seconds}, indent=2))
@@ -225,6 +245,67 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if not args.no_plots:
         for path in plot(art, Path(args.plots or Path(args.artifact) / "inspect")):
             print(f"plot: {path}")
+    return 0
+
+
+def _picture(path: str):
+    """A picture file's pixels: ``.npy`` arrays with numpy alone, anything else via Pillow."""
+    from .data.prepare import MAX_FILE_BYTES, prepare_digit
+
+    if path.endswith(".npy"):
+        import io
+
+        import numpy as np
+
+        from .data import DataError
+        from .fileio import UnsafeFileError, read_regular
+
+        try:
+            array = np.load(io.BytesIO(read_regular(path, MAX_FILE_BYTES)), allow_pickle=False)
+        except FileNotFoundError:
+            raise DataError(f"image {path} does not exist") from None
+        except (OSError, ValueError, UnsafeFileError) as e:
+            raise DataError(f"{path} is not a readable .npy array "
+                            f"({getattr(e, 'strerror', None) or e})") from None
+        return prepare_digit(array)
+    return prepare_digit(path)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data import DATASETS
+
+    x = np.stack([_picture(p) for p in args.images])
+    if args.artifact is None and args.backend == "golden":
+        from . import zoo
+        from .golden import run
+
+        name = zoo.hardware_default()
+        res = run(zoo.load_network(name), x)
+        classes, logits, dataset = res.classes, res.logits, "mnist"  # the zoo is MNIST
+    else:
+        from .compiler.artifact import dataset_record, load_artifact
+        from .driver import NeuroAccelerator
+
+        name = args.artifact or "the board's network"
+        art = load_artifact(args.artifact) if args.artifact else None
+        record = dataset_record(art.manifest) if art is not None else None
+        dataset = record["name"] if record else "mnist"
+        with NeuroAccelerator(args.backend, artifact=art) as acc:
+            classes, logits = acc.classify(x, logits=True)
+    names = DATASETS[dataset].classes if dataset in DATASETS else None
+    rows = [{"image": p, "class": int(c),
+             "label": names[int(c)] if names and int(c) < len(names) else str(int(c)),
+             "logits": [int(v) for v in l]}
+            for p, c, l in zip(args.images, np.atleast_1d(classes), np.atleast_2d(logits))]
+    if args.json:
+        print(json.dumps({"model": name, "backend": args.backend, "dataset": dataset,
+                          "results": rows}, indent=2))
+        return 0
+    for r in rows:
+        label = "" if r["label"] == str(r["class"]) else f" ({r['label']})"
+        print(f"{r['image']}: {r['class']}{label}  logits {r['logits']}")
     return 0
 
 
@@ -253,6 +334,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def commands() -> list[Command]:
     """Every subcommand, in the order of the help text."""
     from .compress.cli import COMMAND as COMPRESS
+    from .driver.cli import COMMAND as SELFTEST
+    from .explore.cli import COMMAND as EXPLORE
     from .rtl.cli import COMMANDS as RTL_COMMANDS
 
     return [
@@ -260,8 +343,11 @@ def commands() -> list[Command]:
         Command("eval", _add_eval, cmd_eval),
         Command("compile", _add_compile, cmd_compile),
         Command("inspect", _add_inspect, cmd_inspect),
+        Command("classify", _add_classify, cmd_classify),
         COMPRESS,
+        EXPLORE,
         *RTL_COMMANDS,
+        SELFTEST,
         Command("zoo", _add_zoo, cmd_zoo),
         Command("demo", _add_demo, cmd_demo),
     ]

@@ -1,5 +1,5 @@
-"""Accuracy of a zoo model, checkpoint, integer network or artifact on the MNIST test set
-(numpy; torch only for checkpoints)."""
+"""Accuracy of a zoo model, checkpoint, integer network or artifact on the test split of the
+dataset it records (numpy; torch only for checkpoints)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import pickle
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .data import MNIST_RECORD, check_labels, data_for, record_of
+from .data.datasets import warn
 from .errors import one_line
+
+NUM_CLASSES = 10  # of a floating-point checkpoint (pynq_neuro.models.NUM_CLASSES)
 
 
 CHECKPOINT_ERRORS: tuple[type[BaseException], ...] = (
@@ -17,21 +21,28 @@ CHECKPOINT_ERRORS: tuple[type[BaseException], ...] = (
     ImportError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
-def load_checkpoint_model(path: str | Path) -> Any:
-    """The model of a checkpoint file (needs torch). Whatever makes the file unusable (not a
-    zip or pickle, truncated, another program's file, a state dict that does not fit its
-    configuration) is a ``ValueError`` naming the file; ``OSError`` passes unchanged. (The
-    loader raises ``CheckpointError`` itself; anything else torch raises is wrapped here.)"""
+def load_checkpoint_and_model(path: str | Path) -> tuple[dict[str, Any], Any]:
+    """The checkpoint dictionary and model of a checkpoint file (needs torch). Whatever makes
+    the file unusable (not a zip or pickle, truncated, another program's file, a state dict
+    that does not fit its configuration) is a ``ValueError`` naming the file; ``OSError``
+    passes unchanged. (The loader raises ``CheckpointError`` itself; anything else torch
+    raises is wrapped here.)"""
     try:
-        from .train import CheckpointError, model_from_checkpoint
+        from .train import CheckpointError, load_checkpoint, model_from_checkpoint
     except ModuleNotFoundError as e:
         raise ValueError(f"{path}: reading a checkpoint (.pt) needs torch ({e})") from None
     try:
-        return model_from_checkpoint(path)
+        ckpt = load_checkpoint(path)
+        return ckpt, model_from_checkpoint(ckpt, str(path))
     except (OSError, CheckpointError):
         raise
     except CHECKPOINT_ERRORS as e:
         raise ValueError(f"{path}: not a usable pynq-neuro checkpoint ({one_line(e)})") from e
+
+
+def load_checkpoint_model(path: str | Path) -> Any:
+    """The model of a checkpoint file (see :func:`load_checkpoint_and_model`)."""
+    return load_checkpoint_and_model(path)[1]
 
 
 def torch_disagreements(logits: Any, golden_classes: Any) -> int:
@@ -46,46 +57,62 @@ def torch_disagreements(logits: Any, golden_classes: Any) -> int:
 
 
 def evaluate(model: str, images: int | None = None, data_dir: str | None = None,
-             check_torch: bool = False) -> dict[str, Any]:
-    """Accuracy of a zoo model, checkpoint or integer network on the MNIST test set."""
+             check_torch: bool = False, *, dataset: str | None = None, other_data: bool = False,
+             log: Callable[[str], None] = warn) -> dict[str, Any]:
+    """Accuracy of a zoo model, checkpoint, integer network or artifact on the test split of
+    the dataset it records (MNIST for a zoo model or a file without a record). ``data_dir`` (a
+    folder of IDX files or an ``.npz``) or ``dataset`` (a name) give other data, which must be
+    the recorded dataset unless ``other_data`` (then ``log`` warns); see
+    :func:`pynq_neuro.data.data_for`."""
     from . import zoo
-    from .data import load_mnist
     from .golden import IntegerNetwork, run
 
     if images is not None and (isinstance(images, bool) or images < 1):
         raise ValueError(f"--images must be >= 1, got {images}")
-    x, y = load_mnist("test", data_dir)
-    if images is not None:
-        x, y = x[:images], y[:images]
     ckpt_path: Path | None = None
     net = None
+    ckpt: dict[str, Any] | None = None
+    torch_model = None
     if model in zoo.names():
         ckpt_path = zoo.checkpoint_path(model)
         if zoo.network_path(model) is not None:
             net = zoo.load_network(model)
+        # the zoo's models are trained on MNIST (zoo.json)
+        record = (net.meta.get("dataset") if net is not None else None) or dict(MNIST_RECORD)
+        record = record_of(record, model, log)
     elif Path(model).is_dir():
-        from .compiler.artifact import load_artifact
+        from .compiler.artifact import dataset_record, load_artifact
 
-        net = load_artifact(model).network
+        art = load_artifact(model)
+        net = art.network
+        record = record_of(dataset_record(art.manifest), model, log)
     elif model.endswith(".npz"):
         net = IntegerNetwork.load(model)
+        record = record_of(net.meta.get("dataset"), model, log)
     elif model.endswith(".pt"):
         ckpt_path = Path(model)
+        ckpt, torch_model = load_checkpoint_and_model(ckpt_path)
+        record = record_of(ckpt.get("dataset"), model, log)
     else:
         raise ValueError(f"{model!r} is neither a zoo model ({', '.join(zoo.names())}), "
                          "a checkpoint (.pt), an integer network (.npz) nor an artifact folder")
     if check_torch and ckpt_path is None:
         raise ValueError("--check-torch needs a quantized checkpoint or zoo model")
-    result: dict[str, Any] = {"model": model, "images": int(len(x))}
-    torch_model = None
-    if ckpt_path is not None and (net is None or check_torch):
+    data = data_for(record, model, name=dataset, path=data_dir, other_data=other_data, log=log)
+    x, y = data.images, data.labels
+    if images is not None:
+        x, y = x[:images], y[:images]
+    result: dict[str, Any] = {"model": model, "images": int(len(x)), "dataset": data.name,
+                              "dataset_sha256": data.sha256}
+    if ckpt_path is not None and torch_model is None and (net is None or check_torch):
+        torch_model = load_checkpoint_model(ckpt_path)
+    if ckpt_path is not None and net is None and torch_model.config.quantized:
         from .lower import lower
 
-        torch_model = load_checkpoint_model(ckpt_path)
-        if net is None and torch_model.config.quantized:
-            net = lower(torch_model)
+        net = lower(torch_model)
     if check_torch and net is None:
         raise ValueError("--check-torch needs a quantized checkpoint or zoo model")
+    check_labels(y, net.num_classes if net is not None else NUM_CLASSES, data.source)
     start = time.perf_counter()
     if net is not None:
         res = run(net, x)

@@ -34,11 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch.torch_version import TorchVersion
 
-from .data import load_mnist
+from .data import DATASETS, DEFAULT_DATASET, DataError, Dataset, check_labels, check_record, \
+    load_dataset, load_mnist
+from .data.datasets import MNIST_DIGESTS
 from .errors import PynqNeuroError
 from .fileio import UnsafeFileError, atomic_write_bytes, check_zip, read_regular, sha256_bytes
 from .golden.network import CHECKPOINT_DIGEST_KEY, CHECKPOINT_MAX_BYTES
-from .models import ModelConfig, NeuroNet
+from .models import NUM_CLASSES, ModelConfig, NeuroNet
 
 CHECKPOINT_FORMAT = "pynq-neuro-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -72,7 +74,8 @@ class TrainConfig:
         threads: torch intra-op threads.
         warm_start: checkpoint of a full-precision model to start quantization-aware training from.
         train_images: use only the first N training digits (smoke tests).
-        data_dir: MNIST directory (else the loader's search order applies).
+        data_dir: a folder of IDX files or an ``.npz`` with the training and test images.
+        dataset: a named dataset (:data:`pynq_neuro.data.DATASETS`); with neither, MNIST.
     """
 
     epochs: int | None = None
@@ -85,6 +88,7 @@ class TrainConfig:
     warm_start: str | None = None
     train_images: int | None = None
     data_dir: str | None = None
+    dataset: str | None = None
 
 
 def recommended_hparams(wbits: int | None, abits: int | None) -> dict[str, Any]:
@@ -198,6 +202,11 @@ def checkpoint_from_bytes(data: bytes, name: str = "checkpoint") -> dict[str, An
     for key in ("model_config", "train_config", "metrics"):
         if key in ckpt and not isinstance(ckpt[key], dict):
             raise CheckpointError(f"{name}: {key} must be a dict")
+    if ckpt.get("dataset") is not None:
+        try:
+            check_record(ckpt["dataset"], f"{name}: dataset")
+        except DataError as e:
+            raise CheckpointError(str(e)) from None
     return ckpt
 
 
@@ -466,7 +475,10 @@ def _network_of(ckpt: dict[str, Any], model: NeuroNet | None, name: str, data: b
     from .lower import lower
 
     model = model if model is not None else model_from_checkpoint(ckpt)
-    return lower(model, meta={"checkpoint": name, CHECKPOINT_DIGEST_KEY: sha256_bytes(data)})
+    meta = {"checkpoint": name, CHECKPOINT_DIGEST_KEY: sha256_bytes(data)}
+    if ckpt.get("dataset") is not None:
+        meta["dataset"] = dict(ckpt["dataset"])
+    return lower(model, meta=meta)
 
 
 def save_checkpoint_and_network(ckpt: dict[str, Any], output: str | Path,
@@ -542,6 +554,28 @@ def _check_config(cfg: TrainConfig) -> None:
     if not (isinstance(cfg.weight_decay, (int, float)) and math.isfinite(cfg.weight_decay)
             and cfg.weight_decay >= 0):
         raise ValueError(f"weight_decay must be a number >= 0, got {cfg.weight_decay!r}")
+    if cfg.dataset is not None and cfg.dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}")
+    if cfg.dataset is not None and cfg.data_dir is not None:
+        raise ValueError("give a dataset name or a data path (data_dir), not both")
+
+
+def training_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
+    """The training and test splits ``cfg`` names (MNIST unless ``data_dir`` or ``dataset``);
+    labels must be classes of the network."""
+    if cfg.data_dir is None and cfg.dataset in (None, DEFAULT_DATASET):
+        splits = [Dataset("mnist", s, *load_mnist(s), MNIST_DIGESTS[s], "mnist")
+                  for s in ("train", "test")]
+    else:
+        splits = [load_dataset(cfg.dataset, s, path=cfg.data_dir) for s in ("train", "test")]
+    for ds in splits:
+        check_labels(ds.labels, NUM_CLASSES, f"{ds.source} ({ds.split} split)")
+    return splits[0], splits[1]
+
+
+def dataset_record(train_ds: Dataset, test_ds: Dataset) -> dict[str, str]:
+    """The dataset record of a checkpoint: the test split's record and the training digest."""
+    return {**test_ds.record(), "train_sha256": train_ds.sha256}
 
 
 def report_dead_layers(model: NeuroNet, images: np.ndarray, log: Callable[[str], None]) -> None:
@@ -572,8 +606,10 @@ def train(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    train_x, train_y = load_mnist("train", cfg.data_dir)
-    test_x, test_y = load_mnist("test", cfg.data_dir)
+    train_ds, test_ds = training_data(cfg)
+    train_x, train_y = train_ds.images, train_ds.labels
+    test_x, test_y = test_ds.images, test_ds.labels
+    log(f"dataset: {test_ds.describe()}, {len(train_x)} training and {len(test_x)} test images")
     if cfg.train_images is not None:
         train_x, train_y = train_x[: cfg.train_images], train_y[: cfg.train_images]
     xs = torch.from_numpy(np.array(train_x)).float()
@@ -611,7 +647,8 @@ def train(
         log(f"warning: test accuracy {accuracy:.4f} is close to chance ({CHANCE_ACCURACY})")
     if command is None:
         command = shlex.join(["pynq-neuro", *sys.argv[1:]])
-    ckpt = checkpoint_dict(model, cfg, history, accuracy, command, warm_start=warm_info)
+    ckpt = checkpoint_dict(model, cfg, history, accuracy, command, warm_start=warm_info,
+                           dataset=dataset_record(train_ds, test_ds))
     if output is not None:
         save_and_report(ckpt, output, model, log)
     return ckpt

@@ -37,14 +37,16 @@ for _p in (str(REPO), str(SIM_DIR)):
 
 from pynq_neuro.compiler.artifact import load_artifact  # noqa: E402
 from pynq_neuro.compiler.compile import CompileConfig, compile_network  # noqa: E402
+from pynq_neuro.compiler.limits import DERIVED_FIELDS  # noqa: E402
 from pynq_neuro.compiler.mapping import Folding  # noqa: E402
 from pynq_neuro.golden.model import accumulate, threshold  # noqa: E402
 from pynq_neuro.golden.network import IntegerNetwork, IntLayer  # noqa: E402
 from pynq_neuro.golden.synthetic import random_digits  # noqa: E402
 
 # the datapath modules (the AXI shell, input unit and loader are separate)
-DATAPATH_SOURCES = ["pn_priority_encoder.v", "pn_frame_buffer.v", "pn_layer.v", "pn_argmax.v",
-                    "pn_net.v"]
+DATAPATH_SOURCES = ["pn_priority_encoder.v", "pn_frame_buffer.v", "pn_ram.v", "pn_adder_tree.v",
+                    "pn_layer.v", "pn_argmax.v", "pn_net.v"]
+LAYER_SOURCES = ["pn_ram.v", "pn_adder_tree.v", "pn_layer.v"]
 CONFIG_ENV = "PN_SIM_CONFIG"
 
 
@@ -228,14 +230,10 @@ def header_parameters(artifact_dir: str | Path) -> dict[str, int]:
 
 
 def net_parameters(artifact_dir: str | Path, load_port: bool = False) -> dict[str, Any]:
-    """pn_net parameters from the artifact's ``neuro_params.vh`` (MEM_DIR = the artifact's
-    ``mem/``, or "" when ``load_port``)."""
+    """pn_net's one parameter: MEM_DIR = the artifact's ``mem/``, or "" when ``load_port``
+    (the network itself comes from the artifact's ``neuro_params.vh`` on the include path)."""
     art = Path(artifact_dir).resolve()
-    pn = header_parameters(art)
-    p: dict[str, Any] = {name: pn[f"PN_{name}"] for name in NET_SCALARS}
-    p.update({f"V_{f.upper()}": pn[f"PN_V_{f.upper()}"] for f in HW_FIELDS})
-    p["MEM_DIR"] = verilog_string("" if load_port else str(art / "mem") + "/")
-    return p
+    return {"MEM_DIR": verilog_string("" if load_port else str(art / "mem") + "/")}
 
 
 def loader_parameters(artifact_dir: str | Path) -> dict[str, int]:
@@ -252,7 +250,7 @@ def layer_parameters(manifest: dict[str, Any], index: int, mem_prefix: str = "",
     """pn_layer parameters of layer ``index`` of an artifact manifest."""
     hw = manifest["hardware"]["layers"]
     h = hw[index]
-    p: dict[str, Any] = {f.upper(): h[f] for f in HW_FIELDS}
+    p: dict[str, Any] = {f.upper(): h[f] for f in HW_FIELDS if f not in DERIVED_FIELDS}
     p["IN_BITS"] = manifest["network"]["input_bits"] if index == 0 else hw[index - 1]["act_bits"]
     p["IS_CLASSIFIER"] = int(index == len(hw) - 1)
     p["MEM_PREFIX"] = verilog_string(mem_prefix)
@@ -288,7 +286,7 @@ def run_cocotb(toplevel: str, module: str, parameters: Mapping[str, Any] | None 
     runner = get_runner("icarus")
     runner.build(sources=[str(s) for s in srcs], hdl_toplevel=toplevel,
                  parameters=dict(parameters or {}), defines=dict(defines or {}),
-                 includes=[str(i) for i in includes], build_dir=build, always=True,
+                 includes=[str(i) for i in (*includes, HDL_DIR)], build_dir=build, always=True,
                  timescale=("1ns", "1ps"), waves=waves, log_file=build / "build.log")
     results = build / "results.xml"
     log = build / "sim.log"
@@ -388,7 +386,8 @@ def run_net_test(spec: NetSpec, n_digits: int = 8, testcase: str | None = None,
     build, cfg = prepare_net_test(spec, n_digits, build_root)
     return run_cocotb("pn_net", "test_pn_net",
                       parameters=net_parameters(cfg["artifact"], spec.load_port),
-                      build_dir=build, config=cfg, testcase=testcase)
+                      includes=[cfg["artifact"]], build_dir=build, config=cfg,
+                      testcase=testcase)
 
 
 if __name__ == "__main__":
@@ -453,4 +452,4 @@ def run_layer_test(spec: NetSpec, layer: int, load_port: bool, n_digits: int = 3
     cfg = {"artifact": str(art), "layer": layer, "digits": images, "load_port": load_port,
            "seed": spec.seed}
     return run_cocotb("pn_layer", "test_pn_layer", parameters=params,
-                      sources=[HDL_DIR / "pn_layer.v"], build_dir=build, config=cfg)
+                      sources=[HDL_DIR / s for s in LAYER_SOURCES], build_dir=build, config=cfg)

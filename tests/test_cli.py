@@ -160,7 +160,7 @@ def test_every_subcommand_is_registered_once():
     from pynq_neuro import cli
 
     names = [c.name for c in cli.commands()]
-    assert names == ["train", "eval", "compile", "inspect", "compress", "verify", "estimate",
-                     "zoo", "demo"]
+    assert names == ["train", "eval", "compile", "inspect", "classify", "compress", "explore",
+                     "verify", "estimate", "selftest", "zoo", "demo"]
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
     assert list(sub.choices) == names

@@ -52,7 +52,7 @@ LANES = "lanes per layer (integers >= 1) like 32,32,16,5; got {v}"
 LOW_RANK = "LAYER:RANK (layer >= 0, rank >= 1), e.g. 1:16, got {v}"
 
 TRAIN, EVAL, COMPILE = ["train", "-o", "x.pt"], ["eval", "tdnn-w2a2"], ["compile", NET, "-o", "o"]
-VERIFY, ESTIMATE = ["verify", "art"], ["estimate", "art"]
+VERIFY, ESTIMATE, SELFTEST = ["verify", "art"], ["estimate", "art"], ["selftest"]
 COMPRESS, DEMO = ["compress", "in.pt", "-o", "out.pt"], ["demo"]
 
 NUMERIC = [
@@ -93,6 +93,10 @@ NUMERIC = [
     (COMPRESS, "--train-images", ["0", "-1"], INT1),
     (COMPRESS, "--seed", ["-1"], f"an integer in 0..{2**64 - 1}"),
     (DEMO, "--images", ["0", "-5", "nan", "inf"], INT1),
+    (SELFTEST, "--digits", ["0", "-5", "nan"], INT1),
+    (SELFTEST, "--throughput-digits", ["0", "-1"], INT1),
+    (SELFTEST, "--batch-sizes", ["0", "1,70000", "x"], "comma-separated integers in 1..65535"),
+    (SELFTEST, "--timeout", ["0", "-1", "nan", "inf"], POS),
 ]
 NUMERIC_CASES = [pytest.param(prefix, opt, v, what, id=f"{prefix[0]}{opt}={v}")
                  for prefix, opt, values, what in NUMERIC for v in values]

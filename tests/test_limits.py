@@ -320,11 +320,20 @@ def test_port_widths_of_the_verilog_match_the_limits():
     assert width(loader, "load_bank") == LIMITS.bank_bits
     assert width(loader, "chunk_reg") == LIMITS.chunk_bits
     core = (REPO / "hdl" / "neuro_core.v").read_text()
-    sizes = set(re.findall(r"parameter \[32\*(\d+)-1:0\] V_", core))
+    sizes = set(re.findall(r"parameter \[32\*(\d+)-1:0\] V_", loader))
     assert sizes == {str(LIMITS.max_layers)}
+    header = (REPO / "hdl" / "pn_limits.vh").read_text()
+    assert f"input [32*{LIMITS.max_layers}-1:0] vec;" in header
     assert "localparam NUM_CLASSES = LIMIT_NUM_CLASSES;" in core
     assert "localparam BASE_BITS = LIMIT_BASE_BITS;" in (REPO / "hdl" / "pn_net.v").read_text()
     assert "wire [15:0]          load_addr;" in core
+
+
+def test_derived_fields_are_the_ones_the_compiler_derives():
+    h = {"in_channels": 28, "out_channels": 10, "taps": 3, "stride": 1, "in_frames": 28,
+         "groups": 4, "lanes": 5, "weight_bits": 2, "act_bits": 2, "acc_bits": 9,
+         "synapse_depth": 40, "count_bits": 2}
+    assert set(L._derived(h, last=False)) == set(L.DERIVED_FIELDS)
 
 
 def test_documentation_lists_the_limits():

@@ -573,7 +573,7 @@ def test_package_ip_dry_run(tmp_path, spec):
     assert sorted(p.name for p in (ip_dir / "mem").iterdir()) == sorted(
         p.name for p in (art / "mem").iterdir())
     assert {p.name for p in (ip_dir / "hdl").iterdir()} == {
-        p.name for p in (REPO / "hdl").glob("*.v")} | {"neuro_params.vh"}
+        p.name for p in (REPO / "hdl").glob("*.v*")} | {"neuro_params.vh"}
     [pkg] = run.find("ipx::package_project")
     vendor, library, name, version = spec.contract().vlnv.split(":")
     assert pkg[pkg.index("-vendor") + 1] == vendor and pkg[pkg.index("-library") + 1] == library

@@ -109,7 +109,7 @@ def _edited(src: Path, dst: Path, macro: str, old: str, new: str) -> Path:
 
 # layer 0's LOCAL_BITS is the last element of the packed vector (layer 0 least significant)
 LOCAL_BITS_EDIT = ("PN_V_LOCAL_BITS", "32'd1}", "32'd2}",
-                   "pn_layer: LOCALS = 2, LOCAL_CHANNELS = 14, LOCAL_BITS = 2; expected 2, 14, 1")
+                   "pn_net: layer 0: LOCAL_BITS = 2 in neuro_params.vh, 1 from the other fields")
 
 
 def _icarus(art: Path, out: Path) -> str:
@@ -120,6 +120,7 @@ def _icarus(art: Path, out: Path) -> str:
     write_words(out / "pixels.hex", pixel_words(sparse_digits(1)))
     build = subprocess.run(
         ["iverilog", "-g2005", "-o", str(out / "sim.vvp"), "-s", "tb_neuro_core", f"-I{art}",
+         f"-I{hdl_dir()}",
          f"-DPN_MEM_DIR=\"{art}/mem/\"", *map(str, sorted(hdl_dir().glob("*.v"))),
          str(sim_dir() / "fast" / "tb_neuro_core.v")], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
@@ -132,7 +133,8 @@ def _icarus(art: Path, out: Path) -> str:
 @pytest.mark.parametrize("edit", [
     LOCAL_BITS_EDIT,
     ("PN_LOGIT_BITS", "10", "33", "LOGIT_BITS = 33"),
-    ("PN_V_GROUPS", "32'd2}", "32'd3}", "pn_layer: LOCALS = 2, LOCAL_CHANNELS = 14"),
+    ("PN_V_GROUPS", "32'd2}", "32'd3}",
+     "pn_net: layer 0: LOCAL_CHANNELS = 14 in neuro_params.vh, 10 from the other fields"),
 ], ids=["local_bits", "logit_bits", "groups"])
 def test_inconsistent_parameters_stop_icarus_with_the_message(tiny, tmp_path, edit):
     _tools("iverilog", "vvp")
@@ -164,12 +166,12 @@ def test_inconsistent_parameters_stop_yosys(tiny, tmp_path):
     macro, old, new, _ = LOCAL_BITS_EDIT
 
     def elaborate(art: Path) -> subprocess.CompletedProcess:
-        script = (f"read_verilog -DPN_MEM_DIR=\"{art}/mem/\" -I{art} "
+        script = (f"read_verilog -DPN_MEM_DIR=\"{art}/mem/\" -I{art} -I{hdl_dir()} "
                   f"{' '.join(map(str, sorted(hdl_dir().glob('*.v'))))}; "
                   f"hierarchy -check -top neuro_core")
         return subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True,
                               timeout=300)
 
     bad = elaborate(_edited(tiny, tmp_path / "art", macro, old, new))
-    assert bad.returncode != 0 and "pn_layer.v" in bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "pn_net.v" in bad.stdout + bad.stderr
     assert elaborate(tiny).returncode == 0

@@ -359,6 +359,9 @@ HARDWARE_FIELDS = {"target": str, **{k: int for k in HW_NETWORK_FIELDS}, "consta
                    "layers": list, "fingerprint": str}
 MEMORY_FIELDS = {"name": str, "layer": int, "kind": str, "bank": int, "depth": int,
                  "width": int, "mem": str, "coe": str, "bin_offset": int}
+# The images a compile ran on (optional: manifests written before it have none).
+DATASET_FIELDS = {"name": str, "sample_images": int, "sample_sha256": str}
+DATASET_OPTIONAL = {"sha256": str, "source": str}
 
 
 def _json_type(value: Any) -> str:
@@ -431,6 +434,45 @@ def _check_schema(m: Any) -> None:
     for name, digest in m["files"].items():
         _require(bool(_HEX64.fullmatch(digest)),
                  f"manifest.json: files[{name!r}] is not a SHA-256 (64 lowercase hex digits)")
+    if "dataset" in m:
+        _check_dataset(m["dataset"])
+    if "dataset" in m["network"].get("meta", {}):
+        from ..data import DataError, check_record
+
+        try:
+            check_record(m["network"]["meta"]["dataset"], "manifest.json: network.meta.dataset")
+        except DataError as e:
+            raise ArtifactError(str(e)) from None
+
+
+def _check_dataset(d: Any) -> None:
+    """The ``dataset`` section: exact types, digests of 64 lowercase hex digits."""
+    _typed(d, dict, "dataset")
+    missing = [k for k in DATASET_FIELDS if k not in d]
+    _require(not missing, f"manifest.json: dataset lacks {', '.join(missing)}")
+    extra = sorted(k for k in d if k not in DATASET_FIELDS and k not in DATASET_OPTIONAL)
+    _require(not extra, f"manifest.json: dataset has unknown fields {', '.join(extra)}")
+    for k, kind in {**DATASET_FIELDS, **DATASET_OPTIONAL}.items():
+        if k in d:
+            _typed(d[k], kind, f"dataset.{k}")
+    _require(d["sample_images"] >= 1, "manifest.json: dataset.sample_images must be >= 1")
+    for k in ("sha256", "sample_sha256"):
+        if k in d:
+            _require(bool(_HEX64.fullmatch(d[k])), f"manifest.json: dataset.{k} is not a "
+                                                  f"SHA-256 (64 lowercase hex digits)")
+
+
+def dataset_record(manifest: dict[str, Any]) -> dict[str, str] | None:
+    """The dataset an artifact's network was made with (a record as in
+    :func:`pynq_neuro.data.check_record`): the network's own record, else the dataset the
+    compiler ran on, else ``None`` (an artifact from before datasets were recorded)."""
+    meta = manifest["network"].get("meta", {})
+    if isinstance(meta.get("dataset"), dict):
+        return dict(meta["dataset"])
+    d = manifest.get("dataset")
+    if isinstance(d, dict) and "sha256" in d:
+        return {k: d[k] for k in ("name", "sha256", "source") if k in d}
+    return None
 
 
 def check_manifest(m: Any) -> None:

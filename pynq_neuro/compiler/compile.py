@@ -11,14 +11,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from ..data import MNIST_RECORD, Dataset, data_for, images_digest, record_of
+from ..data.datasets import warn
 from ..errors import PynqNeuroError
 from ..golden.model import run
 from ..golden.network import IMAGE_COLS, IMAGE_ROWS, IntegerNetwork
-from .artifact import HW_LAYER_FIELDS, check_output, layer_hw, load_artifact, write_artifact
+from .artifact import (HW_LAYER_FIELDS, check_output, dataset_record, layer_hw, load_artifact,
+                       write_artifact)
 from .cycles import simulate
 from .folding import BudgetError, choose_foldings, folding_text
 from .limits import CoreLimitError, require, require_network
@@ -26,7 +29,7 @@ from .mapping import Folding, frames_needed, map_layer
 from .resources import XC7Z020, Budget, network_resources
 
 __all__ = ["BudgetError", "CompileConfig", "CoreLimitError", "HardwareMismatchError",
-           "compile_network"]
+           "compile_network", "sample_data"]
 
 
 class HardwareMismatchError(PynqNeuroError, ValueError):
@@ -117,30 +120,38 @@ class CompileConfig:
         return cls(**kw)
 
 
-def _parse_source(source: str | Path) -> IntegerNetwork:
+def _parse_source(source: str | Path) -> tuple[IntegerNetwork, dict[str, str] | None]:
     """An integer network from a zoo name (or ``zoo:NAME``), an .npz, a checkpoint (.pt) or an
-    artifact."""
+    artifact, and the dataset it records (``None``: none recorded)."""
     from .. import zoo
 
     s = str(source)
     name = s[4:] if s.startswith("zoo:") else s   # "zoo:NAME" names a zoo model explicitly
     if name in zoo.names():
-        return zoo.load_network(name)
+        net = zoo.load_network(name)
+        # the zoo's models are trained on MNIST (zoo.json)
+        return net, net.meta.get("dataset") or dict(MNIST_RECORD)
     if s.startswith("zoo:"):
         raise ValueError(f"no zoo model {name!r}; the zoo has {', '.join(zoo.names())}")
     p = Path(s)
     if p.is_dir():
-        return load_artifact(p).network
+        art = load_artifact(p)
+        return art.network, dataset_record(art.manifest)
     if p.suffix == ".npz":
-        return IntegerNetwork.load(p)
+        net = IntegerNetwork.load(p)
+        return net, net.meta.get("dataset")
     if p.suffix == ".pt":
         from ..lower import lower
-        from ..train import model_from_checkpoint
+        from ..train import load_checkpoint, model_from_checkpoint
 
-        model = model_from_checkpoint(p)
+        ckpt = load_checkpoint(p)
+        model = model_from_checkpoint(ckpt, str(p))
         if not model.config.quantized:
             raise ValueError(f"{p} is a floating-point model; compile a quantized one")
-        return lower(model, meta={"checkpoint": p.name})
+        meta: dict[str, Any] = {"checkpoint": p.name}
+        if ckpt.get("dataset") is not None:
+            meta["dataset"] = dict(ckpt["dataset"])
+        return lower(model, meta=meta), ckpt.get("dataset")
     raise ValueError(f"cannot compile {s!r}: expected a zoo name, .npz, .pt or artifact folder")
 
 
@@ -223,10 +234,66 @@ def _onto_hardware(net: IntegerNetwork, target: str | Path
     return folds, overrides, hw
 
 
+def _name_of(source: str | Path | IntegerNetwork) -> str:
+    return str(source.meta.get("name", "the network")) if isinstance(source, IntegerNetwork) \
+        else str(source)
+
+
+def _record_of(source: str | Path | IntegerNetwork) -> dict[str, str] | None:
+    if isinstance(source, IntegerNetwork):
+        return source.meta.get("dataset")
+    return _parse_source(source)[1]
+
+
+def sample_data(source: str | Path | IntegerNetwork, *, name: str | None = None,
+                path: str | Path | None = None, other_data: bool = False,
+                log: Callable[[str], None] = warn) -> Dataset:
+    """The test split a compile of ``source`` samples: the dataset the network records, or
+    the given ``name`` or ``path``, which must be the recorded dataset unless ``other_data``
+    (then ``log`` warns); see :func:`pynq_neuro.data.data_for`."""
+    what = _name_of(source)
+    return data_for(record_of(_record_of(source), what, log), what, name=name, path=path,
+                    other_data=other_data, log=log)
+
+
+def _sample(source: str | Path | IntegerNetwork, record: dict[str, str] | None,
+            images: np.ndarray | Dataset | None, cfg: CompileConfig, data: str | Path | None,
+            dataset: str | None, other_data: bool, log: Callable[[str], None]
+            ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The sample images of a compile and the manifest's ``dataset`` section."""
+    if images is not None and (data is not None or dataset is not None):
+        raise ValueError("give sample images or a dataset, not both")
+    if images is not None and not isinstance(images, Dataset):
+        x = _check_images(images)
+        return x, {"name": "images", "sample_images": int(len(x)),
+                   "sample_sha256": images_digest(x)}
+    if images is None:
+        what = _name_of(source)
+        images = data_for(record_of(record, what, log), what, name=dataset, path=data,
+                          other_data=other_data, log=log)
+    x = _check_images(images.images[: cfg.sample_digits])
+    section = {"name": images.name, "sha256": images.sha256, "sample_images": int(len(x)),
+               "sample_sha256": images_digest(x)}
+    if images.source != images.name:
+        section["source"] = images.source
+    return x, section
+
+
 def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
                     cfg: CompileConfig | None = None,
-                    images: np.ndarray | None = None, *, force: bool = False) -> dict[str, Any]:
+                    images: np.ndarray | Dataset | None = None, *, force: bool = False,
+                    data: str | Path | None = None, dataset: str | None = None,
+                    other_data: bool = False, log: Callable[[str], None] = warn
+                    ) -> dict[str, Any]:
     """Compile a network into an artifact directory; returns the manifest.
+
+    The folding search and the cycle model run on sample images: ``images`` if given (an
+    array, used as it is, or a :class:`~pynq_neuro.data.Dataset`, of which the first
+    ``cfg.sample_digits`` images are used: the caller's choice, see :func:`sample_data`), else
+    the first ``cfg.sample_digits`` test images of the dataset the network records, or of
+    ``data`` (a folder of IDX files or an ``.npz``) or ``dataset`` (a name), which must be the
+    recorded dataset unless ``other_data`` (then ``log`` warns). The manifest's ``dataset``
+    section records them (name, digest of the split, count and digest of the sample).
 
     Raises :class:`CoreLimitError` for a network the core cannot hold, :class:`BudgetError`
     for a design above the budget (unless ``cfg.allow_over_budget``) and
@@ -236,14 +303,11 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
     cfg = cfg or CompileConfig()
     cfg.validate()
     check_output(output, force)  # before any work: the writer checks again when it swaps
-    net = source if isinstance(source, IntegerNetwork) else _parse_source(source)
+    net, record = (source, source.meta.get("dataset")) if isinstance(source, IntegerNetwork) \
+        else _parse_source(source)
     net.validate()
     require_network(net)
-    if images is None:
-        from ..data import load_mnist
-
-        images = load_mnist("test")[0][: cfg.sample_digits]
-    images = _check_images(images)
+    images, data_section = _sample(source, record, images, cfg, data, dataset, other_data, log)
     activations = run(net, images, trace=True).activations
     note = "explicit foldings"
     overrides: list[dict[str, int]] = [{} for _ in net.layers]
@@ -295,7 +359,8 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
         "sample_digits": int(len(images)),
     }
     manifest = write_artifact(output, net, maps,
-                              extra={"compile_config": cfg.to_dict(), "performance": perf},
+                              extra={"compile_config": cfg.to_dict(), "performance": perf,
+                                     "dataset": data_section},
                               force=force)
     if target_hw is not None and manifest["hardware"]["fingerprint"] != target_hw["fingerprint"]:
         raise RuntimeError(f"{output}: hardware fingerprint {manifest['hardware']['fingerprint']}"

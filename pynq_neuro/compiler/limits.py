@@ -192,6 +192,11 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+# the hardware fields that follow from the others (pn_layer derives them; hdl/pn_limits.vh)
+DERIVED_FIELDS = ("out_frames", "locals", "local_channels", "local_bits", "entry_bits",
+                  "word_bits", "levels", "param_bits", "addr_bits", "index_bits", "index_depth")
+
+
 def _derived(h: dict[str, int], last: bool) -> dict[str, int]:
     """The fields that follow from the others (what the compiler writes)."""
     locals_ = ceil_div(h["out_channels"], h["lanes"])
@@ -379,7 +384,8 @@ def require_network(net: Any, limits: CoreLimits = LIMITS) -> None:
 # ------------------------------------------------------------------------------------------------
 # generated text: the Verilog localparams and the documentation table
 
-HDL_FILES = ("neuro_core.v", "pn_net.v", "pn_layer.v", "pn_loader.v", "pn_input.v")
+# the header every checking module includes (hdl/ is on the include path of every build)
+HDL_FILES = ("pn_limits.vh",)
 BEGIN_MARK = "// BEGIN pn_limits"
 END_MARK = "// END pn_limits"
 _BLOCK = re.compile(re.escape(BEGIN_MARK) + r".*?" + re.escape(END_MARK), re.DOTALL)

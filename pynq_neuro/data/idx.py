@@ -13,7 +13,6 @@ import hashlib
 import math
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Sequence, Union

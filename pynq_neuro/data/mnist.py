@@ -28,6 +28,7 @@ from typing import Union
 
 import numpy as np
 
+from ..fileio import fsync_dir
 from .idx import DataError, read_idx
 
 __all__ = [
@@ -90,6 +91,13 @@ MNIST_FILES: dict[str, tuple[MnistFile, MnistFile]] = {
         ),
     ),
 }
+
+
+# The MNIST check applies to MNIST only: what a failed check says about other data.
+OTHER_DATA_HINT = (
+    "If this is another dataset (e.g. Fashion-MNIST) and not MNIST, pass it as such: "
+    "--data DIR (any folder of 28x28 IDX files, raw or .gz, or an .npz with images and "
+    "labels) or --dataset fashion-mnist|kmnist; in Python, load_dataset(path=DIR).")
 
 
 # --------------------------------------------------------------------------- paths
@@ -166,6 +174,8 @@ def _fetch(url: str, dest: Path) -> None:
                 if total > MAX_DOWNLOAD_BYTES:
                     raise DataError(f"response exceeds {MAX_DOWNLOAD_BYTES} bytes")
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def _download_file(f: MnistFile, cache: Path) -> Path:
@@ -190,6 +200,7 @@ def _download_file(f: MnistFile, cache: Path) -> Path:
             _fetch(url, tmp)
             read_idx(tmp, f.sha256, f.shape)
             os.replace(tmp, target)
+            fsync_dir(cache)
             return target
         except DataError as exc:
             failures.append(f"{url}: invalid download: {exc}")
@@ -287,7 +298,12 @@ def _load_verified(path: Path, f: MnistFile) -> np.ndarray:
         st = path.stat()
     except OSError as exc:
         raise DataError(f"Cannot access MNIST file '{path}': {exc}") from exc
-    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size, f).view()
+    try:
+        return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size, f).view()
+    except DataError as e:
+        if str(e).startswith(("Checksum mismatch", "Shape mismatch")):
+            raise DataError(f"{e} {OTHER_DATA_HINT}") from None
+        raise
 
 
 def load_mnist(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,41 @@ from .errors import (CoreError, DmaTimeout, DriverError, HardwareMismatch, Input
 
 BACKENDS = ("golden", "sim", "board", "auto")
 DEFAULT_CLOCK_MHZ = 100.0
+CLOCK_TOLERANCE = 0.01  # relative difference of the PL clock that is reported
+
+
+class ClockMismatchWarning(UserWarning):
+    """The PL clock of the board differs from the clock the artifact was compiled for."""
+
+
+def artifact_clock_mhz(manifest: dict[str, Any]) -> float:
+    """The clock an artifact was compiled for (``performance.budget.clock_mhz``; 100 MHz for
+    a manifest that names none)."""
+    perf = manifest.get("performance")
+    budget = perf.get("budget") if isinstance(perf, dict) else None
+    clock = budget.get("clock_mhz") if isinstance(budget, dict) else None
+    if clock is None:
+        return DEFAULT_CLOCK_MHZ
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not (
+            math.isfinite(clock) and clock > 0):
+        raise InputError(f"manifest.json: performance.budget.clock_mhz is {clock!r}, not a "
+                         f"positive number")
+    return float(clock)
+
+
+def clock_difference(bus_clock_mhz: float, art: Artifact, achievable_mhz: float | None = None,
+                     tolerance: float = CLOCK_TOLERANCE) -> str | None:
+    """A sentence when the PL clock differs by more than ``tolerance`` from the artifact's
+    clock, or from ``achievable_mhz``, the closest frequency the PS makes for it."""
+    want = artifact_clock_mhz(art.manifest)
+    target = achievable_mhz or want
+    if abs(bus_clock_mhz - target) <= tolerance * target:
+        return None
+    made = f" ({target:g} MHz from the PS dividers)" if target != want else ""
+    return (f"the PL clock (FCLK0) runs at {bus_clock_mhz:g} MHz, artifact {art.path} was "
+            f"compiled for {want:g} MHz{made}: throughputs are computed at {bus_clock_mhz:g} "
+            f"MHz; set it with pynq.ps.Clocks.fclk0_mhz = {want:g} (pynq-neuro selftest "
+            f"--set-clock) or recompile with --clock-mhz {bus_clock_mhz:g}")
 
 
 def _as_artifact(artifact: str | Path | Artifact) -> Artifact:
@@ -64,6 +101,35 @@ def compare_hardware(artifact_hw: dict[str, Any], core_hw: dict[str, Any]
     back from a core (fingerprint, input bits, format version, every layer field):
     ``(where, field, artifact value, core value)``."""
     return hardware_differences(artifact_hw, core_hw, where="core")
+
+
+def open_bus(backend: str, art: Artifact | None, overlay: Any = None) -> Bus:
+    """The bus of ``backend`` (``golden``, ``sim`` or ``board``): the simulated ones are built
+    for ``art`` and run at its clock; the board's runs at the PL clock PYNQ reports."""
+    if backend in ("golden", "sim") and art is None:
+        raise InputError(f"backend {backend!r} needs the artifact of the hardware to "
+                         f"simulate (artifact=...)")
+    if backend == "golden":
+        from .golden_bus import GoldenBus
+
+        return GoldenBus(art, clock_mhz=artifact_clock_mhz(art.manifest))
+    if backend == "sim":
+        try:
+            from .sim_bus import SimBus
+        except ImportError as e:
+            raise DriverError(f"the sim backend is not available: {e}") from None
+        return SimBus(art.path, clock_mhz=artifact_clock_mhz(art.manifest))
+    if backend != "board":
+        raise InputError(f"backend must be golden, sim or board, got {backend!r}")
+    from .board import open_board_bus
+
+    try:
+        return open_board_bus(overlay)
+    except (DriverError, InputError):
+        raise
+    except Exception as e:  # noqa: BLE001 - pynq and the device report in many ways
+        raise DriverError(f"the board backend could not open the overlay "
+                          f"({type(e).__name__}: {e})") from e
 
 
 class NeuroAccelerator:
@@ -152,32 +218,17 @@ class NeuroAccelerator:
 
     @staticmethod
     def _make_bus(backend: str, art: Artifact | None, overlay: Any) -> Bus:
-        if backend in ("golden", "sim") and art is None:
-            raise InputError(f"backend {backend!r} needs the artifact of the hardware to "
-                             f"simulate (artifact=...)")
-        if backend == "golden":
-            from .golden_bus import GoldenBus
-
-            return GoldenBus(art)
-        if backend == "sim":
-            try:
-                from .sim_bus import SimBus
-            except ImportError as e:
-                raise DriverError(f"the sim backend is not available: {e}") from None
-            return SimBus(art.path)
-        from .board import open_board_bus
-
-        try:
-            return open_board_bus(overlay)
-        except (DriverError, InputError):
-            raise
-        except Exception as e:  # noqa: BLE001 - pynq and the device report in many ways
-            raise DriverError(f"the board backend could not open the overlay "
-                              f"({type(e).__name__}: {e})") from e
+        return open_bus(backend, art, overlay)
 
     @property
     def backend(self) -> str:
         return self.bus.name
+
+    @property
+    def clock_mhz(self) -> float:
+        """The core's clock: on a board FCLK0 as PYNQ reports it (the artifact's clock when
+        PYNQ cannot read it), else the simulated clock."""
+        return float(getattr(self.bus, "clock_mhz", DEFAULT_CLOCK_MHZ))
 
     @property
     def network(self) -> Artifact | None:
@@ -203,14 +254,31 @@ class NeuroAccelerator:
                 f" {listing}); recompile it for this core with `pynq-neuro compile --hardware`",
                 diffs)
 
+    def _check_clock(self, art: Artifact) -> None:
+        """On a board: warn (:class:`ClockMismatchWarning`) when the PL clock PYNQ reports
+        differs from the artifact's; when PYNQ could not read it, take the artifact's."""
+        if self.bus.name != "board":
+            return
+        if not getattr(self.bus, "clock_measured", True):
+            self.bus.clock_mhz = artifact_clock_mhz(art.manifest)
+            return
+        from .board import achievable_clock_mhz
+
+        achievable = achievable_clock_mhz(artifact_clock_mhz(art.manifest))
+        message = clock_difference(float(self.bus.clock_mhz), art, achievable)
+        if message is not None:
+            warnings.warn(message, ClockMismatchWarning, stacklevel=3)
+
     def load_network(self, artifact: str | Path | Artifact, via: str = "stream") -> None:
         """Load a network compiled for this core: checks the fingerprint and every layer field
         against the core (HardwareMismatch), streams ``network.bin`` (``via="stream"``: DMA with
-        LOAD_MODE; ``"lite"``: LOAD_DATA writes) and checks LOAD_OK."""
+        LOAD_MODE; ``"lite"``: LOAD_DATA writes) and checks LOAD_OK. On a board it warns
+        (:class:`ClockMismatchWarning`) when the PL clock differs from the artifact's."""
         if via not in ("stream", "lite"):
             raise InputError(f"via must be 'stream' or 'lite', got {via!r}")
         art = _as_artifact(artifact)
         self._check_compatible(art)
+        self._check_clock(art)
         # the bytes load_artifact verified: network.bin as read, equal to the packed memory
         # images whose network the golden model and `network` describe
         blob = art.binary
@@ -303,8 +371,9 @@ class NeuroAccelerator:
         batch_sizes = tuple(check_int("each batch size", b, 1, R.BATCH_MAX) for b in batch_sizes)
         x = self._test_digits(n) if digits is None else check_digits(digits)[0]
         x = np.ascontiguousarray(np.resize(x, (n, 28, 28)))
-        clock = float(getattr(self.bus, "clock_mhz", DEFAULT_CLOCK_MHZ))
-        source = {"board": "wall clock (data movement) and the CYCLES register (compute)",
+        clock = self.clock_mhz
+        source = {"board": "wall clock (data movement) and the CYCLES register (compute) at "
+                           "the PL clock PYNQ reports",
                   "sim": "simulated clock cycles of the RTL",
                   "golden": "the compiler's cycle model (golden backend: no hardware)"}
         saved = self.max_batch
@@ -381,4 +450,5 @@ class NeuroAccelerator:
                 f"{self._hardware['fingerprint']}, network={name!r})")
 
 
-__all__ = ["BACKENDS", "NeuroAccelerator", "check_digits", "compare_hardware"]
+__all__ = ["BACKENDS", "ClockMismatchWarning", "NeuroAccelerator", "artifact_clock_mhz",
+           "check_digits", "clock_difference", "compare_hardware", "open_bus"]

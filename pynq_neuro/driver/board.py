@@ -119,7 +119,9 @@ class BoardBus:
         core: the core's driver (``read(offset)``, ``write(offset, value)``).
         dma: the ``pynq.lib.dma.DMA`` driver (``mmio``, ``sendchannel``, ``recvchannel``).
         allocate: ``pynq.allocate`` (default) or a replacement with the same signature.
-        clock_mhz: the core's clock (for reports only).
+        clock_mhz: the core's clock (for reports only): FCLK0 as PYNQ reports it when the
+            bus is opened by :func:`open_board_bus` (``clock_measured`` False when PYNQ could
+            not read it and the nominal clock stands in).
         poll_s: sleep between two polls of the channels (0: busy polling).
     """
 
@@ -130,6 +132,7 @@ class BoardBus:
         self.core = core
         self.dma = dma
         self.clock_mhz = clock_mhz
+        self.clock_measured = True
         self.poll_s = poll_s
         self.overlay: Any = None
         self._allocate = allocate
@@ -329,13 +332,63 @@ else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _clock_mhz() -> float:
-    try:
-        import pynq
+NOMINAL_CLOCK_MHZ = 100.0  # overlays/config.tcl: PN_FCLK_MHZ (used only when FCLK0 is unreadable)
 
-        return float(pynq.Clocks.fclk0_mhz)
-    except Exception:  # noqa: BLE001 - not on a board: the design's nominal clock
-        return 100.0
+
+def pl_clock_mhz() -> tuple[float | None, str]:
+    """FCLK0 in MHz as PYNQ reports it (``pynq.ps.Clocks.fclk0_mhz``, from the PS clock
+    registers), or ``None`` and the reason it could not be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from pynq.ps import Clocks
+    except ImportError:
+        return None, "pynq is not installed"
+    try:
+        mhz = float(Clocks.fclk0_mhz)
+    except Exception as e:  # noqa: BLE001 - no device, no access to the PS registers
+        return None, f"{type(e).__name__}: {e}"
+    if not mhz > 0:
+        return None, f"pynq.ps.Clocks.fclk0_mhz reads {mhz}"
+    return mhz, "pynq.ps.Clocks.fclk0_mhz"
+
+
+def set_pl_clock_mhz(mhz: float) -> tuple[float | None, str]:
+    """Set FCLK0 through PYNQ (``pynq.ps.Clocks.fclk0_mhz = mhz``: the PS picks the closest
+    divisors) and return the clock read back."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pynq.ps import Clocks
+
+            Clocks.fclk0_mhz = float(mhz)
+    except Exception as e:  # noqa: BLE001 - no device, divisors out of range
+        return None, f"{type(e).__name__}: {e}"
+    return pl_clock_mhz()
+
+
+def achievable_clock_mhz(mhz: float) -> float | None:
+    """The FCLK0 closest to ``mhz`` that the PS clock dividers make from their source PLL
+    (what ``pynq.ps.Clocks.fclk0_mhz = mhz`` and the download of an overlay built for ``mhz``
+    set), by pynq's own divisor search; None when PYNQ cannot tell."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pynq.ps import Clocks
+
+            clocks = Clocks._instance
+            src = clocks._get_src_clk_mhz(clocks.PL_CLK_CTRLS[0].SRCSEL)
+            d0, d1 = clocks._get_2_divisors(src, float(mhz), 6, 6)
+    except Exception:  # noqa: BLE001 - no device, another pynq version
+        return None
+    return round(src / (d0 * d1), 6)
+
+
+def _board_bus(core: Any, dma: Any) -> BoardBus:
+    clock, _ = pl_clock_mhz()
+    bus = BoardBus(core, dma, clock_mhz=NOMINAL_CLOCK_MHZ if clock is None else clock)
+    bus.clock_measured = clock is not None
+    return bus
 
 
 def open_board_bus(overlay: Any = None) -> BoardBus:
@@ -347,15 +400,17 @@ def open_board_bus(overlay: Any = None) -> BoardBus:
     if overlay is None or isinstance(overlay, (str, Path)):
         overlay = NeuroOverlay(overlay)
     if isinstance(overlay, NeuroOverlay):
-        return overlay.bus(clock_mhz=_clock_mhz())
-    core = ip_driver(overlay, find_ip(overlay.ip_dict, CORE_VLNV_PREFIX, R.CORE_INSTANCE))
-    dma = ip_driver(overlay, find_ip(overlay.ip_dict, R.DMA_VLNV_PREFIX, R.DMA_INSTANCE))
-    bus = BoardBus(core, dma, clock_mhz=_clock_mhz())
+        core, dma = overlay.neuro_core, overlay.neuro_dma
+    else:
+        core = ip_driver(overlay, find_ip(overlay.ip_dict, CORE_VLNV_PREFIX, R.CORE_INSTANCE))
+        dma = ip_driver(overlay, find_ip(overlay.ip_dict, R.DMA_VLNV_PREFIX, R.DMA_INSTANCE))
+    bus = _board_bus(core, dma)
     bus.overlay = overlay
     return bus
 
 
 __all__ = ["CORE_VLNV_PREFIX", "BoardBus", "board_available", "default_bitfile", "find_ip",
-           "ip_driver", "open_board_bus"]
+           "ip_driver", "open_board_bus", "achievable_clock_mhz", "pl_clock_mhz",
+           "set_pl_clock_mhz"]
 if _pynq is not None:
     __all__ += ["NeuroCoreIP", "NeuroOverlay"]

@@ -46,6 +46,17 @@ def hdl_sources(directory: Path | None = None) -> list[Path]:
     return files
 
 
+def hdl_headers(directory: Path | None = None) -> list[Path]:
+    """The headers the modules include (``hdl/*.vh``; ``hdl/`` is on every include path)."""
+    return sorted((directory or hdl_dir()).glob("*.vh"))
+
+
+def hdl_files(directory: Path | None = None) -> list[Path]:
+    """Everything a build of the core reads from ``hdl/``: the modules and their headers (the
+    content of build-cache keys)."""
+    return hdl_sources(directory) + hdl_headers(directory)
+
+
 def have_datapath(directory: Path | None = None) -> bool:
     """True when the datapath (``pn_net.v``) is present next to the shell."""
     return ((directory or hdl_dir()) / "pn_net.v").exists()
@@ -83,7 +94,8 @@ def run_cocotb(toplevel: str, sources: list[str | Path], test_module: str,
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = get_runner("icarus")
-    runner.build(sources=files, hdl_toplevel=toplevel, includes=[str(i) for i in includes],
+    runner.build(sources=files, hdl_toplevel=toplevel,
+                 includes=[str(i) for i in (*includes, hdl_dir())],
                  defines=defines or {}, parameters=parameters or {}, build_dir=build_dir,
                  always=True, timescale=("1ns", "1ps"))
     xml = build_dir / f"{test_module}.results.xml"
@@ -100,5 +112,5 @@ def run_cocotb(toplevel: str, sources: list[str | Path], test_module: str,
     return tests, failed
 
 
-__all__ = ["REPO", "RtlError", "SHELL_MODULES", "hdl_dir", "hdl_sources", "have_datapath",
+__all__ = ["REPO", "RtlError", "SHELL_MODULES", "hdl_dir", "hdl_files", "hdl_headers", "hdl_sources", "have_datapath",
            "require", "run_cocotb", "sim_dir", "which"]

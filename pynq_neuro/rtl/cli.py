@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from typing import Any, Sequence
+from typing import Sequence
+
+import numpy as np
 
 from ..cli_core import Command, build_parser, guard, int_range, positive, run_command
+from ..data.datasets import add_data_options, data_options
+from ..driver.accelerator import artifact_clock_mhz
 
 MAX_IMAGES = 16384        # digits the Verilator bench holds
-DEFAULT_CLOCK_MHZ = 100.0  # of an artifact whose manifest names no clock
 
 
 def add_verify_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,9 +30,10 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                        "model")
     p.add_argument("artifact", help="artifact directory (the hardware the core is built for)")
     p.add_argument("--rtl", action="store_true",
-                   help="simulate neuro_core (Verilator fast path) on MNIST test digits")
+                   help="simulate neuro_core (Verilator fast path) on the test images of the "
+                        "network's dataset")
     p.add_argument("--images", type=int_range(1, MAX_IMAGES), default=1000,
-                   help=f"test digits to simulate (default 1000, at most {MAX_IMAGES})")
+                   help=f"test images to simulate (default 1000, at most {MAX_IMAGES})")
     p.add_argument("--load", metavar="ARTIFACT",
                    help="stream this artifact's network.bin into the core first (same hardware)"
                         " and check against its network")
@@ -39,7 +42,7 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--clock-mhz", type=positive, default=None,
                    help="clock of the reported throughput (default: the clock the artifact "
                         "was compiled for)")
-    p.add_argument("--data-dir", help="MNIST directory")
+    add_data_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -51,20 +54,6 @@ def add_estimate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--timeout", type=positive, help="give up after this many seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
-
-
-def artifact_clock_mhz(manifest: dict[str, Any]) -> float:
-    """The clock an artifact was compiled for (``performance.budget.clock_mhz``)."""
-    perf = manifest.get("performance")
-    budget = perf.get("budget") if isinstance(perf, dict) else None
-    clock = budget.get("clock_mhz") if isinstance(budget, dict) else None
-    if clock is None:
-        return DEFAULT_CLOCK_MHZ
-    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not (
-            math.isfinite(clock) and clock > 0):
-        raise ValueError(f"manifest.json: performance.budget.clock_mhz is {clock!r}, not a "
-                         f"positive number; give --clock-mhz")
-    return float(clock)
 
 
 def _check_artifact(path: str) -> dict:
@@ -95,14 +84,25 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"{args.artifact}: artifact {check['network']} (hardware "
                   f"{check['fingerprint']}) verified; add --rtl to simulate the core")
         return 0
+    from ..compiler.artifact import dataset_record, load_artifact
+    from ..data import check_labels, data_for, record_of
     from .regression import format_report, regression
 
     clock = check["clock_mhz"] if args.clock_mhz is None else args.clock_mhz
-    report = regression(args.artifact, args.images, load=args.load, data_dir=args.data_dir,
+    # the network checked against is the loaded one, if any: its dataset decides
+    ref = load_artifact(args.load or args.artifact)
+    what = args.load or args.artifact
+    data = data_for(record_of(dataset_record(ref.manifest), what), what, **data_options(args))
+    x, y = data.images[: args.images], data.labels[: args.images]
+    check_labels(y, ref.network.num_classes, data.source)
+    report = regression(args.artifact, np.ascontiguousarray(x), labels=y, load=args.load,
                         clock_mhz=clock, stall=args.stall, verbose=not args.json)
+    report["dataset"] = data.name
+    report["dataset_sha256"] = data.sha256
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        print(f"test images of {data.describe()}")
         print(format_report(report))
     return 0 if report["passed"] else 1
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..golden.synthetic import random_digits
 from ..golden.synthetic import random_network as tiny_network
-from . import REPO, RtlError, hdl_sources, require, sim_dir
+from . import REPO, RtlError, hdl_headers, hdl_sources, require, sim_dir
 from .verilator import command as verilator_command
 from .verilator import NO_DFG, files_key
 
@@ -162,7 +162,8 @@ def build_fast(artifact: str | Path, build_root: str | Path | None = None,
     if not any(p.name == "pn_net.v" for p in sources):
         raise RtlError(f"{sources[0].parent}: pn_net.v (the datapath) is missing")
     mem_dir = f"{art / 'mem'}/"
-    key = files_key(sources + [tb, vh], f"{mem_dir} {opt} {threads} {' '.join(extra_args)}")
+    key = files_key(sources + hdl_headers(sources[0].parent) + [tb, vh],
+                    f"{mem_dir} {opt} {threads} {' '.join(extra_args)}")
     root = Path(build_root or REPO / "build" / "rtl" / "verilator")
     obj = root / key
     exe = obj / "Vtb_neuro_core"
@@ -235,12 +236,15 @@ def _stats(v: np.ndarray) -> dict[str, float]:
 
 def regression(artifact: str | Path, images: int | np.ndarray = 1000, *,
                load: str | Path | None = None, data_dir: str | None = None,
-               workdir: str | Path | None = None, build_root: str | Path | None = None,
+               labels: np.ndarray | None = None, workdir: str | Path | None = None,
+               build_root: str | Path | None = None,
                clock_mhz: float = 100.0, stall: int = 0, max_mismatches: int = 20,
                verbose: bool = False) -> dict[str, Any]:
-    """Run neuro_core (built for ``artifact``) on MNIST test digits and compare with the golden
-    model. ``load``: an artifact (same hardware) whose network.bin is streamed in first and
-    whose network is the reference. Returns a JSON-able report."""
+    """Run neuro_core (built for ``artifact``) on MNIST test digits (``images`` a count) or on
+    ``images`` (an array, with their ``labels`` if given) and compare with the golden model.
+    ``load``: an artifact (same hardware) whose network.bin is streamed in first and whose
+    network is the reference. Returns a JSON-able report (with the accuracy when labels are
+    known)."""
     from ..compiler.artifact import load_artifact
     from ..compiler.cycles import simulate
     from ..golden import run
@@ -251,7 +255,9 @@ def regression(artifact: str | Path, images: int | np.ndarray = 1000, *,
         ref = load_artifact(load)
         ref.check_hardware(art.manifest["hardware"])
     if isinstance(images, np.ndarray):
-        x, labels = images, None
+        x = images
+        if labels is not None and len(labels) != len(x):
+            raise ValueError(f"{len(labels)} labels for {len(x)} images")
     else:
         from ..data import load_mnist
 

@@ -1,0 +1,81 @@
+/*
+ * pn_ram: simple dual-port RAM, one write port (the load port of the layers) and one read
+ * port with a read enable and a registered output (rd_data holds its value while rd_en is
+ * low). Initialised from INIT_FILE with $readmemh, or to zero when INIT_FILE is "". Never
+ * reset: the contents are the network.
+ */
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module pn_ram #
+(
+    // bits per word
+    parameter WIDTH = 8,
+    // words
+    parameter DEPTH = 16,
+    // synthesis style of the array: "block", "distributed" or "auto" (the tool chooses)
+    /* verilator lint_off UNUSEDPARAM */ // an attribute, read by synthesis only
+    parameter RAM_STYLE = "auto",
+    /* verilator lint_on UNUSEDPARAM */
+    // $readmemh image of the contents, "" for a memory that starts at zero
+    parameter INIT_FILE = "",
+    // address width; keep the default
+    parameter ADDR_BITS = (DEPTH > 1) ? $clog2(DEPTH) : 1
+)
+(
+    input  wire                 clk,
+
+    input  wire                 wr_en,
+    input  wire [ADDR_BITS-1:0] wr_addr,
+    input  wire [WIDTH-1:0]     wr_data,
+
+    input  wire                 rd_en,
+    input  wire [ADDR_BITS-1:0] rd_addr,
+    output wire [WIDTH-1:0]     rd_data
+);
+
+initial begin
+    if (WIDTH < 1 || DEPTH < 1 || ADDR_BITS != ((DEPTH > 1) ? $clog2(DEPTH) : 1)) begin
+        $error("pn_ram: WIDTH = %0d, DEPTH = %0d, ADDR_BITS = %0d", WIDTH, DEPTH, ADDR_BITS);
+        $finish;
+    end
+end
+
+(* ram_style = RAM_STYLE *)
+reg [WIDTH-1:0] mem [0:DEPTH-1];
+reg [WIDTH-1:0] rd_data_reg = {WIDTH{1'b0}};
+
+assign rd_data = rd_data_reg;
+
+generate
+    if (INIT_FILE != "") begin : g_image
+        initial begin
+            $readmemh(INIT_FILE, mem);
+        end
+    end else begin : g_zero
+        integer k;
+        initial begin
+            for (k = 0; k < DEPTH; k = k + 1) begin
+                mem[k] = {WIDTH{1'b0}};
+            end
+        end
+    end
+endgenerate
+
+always @(posedge clk) begin
+    if (rd_en) begin
+        rd_data_reg <= mem[rd_addr];
+    end
+end
+
+always @(posedge clk) begin
+    if (wr_en) begin
+        mem[wr_addr] <= wr_data;
+    end
+end
+
+endmodule
+
+`resetall
