@@ -10,7 +10,7 @@ setup:
 	@VENV=$(VENV) EXTRAS=train,plot,dev bash scripts/setup.sh
 
 setup-sim:
-	@VENV=$(VENV) EXTRAS=train,plot,images,dev,sim,pynq-host APT_PACKAGES="$(HDL_TOOLS)" bash scripts/setup.sh
+	@VENV=$(VENV) EXTRAS=train,plot,images,dev,sim,pynq-host,peers,explore APT_PACKAGES="$(HDL_TOOLS)" bash scripts/setup.sh
 
 demo: setup
 	$(VENV)/bin/pynq-neuro demo

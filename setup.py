@@ -70,8 +70,14 @@ setup(
         "sim": ["cocotb~=2.1", "cocotbext-axi==0.1.28", "find_libpython>=0.3"],
         # On the PYNQ-Z2 (image v3.0.1: pynq 3.0.1, Python 3.10): keeps the image's pynq.
         "board": ["pynq>=3.0.1,<5"],
+        # `pynq-neuro explore`: Ray Tune runs the trials, Optuna samples them (NSGA-II, TPE).
+        # pyarrow (Ray Tune's storage layer) from 26 on needs NumPy 2, which pynq-neuro does
+        # not use yet. PyYAML reads YAML search spaces.
+        "explore": ["ray[tune]>=2.40,<3", "optuna>=4.0,<6", "pyarrow>=14,<26", "PyYAML>=5.1"],
         # pynq's own driver classes off the board (tests of the board backend on a host).
         "pynq-host": ["pynq>=4,<5"],
+        # the Brevitas peer in benchmarks/peers.py (the package never imports it)
+        "peers": ["brevitas>=0.13,<0.14"],
         "dev": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6",
                 "pyslang~=12.1", "jupytext>=1.14", "vermin>=1.6"],
     },

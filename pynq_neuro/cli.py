@@ -1,11 +1,12 @@
-"""The ``pynq-neuro`` command line: train, eval, compile, inspect, classify, compress, verify,
-estimate, selftest, zoo and demo.
+"""The ``pynq-neuro`` command line: train, eval, compile, inspect, classify, compress, explore,
+verify, estimate, selftest, zoo and demo.
 
 Evaluation of an integer network (``.npz`` or a zoo name) needs numpy only; training and
 evaluation of checkpoints import torch on demand.
 
 Each subcommand is a :class:`~pynq_neuro.cli_core.Command` (``add_parser``, ``run``);
 :func:`commands` lists them: the ones below, ``compress`` (:mod:`pynq_neuro.compress.cli`),
+``explore`` (:mod:`pynq_neuro.explore.cli`),
 ``verify`` / ``estimate`` (:mod:`pynq_neuro.rtl.cli`) and ``selftest``
 (:mod:`pynq_neuro.driver.cli`). Those modules build on
 :mod:`pynq_neuro.cli_core` and never import this one.

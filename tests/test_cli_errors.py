@@ -54,6 +54,7 @@ LOW_RANK = "LAYER:RANK (layer >= 0, rank >= 1), e.g. 1:16, got {v}"
 TRAIN, EVAL, COMPILE = ["train", "-o", "x.pt"], ["eval", "tdnn-w2a2"], ["compile", NET, "-o", "o"]
 VERIFY, ESTIMATE, SELFTEST = ["verify", "art"], ["estimate", "art"], ["selftest"]
 COMPRESS, DEMO = ["compress", "in.pt", "-o", "out.pt"], ["demo"]
+EXPLORE = ["explore", "dir"]
 
 NUMERIC = [
     (TRAIN, "--channels", ["0", "16,0", "-8", "a,b", ""], LIST1),
@@ -92,6 +93,20 @@ NUMERIC = [
     (COMPRESS, "--threads", ["0", "300"], "an integer in 1..256"),
     (COMPRESS, "--train-images", ["0", "-1"], INT1),
     (COMPRESS, "--seed", ["-1"], f"an integer in 0..{2**64 - 1}"),
+    (EXPLORE, "--trials", ["0", "-1", "nan", "2.5"], INT1),
+    (EXPLORE, "--population", ["0", "-4"], INT1),
+    (EXPLORE, "--seed", ["-1", str(2**64)], f"an integer in 0..{2**64 - 1}"),
+    (EXPLORE, "--images", ["0", "-5", "inf"], INT1),
+    (EXPLORE, "--epochs", ["-1", "nan"], INT0),
+    (EXPLORE, "--train-images", ["0", "-1"], INT1),
+    (EXPLORE, "--sample-digits", ["0", "1e3"], INT1),
+    (EXPLORE, "--cpus", ["0", "4097", "nan"], "an integer in 1..4096"),
+    (EXPLORE, "--cpus-per-trial", ["0", "-1"], "an integer in 1..4096"),
+    (EXPLORE, "--threads", ["0", "257"], "an integer in 1..256"),
+    (EXPLORE, "--rtl-images", ["0", "-1"], INT1),
+    (EXPLORE, "--shards", ["0", "257", "x"], "an integer in 1..256"),
+    (EXPLORE, "--front-limit", ["0", "nan"], INT1),
+    (EXPLORE, "--estimate-timeout", ["0", "-1", "nan", "inf"], POS),
     (DEMO, "--images", ["0", "-5", "nan", "inf"], INT1),
     (SELFTEST, "--digits", ["0", "-5", "nan"], INT1),
     (SELFTEST, "--throughput-digits", ["0", "-1"], INT1),
