@@ -16,7 +16,9 @@ from .limits import CoreLimitError, layer_violations
 from .mapping import Folding, LayerMap, map_layer
 from .resources import Budget, Resources, layer_resources, network_resources
 
-GROUP_CHOICES = (1, 2, 4, 8)
+# event groups tried per layer, and local indices per lane (LOCALS = ceil(out / lanes))
+GROUP_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16)
+LOCAL_CHOICES = (1, 2, 3, 4, 5, 6, 8, 12, 16, 32)
 MAX_ROUNDS = 4  # bounds the upgrade loop (x16 upgrades)
 
 
@@ -49,8 +51,8 @@ class FoldingChoice:
 
 
 def lane_choices(out_channels: int) -> list[int]:
-    """Lane counts with 1, 2, 4, ... 32 local indices per lane."""
-    return sorted({ceil_div(out_channels, m) for m in (1, 2, 4, 8, 16, 32) if m <= out_channels})
+    """Lane counts with the local indices per lane of :data:`LOCAL_CHOICES`."""
+    return sorted({ceil_div(out_channels, m) for m in LOCAL_CHOICES if m <= out_channels})
 
 
 def layer_cycles(lm: LayerMap, acts: np.ndarray) -> np.ndarray:
