@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import io
 import os
 import sys
-import tempfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,15 +30,11 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..fileio import UnsafeFileError, check_zip, fsync_dir, read_regular
+from ..fileio import UnsafeFileError, check_zip, read_regular
 from .idx import DataError, _encode, read_idx
-from .mnist import (
-    MAX_DOWNLOAD_BYTES,
-    MNIST_FILES,
-    _expand,
-    load_mnist,
-    mnist_cache_dir,
-)
+from .mnist import MAX_DOWNLOAD_BYTES, MNIST_FILES, _expand
+from .mnist import _fetch as mnist_fetch
+from .mnist import download_verified, load_mnist, mnist_cache_dir
 
 __all__ = [
     "DATASETS", "DEFAULT_DATASET", "Dataset", "DatasetSpec", "MNIST_RECORD", "add_data_options",
@@ -320,18 +313,7 @@ def dataset_cache_dir(name: str) -> Path:
     return mnist_cache_dir().parent / name
 
 
-def _fetch(url: str, dest: Path) -> None:
-    """Stream ``url`` into the open-able path ``dest`` (size-limited)."""
-    request = urllib.request.Request(url, headers={"User-Agent": "pynq-neuro"})
-    total = 0
-    with urllib.request.urlopen(request, timeout=30.0) as response, open(dest, "wb") as out:
-        while chunk := response.read(1 << 16):
-            total += len(chunk)
-            if total > MAX_DOWNLOAD_BYTES:
-                raise DataError(f"response exceeds {MAX_DOWNLOAD_BYTES} bytes")
-            out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+_fetch = mnist_fetch  # the one downloader (size limit, timeout, fsync)
 
 
 def download(spec: DatasetSpec, filename: str, folder: Path) -> Path:
@@ -341,35 +323,15 @@ def download(spec: DatasetSpec, filename: str, folder: Path) -> Path:
     want = spec.gz_sha256.get(filename)
     if want is None:
         raise DataError(f"{spec.name}: no published SHA-256 for {filename}; not downloading it")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create cache folder '{folder}': {e.strerror or e}") from None
-    target = folder / filename
-    failures = []
-    for mirror in spec.mirrors:
-        url = mirror.rstrip("/") + "/" + filename
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            _fetch(url, tmp)
-            got = hashlib.sha256(read_regular(tmp, MAX_DOWNLOAD_BYTES)).hexdigest()
-            if got != want:
-                failures.append(f"{url}: SHA-256 {got[:16]}..., published {want[:16]}...")
-                continue
-            os.replace(tmp, target)
-            fsync_dir(folder)
-            return target
-        except DataError as e:
-            failures.append(f"{url}: {e}")
-        except (OSError, ValueError, http.client.HTTPException) as e:
-            failures.append(f"{url}: {type(e).__name__}: {e}")
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-    raise DataError(f"could not download {spec.name} {filename}: "
-                    + (" | ".join(failures) or "no mirrors"))
+
+    def check(path: Path) -> None:
+        got = hashlib.sha256(read_regular(path, MAX_DOWNLOAD_BYTES)).hexdigest()
+        if got != want:
+            raise DataError(f"SHA-256 {got[:16]}..., published {want[:16]}...")
+
+    return download_verified([m.rstrip("/") + "/" + filename for m in spec.mirrors], folder,
+                             filename, check, what=f"{spec.name} {filename}",
+                             fetch=lambda url, dest: _fetch(url, dest))
 
 
 def _load_named(name: str, split: str, download_missing: bool) -> Dataset:

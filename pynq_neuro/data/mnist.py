@@ -24,7 +24,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -178,40 +178,52 @@ def _fetch(url: str, dest: Path) -> None:
             os.fsync(out.fileno())
 
 
-def _download_file(f: MnistFile, cache: Path) -> Path:
-    """Download ``f`` into ``cache`` from the first mirror that serves a valid copy.
-
-    Each attempt goes to a temp file in ``cache`` that is verified (SHA-256 and
-    shape of the decompressed content) before ``os.replace`` moves it into
-    place, so a failed download never leaves a file with an accepted name.
-    """
+def download_verified(urls: Sequence[str], folder: Path, filename: str,
+                      check: Callable[[Path], None], what: str | None = None,
+                      fetch: Callable[[str, Path], None] | None = None) -> Path:
+    """Download ``filename`` into ``folder`` from the first of ``urls`` whose copy passes
+    ``check`` (which raises :class:`DataError`). Each attempt goes to a temporary file in
+    ``folder`` that is checked before ``os.replace`` moves it into place (then the folder is
+    synced), so a failed download never leaves a file with an accepted name. Raises
+    :class:`DataError` listing every failed attempt."""
+    fetch = fetch or _fetch
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"cannot create cache directory '{cache}': {exc}") from exc
-    target = cache / f"{f.name}.gz"
+        raise DataError(f"cannot create cache folder '{folder}': {exc.strerror or exc}") from None
+    target = folder / filename
     failures: list[str] = []
-    for mirror in MIRRORS:
-        url = _mirror_url(mirror, f)
-        fd, tmp_name = tempfile.mkstemp(dir=cache, prefix=f".{f.name}.", suffix=".part")
+    for url in urls:
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            _fetch(url, tmp)
-            read_idx(tmp, f.sha256, f.shape)
+            fetch(url, tmp)
+            check(tmp)
             os.replace(tmp, target)
-            fsync_dir(cache)
+            fsync_dir(folder)
             return target
         except DataError as exc:
-            failures.append(f"{url}: invalid download: {exc}")
+            failures.append(f"{url}: {exc}")
         except (OSError, ValueError, http.client.HTTPException) as exc:
             failures.append(f"{url}: {type(exc).__name__}: {exc}")
         finally:
             if tmp.exists():
                 tmp.unlink()
-    if not failures:
-        failures.append("MIRRORS is empty")
-    raise DataError(f"could not download {f.name}.gz: " + " | ".join(failures))
+    raise DataError(f"could not download {what or filename}: "
+                    + (" | ".join(failures) or "no mirrors"))
+
+
+def _download_file(f: MnistFile, cache: Path) -> Path:
+    """Download ``f`` into ``cache`` from the first mirror that serves a valid copy (SHA-256
+    and shape of the decompressed content)."""
+    def check(path: Path) -> None:
+        try:
+            read_idx(path, f.sha256, f.shape)
+        except DataError as exc:
+            raise DataError(f"invalid download: {exc}") from None
+
+    return download_verified([_mirror_url(m, f) for m in MIRRORS], cache, f"{f.name}.gz", check)
 
 
 # ------------------------------------------------------------------------- loading
