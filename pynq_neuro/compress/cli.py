@@ -4,7 +4,9 @@
 subcommand to an ``argparse`` parser; ``run(args)`` executes it (errors are raised for
 :func:`pynq_neuro.cli_core.guard` to report; numeric options are checked by the parser).
 Low-rank passes (``--low-rank LAYER:RANK``, repeatable) run first, in the order given, then
-pruning (``--budget`` or ``--sparsity``).
+pruning (``--budget`` or ``--sparsity``). ``--teacher`` distils every fine-tune from a trained
+model (``--distill-weight``, ``--temperature``; :mod:`pynq_neuro.quant.distill`) and
+``--input-bits`` reduces the pixels before the first fine-tune.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import json
 import math
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli_core import Command, count, natural, positive, seed, threads
+
+if TYPE_CHECKING:
+    from ..quant.distill import DistillConfig
+
+DISTILL_WEIGHT = 0.7  # share of the teacher term in the loss
+TEMPERATURE = 4.0
 
 DESCRIPTION = "factorize a trained checkpoint (low rank, pruning) with short fine-tunes"
 
@@ -55,6 +63,39 @@ def _lanes(text: str) -> list[int]:
     return values
 
 
+def _input_bits(text: str) -> int:
+    try:
+        bits = int(text)
+        if not 1 <= bits <= 8:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected pixel bits 1..8, got {text!r}") from None
+    return bits
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+        if not (math.isfinite(value) and 0 <= value <= 1):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    return value
+
+
+def distill_from_args(args: argparse.Namespace) -> DistillConfig | None:
+    """The distillation settings of the options (``None`` without ``--teacher``)."""
+    if args.teacher is None:
+        if args.distill_weight is not None or args.temperature is not None:
+            raise ValueError("--distill-weight and --temperature need --teacher")
+        return None
+    from ..quant.distill import DistillConfig
+
+    return DistillConfig(
+        args.teacher, DISTILL_WEIGHT if args.distill_weight is None else args.distill_weight,
+        TEMPERATURE if args.temperature is None else args.temperature)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``compress`` subcommand; returns its parser."""
     p = subparsers.add_parser("compress", help=DESCRIPTION, description=DESCRIPTION)
@@ -78,6 +119,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    metavar="LAYER:RANK",
                    help="factorize a layer (index; the classifier is the last) with this rank; "
                         "repeatable")
+    g.add_argument("--input-bits", type=_input_bits,
+                   help="keep this many bits of every pixel (1..8) from the first fine-tune on")
     g = p.add_argument_group("fine-tune")
     g.add_argument("--epochs", type=natural, help="fine-tune epochs per pass (default 12)")
     g.add_argument("--lr", type=positive,
@@ -85,6 +128,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--threads", type=threads, default=2, help="torch threads")
     g.add_argument("--train-images", type=count, help="use only the first N training digits")
     g.add_argument("--seed", type=seed, default=0)
+    g = p.add_argument_group("distillation (fine-tune against a teacher's logits)")
+    g.add_argument("--teacher", help="teacher checkpoint (.pt), e.g. the float model")
+    g.add_argument("--distill-weight", type=_unit_interval,
+                   help=f"share of the teacher term in the loss, 0..1 (default {DISTILL_WEIGHT:g})")
+    g.add_argument("--temperature", type=positive,
+                   help=f"softening of the logits (default {TEMPERATURE:g})")
     p.add_argument("--data-dir", help="MNIST directory (default: search order of the loader)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the passes report as JSON")
@@ -131,9 +180,13 @@ def command_line(args: argparse.Namespace) -> str:
         cmd += ["--approximate"]
     if args.min_per_unit != 1:
         cmd += ["--min-per-unit", str(args.min_per_unit)]
-    for opt in ("epochs", "lr", "train_images", "data_dir"):
+    for opt in ("input_bits", "epochs", "lr", "train_images", "data_dir"):
         if getattr(args, opt) is not None:
             cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
+    distill = distill_from_args(args)
+    if distill is not None:
+        cmd += ["--teacher", distill.teacher, "--distill-weight", f"{distill.weight:g}",
+                "--temperature", f"{distill.temperature:g}"]
     cmd += ["--threads", str(args.threads), "--seed", str(args.seed)]
     return shlex.join(cmd)
 
@@ -178,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
     from .factorize import DEFAULT_EPOCHS, compress
 
     passes = passes_from_args(args)
+    distill = distill_from_args(args)
     check_output_path(args.output, network=True)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     ckpt = compress(
@@ -185,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         finetune_epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, lr=args.lr,
         threads=args.threads, train_images=args.train_images, seed=args.seed,
         data_dir=args.data_dir, output=args.output, log=log, progress=not args.quiet,
-        command=command_line(args),
+        command=command_line(args), distill=distill, input_bits=args.input_bits,
     )
     if args.json:
         print(json.dumps(ckpt["passes"], indent=2))

@@ -1,8 +1,9 @@
 """Factorization passes: magnitude pruning (at once or gradual) and low-rank factorization.
 
 Each pass turns a trained network into a more sparsely connected one; :func:`compress` follows
-every pass with a short quantization-aware fine-tune (``train.fit``) and reports the connections
-of every layer before and after.
+every pass with a short quantization-aware fine-tune (``train.fit``, or with a teacher
+:func:`pynq_neuro.quant.distill.fit_distilled`) and reports the connections of every layer
+before and after.
 
 * Pruning sets the layers' masks: a pruned synapse is absent (the weight grid has no zero level).
   Synapses compete by importance ``|w| / step`` (the weight in units of its output unit's
@@ -35,14 +36,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import load_mnist
 from ..models import IMAGE_COLS, IMAGE_ROWS, NUM_CLASSES, ModelConfig, NeuroNet
-from ..quant import QuantTDConv
+from ..quant import PixelQuantizer, QuantTDConv
+from ..quant.distill import DistillConfig, Teacher, fit_distilled
 from ..quant.quantizers import effective_step
+from ..data.datasets import DATASETS
 from ..train import (
     TrainConfig,
     check_output_path,
     checkpoint_dict,
+    dataset_record,
     fit,
     load_checkpoint,
     model_from_checkpoint,
@@ -50,6 +53,7 @@ from ..train import (
     recommended_hparams,
     report_dead_layers,
     save_and_report,
+    training_data,
 )
 from ..util import ceil_div
 
@@ -742,28 +746,53 @@ def accuracy(model: NeuroNet, images: np.ndarray, labels: np.ndarray) -> float:
 
 @dataclass
 class _Data:
+    """The digits of the fine-tunes and, when distilling, the teacher and its settings."""
+
     xs: torch.Tensor
     ys: torch.Tensor
     test_x: np.ndarray
     test_y: np.ndarray
+    teacher: Teacher | None = None
+    distill: DistillConfig | None = None
 
 
-def _load_data(data_dir: str | None, train_images: int | None) -> _Data:
-    train_x, train_y = load_mnist("train", data_dir)
-    test_x, test_y = load_mnist("test", data_dir)
+def _load_data(data_dir: str | None, train_images: int | None,
+               dataset: str | None = None) -> tuple[_Data, dict[str, str]]:
+    """The fine-tune and test digits (``data_dir``, else the named ``dataset``, else MNIST)
+    and the dataset record the compressed checkpoint carries."""
+    train_ds, test_ds = training_data(TrainConfig(data_dir=data_dir,
+                                                  dataset=None if data_dir else dataset))
+    train_x, train_y, test_x, test_y = (train_ds.images, train_ds.labels, test_ds.images,
+                                        test_ds.labels)
     if train_images is not None:
         if train_images < 1:
             raise ValueError(f"train_images must be >= 1, got {train_images}")
         train_x, train_y = train_x[:train_images], train_y[:train_images]
-    return _Data(torch.from_numpy(np.array(train_x)).float(),
-                 torch.from_numpy(np.array(train_y)).long(), np.array(test_x), test_y)
+    data = _Data(torch.from_numpy(np.array(train_x)).float(),
+                  torch.from_numpy(np.array(train_y)).long(), np.array(test_x), test_y)
+    return data, dataset_record(train_ds, test_ds)
 
 
 def _finetune(model: NeuroNet, cfg: TrainConfig, data: _Data, gen: torch.Generator,
               log: Callable[[str], None], progress: bool,
               hook: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    if not cfg.epochs:
+        return []
+    if data.teacher is not None and data.distill is not None:
+        return fit_distilled(model, data.xs, data.ys, cfg, gen, data.teacher, data.distill,
+                             log=log, progress=progress, on_epoch_start=hook)
     return fit(model, data.xs, data.ys, cfg, gen, log=log, progress=progress,
-               on_epoch_start=hook) if cfg.epochs else []
+               on_epoch_start=hook)
+
+
+def with_input_bits(model: NeuroNet, bits: int) -> NeuroNet:
+    """Keep ``bits`` bits of every pixel (``pixel >> (8 - bits)``) from now on; the weights
+    are unchanged (the pixel scale stays about [0, 1]), the fine-tune adapts them."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+        raise ValueError(f"input bits must be an integer in 1..8, got {bits!r}")
+    model.config = dataclasses.replace(model.config, input_bits=bits)
+    model.input_quant = PixelQuantizer(bits)
+    return model
 
 
 def compress(
@@ -783,6 +812,8 @@ def compress(
     log: Callable[[str], None] = print,
     progress: bool = True,
     command: str | None = None,
+    distill: DistillConfig | None = None,
+    input_bits: int | None = None,
 ) -> dict[str, Any]:
     """Apply factorization passes to a checkpoint, each followed by a fine-tune on MNIST.
 
@@ -795,6 +826,11 @@ def compress(
     parameters, the connections per layer before and after, the test accuracy after the
     fine-tune and the seconds taken. With ``output`` it is saved, and a quantized result is also
     lowered to an integer network next to it (``.npz``).
+
+    ``distill`` fine-tunes every pass against a teacher (:mod:`pynq_neuro.quant.distill`); the
+    checkpoint records it under ``distill`` (settings, the teacher's path, SHA-256 and
+    accuracy). ``input_bits`` first reduces the pixels to that many bits
+    (:func:`with_input_bits`), so that the fine-tunes adapt the model to them.
     """
     passes = [as_pass(p) for p in passes]
     if not passes:
@@ -803,6 +839,11 @@ def compress(
         raise ValueError(f"finetune_epochs must be >= 0, got {finetune_epochs}")
     source = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     model = model_from_checkpoint(source, None if isinstance(checkpoint, dict) else str(checkpoint))
+    if input_bits is not None:
+        if not model.config.quantized:
+            raise ValueError("input bits apply to a quantized model (the float model keeps 8)")
+        with_input_bits(model, input_bits)
+    teacher = Teacher.from_checkpoint(distill.teacher) if distill is not None else None
     if output is not None:
         check_output_path(output, network=model.config.quantized)
     preflight(model.config, passes)
@@ -816,9 +857,21 @@ def compress(
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    data = _load_data(data_dir, train_images)
+    # the source's dataset (a registered one) unless a folder is given
+    recorded = source.get("dataset") if isinstance(source.get("dataset"), dict) else {}
+    named = recorded.get("name") if recorded.get("name") in DATASETS else None
+    data, record = _load_data(data_dir, train_images, named)
+    data.teacher, data.distill = teacher, distill
     acc = accuracy(model, data.test_x, data.test_y)
-    log(f"source: {model.config.name}, {model.synapses()} synapses, test accuracy {acc:.4f}")
+    log(f"source: {model.config.name}, {model.synapses()} synapses, "
+        f"{model.config.input_bits}-bit pixels, test accuracy {acc:.4f}")
+    distill_info = None
+    if teacher is not None:
+        distill_info = {**teacher.info, "weight": distill.weight,
+                        "temperature": distill.temperature}
+        t_acc = accuracy(teacher.model, data.test_x, data.test_y)
+        log(f"teacher: {teacher.info['name']}, test accuracy {t_acc:.4f}; distillation "
+            f"weight {distill.weight:g}, temperature {distill.temperature:g}")
 
     report: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
@@ -852,7 +905,8 @@ def compress(
                 "synapses": source.get("metrics", {}).get("synapses"),
                 "command": source.get("command")}
     report_dead_layers(model, data.test_x, log)
-    ckpt = checkpoint_dict(model, base, history, acc, command, passes=report, source=src_info)
+    ckpt = checkpoint_dict(model, base, history, acc, command, passes=report, source=src_info,
+                           distill=distill_info, dataset=record)
     if output is not None:
         save_and_report(ckpt, output, model, log)
     return ckpt

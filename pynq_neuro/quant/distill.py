@@ -1,0 +1,169 @@
+"""Knowledge distillation: a quantized (student) model learns from a trained teacher's logits.
+
+The loss mixes the hard-label cross-entropy with the Kullback-Leibler divergence between the
+teacher's and the student's softened output distributions (Hinton et al., 2015)::
+
+    loss = (1 - weight) * CE(student, label)
+           + weight * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+
+``T^2`` keeps the gradient of the soft term on the scale of the hard one. The teacher sees the
+same (augmented) 8-bit digits as the student and applies its own input quantizer, so a student
+with fewer input bits still learns from the full-precision pixels. :func:`fit_distilled` is the
+fine-tune loop of ``train.fit`` with this loss; the teacher is frozen in evaluation mode.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..fileio import UnsafeFileError, read_regular, sha256_bytes
+from ..golden.network import CHECKPOINT_MAX_BYTES
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation settings.
+
+    Attributes:
+        teacher: checkpoint (``.pt``) of the teacher model (any precision).
+        weight: share of the soft (teacher) term in the loss, in [0, 1]; 0 is plain
+            cross-entropy, 1 ignores the labels.
+        temperature: softening of both distributions (> 0); higher spreads the teacher's
+            probability over the wrong classes, whose ranking is what the student learns.
+    """
+
+    teacher: str
+    weight: float
+    temperature: float
+
+    def __post_init__(self) -> None:
+        w, t = self.weight, self.temperature
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (
+                math.isfinite(w) and 0 <= w <= 1):
+            raise ValueError(f"distillation weight must be a number in [0, 1], got {w!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (
+                math.isfinite(t) and t > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {t!r}")
+        object.__setattr__(self, "teacher", str(self.teacher))
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                 weight: float, temperature: float) -> torch.Tensor:
+    """``(1 - weight) * CE + weight * T^2 * KL(teacher || student)`` on softened logits (mean
+    over the batch); ``weight`` 0 is exactly the cross-entropy."""
+    ce = F.cross_entropy(student, labels)
+    if weight == 0:
+        return ce
+    t = float(temperature)
+    kl = F.kl_div(F.log_softmax(student / t, dim=1), F.log_softmax(teacher.detach() / t, dim=1),
+                  reduction="batchmean", log_target=True)
+    return (1.0 - weight) * ce + weight * t * t * kl
+
+
+class Teacher:
+    """A frozen model (evaluation mode, no gradients) loaded from a checkpoint; calling it on
+    8-bit digits (N, 28, 28) returns its logits."""
+
+    def __init__(self, model: torch.nn.Module, info: dict[str, Any] | None = None) -> None:
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.info = dict(info or {})
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> Teacher:
+        """Load a teacher; :attr:`info` records its path, SHA-256, name and test accuracy."""
+        from ..train import CheckpointError, checkpoint_from_bytes, model_from_checkpoint
+
+        try:
+            data = read_regular(path, CHECKPOINT_MAX_BYTES)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"teacher checkpoint {path} does not exist") from None
+        except (OSError, UnsafeFileError) as e:
+            raise CheckpointError(f"teacher {path}: cannot read the checkpoint "
+                                  f"({getattr(e, 'strerror', None) or e})") from None
+        ckpt = checkpoint_from_bytes(data, f"teacher {path}")
+        model = model_from_checkpoint(ckpt, f"teacher {path}")
+        return cls(model, {"path": str(path), "sha256": sha256_bytes(data),
+                           "name": model.config.name,
+                           "accuracy": ckpt.get("metrics", {}).get("test_accuracy")})
+
+    @torch.no_grad()
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels)
+
+
+def fit_distilled(
+    model: torch.nn.Module,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    cfg: Any,
+    gen: torch.Generator,
+    teacher: Teacher,
+    distill: DistillConfig,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    on_epoch_start: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``train.fit`` with :func:`distill_loss` against ``teacher``: the same optimiser (Adam,
+    decoupled weight decay on weights), one-cycle schedule, augmentation, shuffling, hooks,
+    dead-layer warnings and history (``loss`` is the distillation loss)."""
+    from ..train import TrainingError, _progress, _ZeroWatch, augment, param_groups
+
+    if cfg.epochs == 0:
+        return []
+    torch.set_flush_denormal(True)  # see train.fit: pruned weights' Adam moments
+    opt = torch.optim.Adam(param_groups(model, 0.0), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(xs) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
+    decayed = opt.param_groups[0]["params"]
+    history = []
+    start = time.perf_counter()
+    with _ZeroWatch(model) as watch:
+        for epoch in range(cfg.epochs):
+            if on_epoch_start is not None:
+                on_epoch_start(epoch)
+            model.train()
+            perm = torch.randperm(len(xs), generator=gen)
+            loss_sum, correct = 0.0, 0
+            batches = range(0, len(xs), cfg.batch_size)
+            desc = f"epoch {epoch + 1}/{cfg.epochs}"
+            for i in _progress(batches, steps_per_epoch, desc, progress):
+                idx = perm[i:i + cfg.batch_size]
+                x = augment(xs[idx], cfg.max_shift, gen)
+                logits = model(x)
+                loss = distill_loss(logits, teacher(x), ys[idx], distill.weight,
+                                    distill.temperature)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingError(
+                        f"training diverged: the loss is {loss_value} in epoch {epoch + 1}, "
+                        f"batch {i // cfg.batch_size + 1}; lower the learning rate")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if cfg.weight_decay:
+                    lr = opt.param_groups[0]["lr"]
+                    with torch.no_grad():
+                        for p in decayed:
+                            p.mul_(1.0 - lr * cfg.weight_decay)
+                sched.step()
+                loss_sum += loss_value * len(idx)
+                correct += int((logits.argmax(1) == ys[idx]).sum())
+            entry = {"epoch": epoch + 1, "loss": loss_sum / len(xs),
+                     "train_accuracy": correct / len(xs),
+                     "seconds": time.perf_counter() - start}
+            history.append(entry)
+            log(f"epoch {epoch + 1}/{cfg.epochs}: distillation loss {entry['loss']:.4f} "
+                f"train acc {entry['train_accuracy']:.4f} ({entry['seconds']:.0f} s)")
+            for layer in watch.take():
+                log(f"warning: hidden layer {layer} output only zeros in epoch {epoch + 1} "
+                    "(a dead layer: nothing reaches the classifier through it)")
+    return history
