@@ -32,8 +32,8 @@ CLOCK_MHZ = 100.0
 
 # zoo models with the default compile; "NAME@LUTS" compiles NAME with a LUT budget of LUTS
 # (26600: half of the xc7z020, 53200: all of it)
-MODELS = ["tdnn-w2a2-sparse", "tdnn-w2a2-sparse@26600", "tdnn-w2a2-sparse@53200", "tdnn-w1a1-sparse", "tdnn-w1a1",
-          "tdnn-w2a2", "tdnn-w4a4"]
+MODELS = ["tdnn-w2a2-sparse", "tdnn-w2a2-sparse@26600", "tdnn-w2a2-sparse@53200",
+          "tdnn-w2a2-sparse-in4", "tdnn-w1a1-sparse", "tdnn-w1a1", "tdnn-w2a2", "tdnn-w4a4"]
 
 # 196 beats of 32 bits per digit: the pixel stream's limit at 100 MHz
 STREAM_LIMIT = CLOCK_MHZ * 1e6 / 196

@@ -24,6 +24,8 @@ WARM = ["--warm-start", Z + "tdnn_float.pt"]
 # the lane-balanced sparsity that the default hardware folding uses (lanes per layer)
 SPARSE = ["--sparsity", "0.5,0.75,0.875,0.5", "--lanes", "32,32,16,5",
           "--threads", "1"]
+# distillation from the float model in the pruning fine-tunes
+TEACHER = ["--teacher", Z + "tdnn_float.pt"]
 
 # name, weight bits, activation bits, the command that makes it, its parent
 MODELS = [
@@ -34,12 +36,18 @@ MODELS = [
                          "--abits", "2", *WARM], "tdnn-float"),
     ("tdnn-w4a4", 4, 4, ["train", "--quiet", "-o", Z + "tdnn_w4a4.pt", "--wbits", "4",
                          "--abits", "4", *WARM], "tdnn-float"),
-    # binary networks recover more slowly from pruning: twice the fine-tune
+    # the pruning fine-tunes are distilled from the float model's logits; binary networks
+    # recover more slowly from pruning: a longer fine-tune at a higher learning rate
     ("tdnn-w1a1-sparse", 1, 1, ["compress", Z + "tdnn_w1a1.pt", "-o",
-                                Z + "tdnn_w1a1_sparse.pt", *SPARSE, "--epochs", "24", "--quiet"],
-     "tdnn-w1a1"),
+                                Z + "tdnn_w1a1_sparse.pt", *SPARSE, "--epochs", "24",
+                                "--lr", "0.003", *TEACHER, "--quiet"], "tdnn-w1a1"),
     ("tdnn-w2a2-sparse", 2, 2, ["compress", Z + "tdnn_w2a2.pt", "-o",
-                                Z + "tdnn_w2a2_sparse.pt", *SPARSE, "--quiet"], "tdnn-w2a2"),
+                                Z + "tdnn_w2a2_sparse.pt", *SPARSE, "--epochs", "20", *TEACHER,
+                                "--quiet"], "tdnn-w2a2"),
+    # 4-bit pixels: a cheaper first layer and fewer events (the throughput preset)
+    ("tdnn-w2a2-sparse-in4", 2, 2, ["compress", Z + "tdnn_w2a2.pt", "-o",
+                                    Z + "tdnn_w2a2_sparse_in4.pt", *SPARSE, "--epochs", "20",
+                                    "--input-bits", "4", *TEACHER, "--quiet"], "tdnn-w2a2"),
 ]
 HARDWARE_DEFAULT = "tdnn-w2a2-sparse"
 

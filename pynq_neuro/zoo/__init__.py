@@ -49,8 +49,9 @@ def network_path(name: str) -> Path | None:
 
 
 def load_network(name: str) -> IntegerNetwork:
-    """The integer network of a quantized zoo model (numpy only). The shipped networks record
-    no checkpoint digest, so nothing beside them is compared."""
+    """The integer network of a quantized zoo model (numpy only). A network that records its
+    checkpoint's digest (the sparse models) is compared with the checkpoint beside it; the
+    dense models predate the digests."""
     path = network_path(name)
     if path is None:
         raise ValueError(f"{name} is a floating-point model and has no integer form")
