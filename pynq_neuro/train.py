@@ -316,11 +316,14 @@ def fit(
     log: Callable[[str], None] = print,
     progress: bool = True,
     on_epoch_start: Callable[[int], None] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_name: str = "loss",
 ) -> list[dict[str, Any]]:
     """Optimise ``model`` on digits ``xs`` (float pixels) and labels ``ys``; returns the history.
 
     ``cfg`` must be resolved (no ``None`` fields). ``on_epoch_start(epoch)`` runs before each
-    epoch (gradual pruning uses it). A hidden layer that outputs only zeros during an epoch is
+    epoch (gradual pruning uses it). ``loss_fn(logits, x, y)`` replaces the cross-entropy
+    (distillation uses it; ``loss_name`` names it in the log). A hidden layer that outputs only zeros during an epoch is
     reported through ``log``; a loss that is not finite raises :class:`TrainingError`.
     """
     if cfg.epochs == 0:
@@ -349,7 +352,8 @@ def fit(
                 idx = perm[i:i + cfg.batch_size]
                 x = augment(xs[idx], cfg.max_shift, gen)
                 logits = model(x)
-                loss = F.cross_entropy(logits, ys[idx])
+                loss = (F.cross_entropy(logits, ys[idx]) if loss_fn is None
+                        else loss_fn(logits, x, ys[idx]))
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingError(
@@ -373,7 +377,7 @@ def fit(
                 "seconds": time.perf_counter() - start,
             }
             history.append(entry)
-            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {entry['loss']:.4f} "
+            log(f"epoch {epoch + 1}/{cfg.epochs}: {loss_name} {entry['loss']:.4f} "
                 f"train acc {entry['train_accuracy']:.4f} ({entry['seconds']:.0f} s)")
             for layer in watch.take():
                 log(f"warning: hidden layer {layer} output only zeros in epoch {epoch + 1} "

@@ -15,7 +15,6 @@ fine-tune loop of ``train.fit`` with this loss; the teacher is frozen in evaluat
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -114,56 +113,10 @@ def fit_distilled(
     """``train.fit`` with :func:`distill_loss` against ``teacher``: the same optimiser (Adam,
     decoupled weight decay on weights), one-cycle schedule, augmentation, shuffling, hooks,
     dead-layer warnings and history (``loss`` is the distillation loss)."""
-    from ..train import TrainingError, _progress, _ZeroWatch, augment, param_groups
+    from ..train import fit
 
-    if cfg.epochs == 0:
-        return []
-    torch.set_flush_denormal(True)  # see train.fit: pruned weights' Adam moments
-    opt = torch.optim.Adam(param_groups(model, 0.0), lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(xs) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
-    decayed = opt.param_groups[0]["params"]
-    history = []
-    start = time.perf_counter()
-    with _ZeroWatch(model) as watch:
-        for epoch in range(cfg.epochs):
-            if on_epoch_start is not None:
-                on_epoch_start(epoch)
-            model.train()
-            perm = torch.randperm(len(xs), generator=gen)
-            loss_sum, correct = 0.0, 0
-            batches = range(0, len(xs), cfg.batch_size)
-            desc = f"epoch {epoch + 1}/{cfg.epochs}"
-            for i in _progress(batches, steps_per_epoch, desc, progress):
-                idx = perm[i:i + cfg.batch_size]
-                x = augment(xs[idx], cfg.max_shift, gen)
-                logits = model(x)
-                loss = distill_loss(logits, teacher(x), ys[idx], distill.weight,
-                                    distill.temperature)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise TrainingError(
-                        f"training diverged: the loss is {loss_value} in epoch {epoch + 1}, "
-                        f"batch {i // cfg.batch_size + 1}; lower the learning rate")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if cfg.weight_decay:
-                    lr = opt.param_groups[0]["lr"]
-                    with torch.no_grad():
-                        for p in decayed:
-                            p.mul_(1.0 - lr * cfg.weight_decay)
-                sched.step()
-                loss_sum += loss_value * len(idx)
-                correct += int((logits.argmax(1) == ys[idx]).sum())
-            entry = {"epoch": epoch + 1, "loss": loss_sum / len(xs),
-                     "train_accuracy": correct / len(xs),
-                     "seconds": time.perf_counter() - start}
-            history.append(entry)
-            log(f"epoch {epoch + 1}/{cfg.epochs}: distillation loss {entry['loss']:.4f} "
-                f"train acc {entry['train_accuracy']:.4f} ({entry['seconds']:.0f} s)")
-            for layer in watch.take():
-                log(f"warning: hidden layer {layer} output only zeros in epoch {epoch + 1} "
-                    "(a dead layer: nothing reaches the classifier through it)")
-    return history
+    def loss_fn(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return distill_loss(logits, teacher(x), y, distill.weight, distill.temperature)
+
+    return fit(model, xs, ys, cfg, gen, log=log, progress=progress,
+               on_epoch_start=on_epoch_start, loss_fn=loss_fn, loss_name="distillation loss")
