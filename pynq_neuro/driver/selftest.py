@@ -344,16 +344,26 @@ def set_pl_clock(mhz: float) -> tuple[float | None, str]:
 
 def default_artifact(backend: str, log: Callable[[str], None] = lambda s: None) -> Path:
     """The artifact installed with the overlay (board), else the zoo's hardware model compiled
-    with the default settings into the user cache (reused when it is there and verifies)."""
-    from .. import zoo
+    with the default settings into the user cache. A cached compile is reused when it verifies
+    and was made from the same network, settings and compiler (its folder name holds their
+    digest), so a new zoo model or compiler never runs against a stale artifact."""
+    import hashlib
+    import json
+
+    from .. import compiler, zoo
     from ..compiler.artifact import ArtifactError, load_artifact
+    from ..compiler.compile import CompileConfig
     from ..data import mnist_cache_dir
     from ..overlays import ARTIFACT_DIR
 
     if backend == "board" and (ARTIFACT_DIR / "manifest.json").is_file():
         return ARTIFACT_DIR
     name = zoo.hardware_default()
-    out = mnist_cache_dir().parent / "selftest" / name
+    h = hashlib.sha256(zoo.network_path(name).read_bytes())
+    h.update(json.dumps(CompileConfig().to_dict(), sort_keys=True).encode())
+    for src in sorted(Path(compiler.__file__).parent.glob("*.py")):
+        h.update(src.read_bytes())
+    out = mnist_cache_dir().parent / "selftest" / f"{name}-{h.hexdigest()[:16]}"
     try:
         load_artifact(out)
         return out
