@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import PynqNeuroError
 from ..fileio import read_regular
 
 MAX_SPACE_BYTES = 1 << 20
@@ -72,7 +73,7 @@ CHOICES: dict[str, tuple[float, float | None, bool]] = {
 }
 
 
-class SpaceError(ValueError):
+class SpaceError(PynqNeuroError, ValueError):
     """A space file or value that cannot describe a search space."""
 
 
