@@ -55,3 +55,28 @@ def tiny_model(seed: int = 0, cfg=None):
     if cfg.quantized:
         init_quantizers(model, torch.from_numpy(sparse_digits(256, seed)).float())
     return model.eval()
+
+
+class WrappedBus:
+    """A bus that passes everything to ``inner``; test doubles override what they change."""
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name
+
+    def read(self, offset):
+        return self.inner.read(offset)
+
+    def write(self, offset, value):
+        self.inner.write(offset, value)
+
+    def transfer(self, send, recv_words, timeout_s):
+        return self.inner.transfer(send, recv_words, timeout_s)
+
+    def reset_dma(self):
+        self.inner.reset_dma()
+
+    def cycles(self):
+        return self.inner.cycles()
+
+    def close(self):
+        self.inner.close()

@@ -22,6 +22,7 @@ from pynq_neuro.driver import (CoreError, DmaTimeout, DriverError, GoldenBus, Ha
                                InputError, NeuroAccelerator, pixel_words)
 from pynq_neuro.driver import registers as R
 from pynq_neuro.golden import run
+from helpers import WrappedBus
 
 NET = "tdnn-w2a2-sparse"
 
@@ -71,17 +72,13 @@ def acc(artifacts):
         yield a
 
 
-class CountingBus:
+class CountingBus(WrappedBus):
     """A bus wrapper that records the transfers."""
 
     def __init__(self, bus):
-        self.inner = bus
-        self.name = bus.name
+        super().__init__(bus)
         self.sends: list[int] = []
         self.writes: list[tuple[int, int]] = []
-
-    def read(self, offset):
-        return self.inner.read(offset)
 
     def write(self, offset, value):
         self.writes.append((offset, value))
@@ -90,15 +87,6 @@ class CountingBus:
     def transfer(self, send, recv_words, timeout_s):
         self.sends.append(0 if send is None else len(send))
         return self.inner.transfer(send, recv_words, timeout_s)
-
-    def reset_dma(self):
-        self.inner.reset_dma()
-
-    def cycles(self):
-        return self.inner.cycles()
-
-    def close(self):
-        self.inner.close()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pynq_neuro.driver.cli import main as selftest_main
 from pynq_neuro.driver.selftest import (
     FAIL, PASS, SKIP, SelftestConfig, check_overlay_files, read_bit_header, read_hwh_info,
     run_selftest)
+from helpers import WrappedBus
 
 MODEL = "tdnn-w2a2-sparse"
 
@@ -92,12 +93,12 @@ def test_wrong_fingerprint_fails_the_core_step(artifact, tmp_path):
     assert report.verdict().startswith("selftest FAIL on 'golden': step 2 core")
 
 
-class FaultBus:
+class FaultBus(WrappedBus):
     """A GoldenBus whose transport or core misbehaves in one way."""
 
     def __init__(self, inner: GoldenBus, *, drop_beats: int = 0, hide_errors: bool = False,
                  ident: int | None = None):
-        self.inner, self.name = inner, inner.name
+        super().__init__(inner)
         self.drop_beats, self.hide_errors, self.ident = drop_beats, hide_errors, ident
         self.loading = False
 
@@ -119,15 +120,6 @@ class FaultBus:
                 and len(send) % R.BEATS_PER_DIGIT == 0):
             send = send[:-self.drop_beats]   # the last digit of each packet arrives short
         return self.inner.transfer(send, recv_words, timeout_s)
-
-    def reset_dma(self):
-        self.inner.reset_dma()
-
-    def cycles(self):
-        return self.inner.cycles()
-
-    def close(self):
-        self.inner.close()
 
 
 def test_short_frames_fail_the_correctness_step(artifact):
