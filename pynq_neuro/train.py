@@ -215,14 +215,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Raises :class:`CheckpointError` for anything but a readable pynq-neuro checkpoint and
     ``FileNotFoundError`` for a missing file."""
+    return checkpoint_from_bytes(read_checkpoint_bytes(path), str(path))
+
+
+def read_checkpoint_bytes(path: str | Path, what: str = "checkpoint") -> bytes:
+    """The bytes of the checkpoint file ``path`` (a regular file, size-limited); a missing file
+    raises ``FileNotFoundError``, an unreadable one :class:`CheckpointError` (``what`` names
+    it in the message)."""
     try:
-        data = read_regular(path, CHECKPOINT_MAX_BYTES)
+        return read_regular(path, CHECKPOINT_MAX_BYTES)
     except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
     except (OSError, UnsafeFileError) as e:
-        raise CheckpointError(f"{path}: cannot read the checkpoint "
+        label = str(path) if what == "checkpoint" else f"{what} {path}"
+        raise CheckpointError(f"{label}: cannot read the checkpoint "
                               f"({getattr(e, 'strerror', None) or e})") from None
-    return checkpoint_from_bytes(data, str(path))
 
 
 def model_from_checkpoint(ckpt: dict[str, Any] | str | Path,
@@ -530,11 +537,7 @@ def lower_checkpoint(path: str | Path) -> Path:
     """Lower the quantized checkpoint ``path`` again and write its integer network beside it
     (``.npz``, recording the checkpoint's SHA-256); returns the ``.npz`` path."""
     path = Path(path)
-    try:
-        data = read_regular(path, CHECKPOINT_MAX_BYTES)
-    except (OSError, UnsafeFileError) as e:
-        raise CheckpointError(f"{path}: cannot read the checkpoint "
-                              f"({getattr(e, 'strerror', None) or e})") from None
+    data = read_checkpoint_bytes(path)
     ckpt = checkpoint_from_bytes(data, str(path))
     model = model_from_checkpoint(ckpt, str(path))
     if not model.config.quantized:

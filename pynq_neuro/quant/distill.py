@@ -22,8 +22,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from ..fileio import UnsafeFileError, read_regular, sha256_bytes
-from ..golden.network import CHECKPOINT_MAX_BYTES
+from ..fileio import sha256_bytes
 
 @dataclass(frozen=True)
 class DistillConfig:
@@ -78,15 +77,9 @@ class Teacher:
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Teacher:
         """Load a teacher; :attr:`info` records its path, SHA-256, name and test accuracy."""
-        from ..train import CheckpointError, checkpoint_from_bytes, model_from_checkpoint
+        from ..train import checkpoint_from_bytes, model_from_checkpoint, read_checkpoint_bytes
 
-        try:
-            data = read_regular(path, CHECKPOINT_MAX_BYTES)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"teacher checkpoint {path} does not exist") from None
-        except (OSError, UnsafeFileError) as e:
-            raise CheckpointError(f"teacher {path}: cannot read the checkpoint "
-                                  f"({getattr(e, 'strerror', None) or e})") from None
+        data = read_checkpoint_bytes(path, "teacher checkpoint")
         ckpt = checkpoint_from_bytes(data, f"teacher {path}")
         model = model_from_checkpoint(ckpt, f"teacher {path}")
         return cls(model, {"path": str(path), "sha256": sha256_bytes(data),
