@@ -6,8 +6,9 @@
 * :func:`build_artifact` compiles a network with explicit foldings into an artifact
   directory (``mem/*.mem``, ``neuro_params.vh``, ``manifest.json``);
 * :func:`header_parameters` reads the ``PN_*`` macros of an artifact's ``neuro_params.vh``;
-  :func:`net_parameters` and :func:`loader_parameters` turn them into the parameters of
-  ``pn_net`` and ``pn_loader`` built as top levels;
+  :func:`loader_parameters` turns them into the parameters of ``pn_loader`` built as a top
+  level; :func:`net_parameters` gives ``pn_net`` its memory images (the network comes from the
+  header on the include path);
 * :func:`run_cocotb` builds and runs a cocotb test module through ``cocotb_tools.runner``.
 
 Test benches read their configuration (a JSON file) from ``$PN_SIM_CONFIG``.
@@ -201,7 +202,6 @@ def verilog_string(value: str) -> str:
 
 _DEFINE = re.compile(r"`define\s+(PN_\w+)\s+(.+?)\s*$", re.MULTILINE)
 _SIZED = re.compile(r"(\d+)'([dh])([0-9a-fA-F]+)")
-NET_SCALARS = ("NUM_LAYERS", "INPUT_BITS", "LOAD_BITS", "LOGIT_BITS")
 LOADER_FIELDS = ("groups", "word_bits", "synapse_depth", "index_bits", "index_depth", "lanes",
                  "param_bits", "locals")
 
