@@ -7,8 +7,11 @@ Ray, and writes ``benchmarks/results/explore.json``: the settings, the counts, t
 time, every trial's objectives and the Pareto front with its measured figures, next to the
 plot ``explore.png``.
 
-Usage: ``python benchmarks/explore.py [--trials N] [--cpus N] [--resume]`` (hours on 2 cores:
-each trial trains a network). ``--smoke`` runs 2 trials of tiny networks on a few hundred
+Usage: ``python benchmarks/explore.py [--trials N] [--cpus N] [--resume] [--speedup K]``
+(hours on 2 cores: each trial trains a network). ``--speedup K`` first runs the same K trials
+(one NSGA-II generation, so the sampled designs do not depend on completion order) on a local
+Ray of 1 CPU and of 2 CPUs, one torch thread per trial, without the second pass, and records
+both wall times, the speed-up and whether the two runs trained the same designs. ``--smoke`` runs 2 trials of tiny networks on a few hundred
 digits (a minute or two) into ``build/explore-bench/smoke`` and writes its summary to
 ``--output`` (default ``build/explore-bench/smoke.json``), leaving the results alone.
 """
@@ -29,8 +32,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "explore-bench"
 
 SPACE = {   # the default space with a longer training
-    "training": {"epochs": 3, "finetune_epochs": 1, "train_images": None, "batch_size": 128,
-                 "lr": None},
+    "training": {"warm_epochs": 1, "epochs": 3, "finetune_epochs": 1, "train_images": None,
+                 "batch_size": 128, "lr": None},
 }
 SMOKE_SPACE = {
     "layers": 2, "widths": [8, 16], "taps": 3, "strides": 2, "wbits": [1, 2], "abits": 2,
@@ -60,12 +63,62 @@ def summary(folder: Path) -> dict:
     }
 
 
+SPEEDUP_TRAINING = {"warm_epochs": 1, "epochs": 1, "finetune_epochs": 1, "train_images": 20_000,
+                    "batch_size": 128, "lr": None}
+
+
+def speedup(k: int, images: int, workers: tuple[int, ...] = (1, 2)) -> dict:
+    """Wall time of the same ``k`` trials on local Rays of 1 and 2 CPUs: the whole command
+    (Ray's start, the trials, the record and the plot) and the trials alone (first start to
+    last end). The load average beside each run shows what else the machine was doing."""
+    from pynq_neuro.cli import main as cli
+
+    space_file = WORK / "speedup-space.json"
+    atomic_write_text(space_file, json.dumps({"training": SPEEDUP_TRAINING}))
+    runs = {}
+    for cpus in workers:
+        folder = WORK / f"speedup-{cpus}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        load_before = os.getloadavg()[0]
+        status = cli(["explore", str(folder), "--space", str(space_file), "--cpus", str(cpus),
+                      "--trials", str(k), "--population", str(k), "--images", str(images),
+                      "--no-rtl", "--no-estimate"])
+        if status != 0:
+            raise SystemExit(f"speed-up run on {cpus} CPU(s) failed with status {status}")
+        rec = json.loads((folder / "explore.json").read_text())
+        ends = [t["started"] + float(t.get("seconds") or 0) for t in rec["trials"]]
+        runs[cpus] = {
+            "elapsed_seconds": rec["elapsed_seconds"], "counts": rec["counts"],
+            "trials_wall_seconds": max(ends) - min(t["started"] for t in rec["trials"]),
+            "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
+            "trial_seconds": sum(float(t.get("seconds") or 0) for t in rec["trials"]),
+            "designs": sorted((t.get("design") or {}).get("description", "")
+                              for t in rec["trials"])}
+    one, two = runs[workers[0]], runs[workers[-1]]
+    return {"trials": k, "test_images": images, "training": SPEEDUP_TRAINING,
+            "threads_per_trial": 1,
+            "runs": {str(c): {k2: v for k2, v in r.items() if k2 != "designs"}
+                     for c, r in runs.items()},
+            "designs": one["designs"], "same_designs": one["designs"] == two["designs"],
+            "speedup": one["elapsed_seconds"] / two["elapsed_seconds"],
+            "speedup_trials": one["trials_wall_seconds"] / two["trials_wall_seconds"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--cpus", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--smoke", action="store_true", help="2 tiny trials (checks the script)")
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    ap.add_argument("--speedup", type=int, metavar="K",
+                    help="also time the same K trials on 1 and on 2 CPUs (recorded in the results)")
+    ap.add_argument("--speedup-only", action="store_true",
+                    help="with --speedup: stop after the timing (the exploration reads it later)")
+    ap.add_argument("--speedup-images", type=int, default=2000,
+                    help="test digits of each speed-up trial's accuracy (default 2000)")
+    ap.add_argument("--front-limit", type=int, default=4,
+                    help="front members the second pass verifies (default 4)")
     ap.add_argument("--output", help="summary JSON (default: benchmarks/results/explore.json; "
                                      "with --smoke build/explore-bench/smoke.json)")
     args = ap.parse_args(argv)
@@ -74,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     name = "smoke" if args.smoke else "run"
     folder = WORK / name
     WORK.mkdir(parents=True, exist_ok=True)
+    timing_file = WORK / "speedup.json"
+    if args.speedup:
+        atomic_write_text(timing_file, json.dumps(speedup(args.speedup, args.speedup_images),
+                                                  indent=1) + "\n")
+        if args.speedup_only:
+            print(f"wrote {timing_file}")
+            return 0
     space_file = WORK / f"{name}-space.json"
     atomic_write_text(space_file, json.dumps(SMOKE_SPACE if args.smoke else SPACE))
     if args.resume:
@@ -83,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder)
         cmd = ["explore", str(folder), "--space", str(space_file), "--cpus", str(args.cpus),
                "--trials", str(2 if args.smoke else args.trials)]
+        if not args.smoke:
+            cmd += ["--front-limit", str(args.front_limit)]
         if args.smoke:
             cmd += ["--images", "200", "--sample-digits", "100", "--rtl-images", "24",
                     "--shards", "2", "--front-limit", "1", "--estimate-timeout", "600"]
@@ -91,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         return status
     out = Path(args.output) if args.output else (
         WORK / "smoke.json" if args.smoke else RESULTS / "explore.json")
-    atomic_write_text(out, json.dumps(summary(folder), indent=1) + "\n")
+    record = summary(folder)
+    if timing_file.exists() and not args.smoke:
+        record["speedup"] = json.loads(timing_file.read_text())
+    atomic_write_text(out, json.dumps(record, indent=1) + "\n")
     plot = folder / "pareto.png"
     atomic_write_bytes(out.with_suffix(".png"), plot.read_bytes())
     print(f"wrote {out} and {out.with_suffix('.png')}")

@@ -88,8 +88,8 @@ def run_model(model: str, images: int, synth: bool, force: bool) -> dict:
     if synth:
         syn = estimate(art_dir, workdir=work / "yosys")
         print(f"{model}: yosys {syn['synthesized']['luts']} LUT, {syn['synthesized']['ffs']} FF, "
-              f"{syn['synthesized']['bram36']} BRAM36, {syn['lut_levels']} LUT levels "
-              f"({syn['yosys_seconds']:.0f} s)", flush=True)
+              f"{syn['synthesized']['bram36']} BRAM36, {syn['lut_levels']} LUT levels, "
+              f"about {syn.get('clock_mhz')} MHz plausible ({syn['yosys_seconds']:.0f} s)", flush=True)
     rtl, cm = rep["rtl"], rep["cycle_model"]
     perf = art.manifest.get("performance") or {}
     entry = {
@@ -122,6 +122,7 @@ def run_model(model: str, images: int, synth: bool, force: bool) -> dict:
         entry.update({
             "lut": s["luts"], "ff": s["ffs"], "bram36": s["bram36"], "dsp": s["dsp"],
             "lut_levels": syn["lut_levels"], "logic_levels": syn["logic_levels"],
+            "path_delay_ns": syn.get("path_delay_ns"), "clock_mhz": syn.get("clock_mhz"),
             "utilisation": u,
             "fits": syn["fits"],
             "fits_half": bool(u["luts"] <= 0.5 and u["bram36"] <= 0.5),
@@ -140,8 +141,8 @@ def carry_synthesis(entry: dict, previous: dict | None) -> dict:
     """Without a new Yosys run, keep the previous figures of the same hardware, labelled with
     the Verilog digest they were measured on (the synthesized logic of a model is unchanged
     while its fingerprint, folding and the datapath are)."""
-    keys = ("lut", "ff", "bram36", "dsp", "lut_levels", "logic_levels", "utilisation", "fits",
-            "fits_half", "yosys_seconds")
+    keys = ("lut", "ff", "bram36", "dsp", "lut_levels", "logic_levels", "path_delay_ns",
+            "clock_mhz", "utilisation", "fits", "fits_half", "yosys_seconds")
     if entry.get("lut") is not None or not previous or previous.get("lut") is None:
         return entry
     if previous.get("folding") != entry.get("folding"):

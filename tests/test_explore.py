@@ -356,3 +356,72 @@ def test_sharded_regression_equals_a_single_run_bit_for_bit(explored):
     out = subprocess.run([sys.executable, "-m", "pynq_neuro", "explore", "show", str(folder)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and member["id"] in out.stdout and "Pareto front" in out.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# an existing cluster (--address)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A one-node Ray cluster started with ``ray start --head``, stopped at the end."""
+    pytest.importorskip("ray.tune")
+    pytest.importorskip("optuna")
+    pytest.importorskip("torch")
+    ray_cli = Path(sys.executable).with_name("ray")
+    if not ray_cli.is_file():
+        pytest.skip("the ray command is not installed beside this interpreter")
+    port = _free_port()
+    temp = Path("/tmp") / f"pn-ray-{os.getpid()}"     # Ray's socket paths must stay short
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+         "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        import socket
+
+        while time.time() < deadline and head.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"ray start --head did not come up: {head.stdout.read()[-2000:]}")
+        time.sleep(2.0)   # the raylet registers after the GCS port opens
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.communicate()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_exploration_runs_its_trials_on_an_existing_cluster(cluster, tmp_path):
+    space = tmp_path / "tiny.json"
+    space.write_text(json.dumps({**TINY, "luts": [40000], "wbits": 2}))
+    folder = tmp_path / "on-cluster"
+    run = _explore(str(folder), "--address", cluster, "--space", str(space), "--trials", "2",
+                   "--images", "200", "--sample-digits", "100", "--no-rtl", "--no-estimate")
+    out, err = run.communicate(timeout=400)
+    assert run.returncode == 0, err
+    assert f"; Ray cluster at {cluster} with 1 CPUs" in out.splitlines()[0], out
+    rec = json.loads((folder / "explore.json").read_text())
+    assert rec["state"] == "finished" and rec["counts"]["done"] == 2, rec["counts"]
+    for t in rec["trials"]:
+        assert (folder / t["files"]["artifact"] / "manifest.json").is_file()
+        assert (folder / t["folder"] / "float.pt").is_file()   # the warm start

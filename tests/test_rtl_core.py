@@ -122,6 +122,7 @@ def test_count_resources():
 
 
 def test_logic_depth_on_a_netlist():
+    from pynq_neuro.rtl import estimate as E
     from pynq_neuro.rtl.estimate import logic_depth
 
     lut = {"port_directions": {"I0": "input", "O": "output"}}
@@ -135,6 +136,19 @@ def test_logic_depth_on_a_netlist():
     }
     d = logic_depth({"modules": {"top": {"cells": cells}}}, "top")
     assert d["lut_levels"] == 2 and d["logic_levels"] == 3 and len(d["path"]) == 3
+    ff_path = E.START_NS["FF"] + 2 * (E.CELL_NS["LUT"] + E.NET_NS) + E.CELL_NS["MUXF7"] + E.END_NS
+    assert d["path_delay_ns"] == pytest.approx(ff_path, abs=1e-3)
+    assert d["clock_mhz"] == pytest.approx(1000 / ff_path, abs=0.1)
+    # a single LUT after a block RAM is slower than two LUTs and a mux after a flip-flop
+    cells["ram"] = {"type": "RAMB18E1", "connections": {"DOADO": [7], "ADDRARDADDR": [5]},
+                    "port_directions": {"DOADO": "output", "ADDRARDADDR": "input"}}
+    cells["c"] = {"type": "LUT1", "connections": {"I0": [7], "O": [8]}, **lut}
+    cells["ff2"] = {"type": "FDRE", "connections": {"D": [8], "Q": [9]},
+                    "port_directions": {"D": "input", "Q": "output"}}
+    d = logic_depth({"modules": {"top": {"cells": cells}}}, "top")
+    assert d["lut_levels"] == 2    # the depth still counts levels
+    ram_path = E.START_NS["RAMB"] + E.CELL_NS["LUT"] + E.NET_NS + E.END_NS
+    assert ram_path > ff_path and d["path_delay_ns"] == pytest.approx(ram_path, abs=1e-3)
 
 
 def test_cli_parsers(tiny, capsys):

@@ -109,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise ValueError("give the exploration folder: pynq-neuro explore DIR, "
                          "pynq-neuro explore --resume DIR or pynq-neuro explore show DIR")
+    if args.address is not None:
+        from .runner import use_cluster_token
+
+        use_cluster_token()
     try:
         import optuna  # noqa: F401
         import ray.tune  # noqa: F401

@@ -202,6 +202,19 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def use_cluster_token() -> None:
+    """Clusters started with ``ray start`` (Ray >= 2.59) require the token that Ray keeps in
+    ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``; a driver only sends it
+    in token mode. When a token is there and ``RAY_AUTH_MODE`` is not set, use token mode (a
+    cluster without authentication accepts it too). Ray reads the mode when it is imported,
+    so this runs before the first ``import ray``."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def start_ray(settings: ExploreSettings, address: str | None) -> None:
     """Connect to the cluster at ``address``, or start Ray on this machine with
     ``settings.cpus`` CPUs (default: all cores)."""
@@ -416,7 +429,8 @@ def run_exploration(settings: ExploreSettings, *, address: str | None = None,
     try:
         log(f"exploration in {folder}: {settings.trials} trials, objectives "
             + ", ".join(f"{k} ({OBJECTIVES[k][0]})" for k in space.objectives)
-            + f"; Ray with {int(ray.cluster_resources().get('CPU', 0))} CPUs, "
+            + (f"; Ray cluster at {address} with" if address is not None else "; local Ray with")
+            + f" {int(ray.cluster_resources().get('CPU', 0))} CPUs, "
               f"{settings.cpus_per_trial} per trial, {settings.threads} torch thread(s)")
         _ACTIVE.update(settings=settings, log=log, elapsed_before=elapsed_before, start=start,
                        address=address)

@@ -12,7 +12,7 @@ A space file (JSON, or YAML when PyYAML is installed) is one object; every key i
   each ``[[groups, lanes], ...]`` with one entry per layer including the classifier; their
   lanes are then the pruning lanes);
 * ``target_images_per_s``, ``clock_mhz`` (fixed numbers), ``objectives`` (a list of
-  :data:`OBJECTIVES` names) and ``training`` (``epochs``, ``finetune_epochs``,
+  :data:`OBJECTIVES` names) and ``training`` (``warm_epochs``, ``epochs``, ``finetune_epochs``,
   ``train_images``, ``batch_size``, ``lr``).
 
 :class:`SearchSpace` is also the define-by-run function Optuna's samplers call
@@ -59,10 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "target_images_per_s": 250_000.0,
     "clock_mhz": 100.0,
     "objectives": ["accuracy", "memory_bits", "images_per_s", "luts"],
-    "training": {"epochs": 2, "finetune_epochs": 1, "train_images": None, "batch_size": 128,
-                 "lr": None},
+    "training": {"warm_epochs": 1, "epochs": 2, "finetune_epochs": 1, "train_images": None,
+                 "batch_size": 128, "lr": None},
 }
-TRAINING_KEYS = {"epochs": (0, False), "finetune_epochs": (0, False), "train_images": (1, True),
+TRAINING_KEYS = {"warm_epochs": (0, False), "epochs": (0, False), "finetune_epochs": (0, False), "train_images": (1, True),
                  "batch_size": (1, False), "lr": (0.0, True)}
 # choice keys -> (lowest value, highest value or None, integer?)
 CHOICES: dict[str, tuple[float, float | None, bool]] = {

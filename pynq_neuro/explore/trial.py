@@ -9,10 +9,11 @@ that Ray and the sampler record it as failed.
 
 from __future__ import annotations
 
+
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,6 +80,13 @@ def build(point: DesignPoint, settings: TrialSettings, out: Path,
                       seed=settings.seed, threads=settings.threads,
                       train_images=tr["train_images"], data_dir=settings.data_dir)
     start = time.perf_counter()
+    if tr.get("warm_epochs") and model_cfg.wbits is not None:
+        # a full-precision warm start: UniQ's steps are initialised from its weights
+        float_cfg = replace(model_cfg, wbits=None, abits=None)
+        train(float_cfg, replace(cfg, epochs=tr["warm_epochs"], lr=None),
+              out / "float.pt", log=log, progress=False,
+              command=f"pynq-neuro explore warm start ({point.describe()})")
+        cfg = replace(cfg, warm_start=str(out / "float.pt"))
     ckpt = train(model_cfg, cfg, out / "model.pt", log=log, progress=False,
                  command=f"pynq-neuro explore ({point.describe()})")
     npz = out / "model.npz"

@@ -86,14 +86,53 @@ def _comb_inputs(ctype: str, port: str) -> bool:
     return True
 
 
+# A first-order delay of a register-to-register path on a -1 speed-grade 7-series part (ns):
+# where the path starts (clock to output), each cell on it and the net into it, and the end
+# (setup plus clock uncertainty). Rounded from the data-sheet figures of the xc7z020 class
+# with a typical net delay; Vivado's timing report of the overlay build is the real figure.
+START_NS = {"FF": 0.52, "RAMB": 2.45, "DSP": 4.0, "SRL": 1.3, "PORT": 0.0}
+CELL_NS = {"LUT": 0.12, "LUTRAM": 0.95, "CARRY4": 0.35, "MUXF7": 0.29, "MUXF8": 0.29}
+NET_NS = 0.45           # a routed net into a LUT, a distributed RAM or a carry chain
+END_NS = 0.40           # setup of the capturing register and clock uncertainty
+
+
+def _start_kind(ctype: str) -> str:
+    if ctype.startswith("RAMB"):
+        return "RAMB"
+    if ctype.startswith("DSP48"):
+        return "DSP"
+    return "SRL" if ctype in SRL_CELLS else "FF"
+
+
+def _cell_ns(ctype: str) -> float:
+    if ctype in LUT_CELLS or ctype == "INV":
+        return CELL_NS["LUT"] + NET_NS
+    if ctype in LUTRAM_SITES:
+        return CELL_NS["LUTRAM"] + NET_NS
+    if ctype == "CARRY4":
+        return CELL_NS["CARRY4"] + NET_NS / 2     # often fed by the LUT beside it
+    return CELL_NS.get(ctype, 0.0)                 # MUXF7/F8: dedicated wires; constants: 0
+
+
+def plausible_clock_mhz(delay_ns: float) -> float:
+    """The clock a path of ``delay_ns`` (see :data:`START_NS`) makes plausible."""
+    return 1000.0 / delay_ns if delay_ns > 0 else float("inf")
+
+
 def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
-    """Longest combinational path of a flattened Yosys JSON netlist (see the module doc)."""
+    """Longest combinational path of a flattened Yosys JSON netlist (see the module doc), and
+    the slowest path by the first-order delays above (``path_delay_ns``, ``clock_mhz``)."""
     mod = netlist["modules"][top]
     drivers: dict[int, tuple[str, str]] = {}     # bit -> (cell, type) of its combinational driver
+    starts: dict[int, str] = {}                  # bit -> kind of its sequential driver
     comb: dict[str, tuple[str, list[int]]] = {}  # cell -> (type, input bits)
     for name, cell in mod["cells"].items():
         ctype = _clean(cell["type"])
         if _is_sequential(ctype):
+            dirs = cell.get("port_directions", {})
+            for port, bits in cell["connections"].items():
+                if dirs.get(port) == "output":
+                    starts.update((b, _start_kind(ctype)) for b in bits if isinstance(b, int))
             continue
         dirs = cell.get("port_directions", {})
         ins: list[int] = []
@@ -142,14 +181,35 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
             wl, wo = weights(ctype)
             memo[name] = (best[0] + wl, best[1] + wo, best[2])
     if not memo:
-        return {"lut_levels": 0, "logic_levels": 0, "path": []}
+        return {"lut_levels": 0, "logic_levels": 0, "path": [], "path_delay_ns": 0.0,
+                "clock_mhz": None}
     end = max(memo, key=lambda n: memo[n][:2])
     path, n = [], end
     while n is not None:
         path.append(f"{comb[n][0]} {_clean(n)}")
         n = memo[n][2]
     path.reverse()
-    return {"lut_levels": memo[end][0], "logic_levels": memo[end][1], "path": path}
+    # slowest path by delay (the graph has no loops: the walk above would have raised)
+    delay: dict[str, float] = {}
+    for root in comb:
+        stack = [root]
+        while stack:
+            name = stack[-1]
+            if name in delay:
+                stack.pop()
+                continue
+            ctype, ins = comb[name]
+            todo = [drivers[b][0] for b in ins if b in drivers and drivers[b][0] not in delay]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            delay[name] = _cell_ns(ctype) + max(
+                (delay[drivers[b][0]] if b in drivers else START_NS[starts.get(b, "PORT")]
+                 for b in ins), default=0.0)
+    worst = max(delay.values()) + END_NS
+    return {"lut_levels": memo[end][0], "logic_levels": memo[end][1], "path": path,
+            "path_delay_ns": round(worst, 3), "clock_mhz": round(plausible_clock_mhz(worst), 1)}
 
 
 def synthesize(artifact: str | Path, workdir: str | Path | None = None, top: str = "neuro_core",
@@ -229,6 +289,8 @@ def estimate(artifact: str | Path, workdir: str | Path | None = None,
         "fits": all(v <= 1.0 for v in util.values()),
         "lut_levels": syn.get("lut_levels"),
         "logic_levels": syn.get("logic_levels"),
+        "path_delay_ns": syn.get("path_delay_ns"),
+        "clock_mhz": syn.get("clock_mhz"),
         "critical_path": syn.get("path", []),
         "compiler_estimate": model,
         "cells": syn["cells"],
@@ -257,9 +319,12 @@ def format_estimate(r: dict[str, Any]) -> str:
                      + (f"{est:>11g}" if isinstance(est, (int, float)) else ""))
     lines.append(f"  longest path: {r['lut_levels']} LUT levels, {r['logic_levels']} logic levels"
                  " (LUT, MUXF, CARRY4)")
+    if r.get("clock_mhz"):
+        lines.append(f"  slowest path by first-order delays: {r['path_delay_ns']:.2f} ns, a clock "
+                     f"of about {r['clock_mhz']:.0f} MHz is plausible (Vivado's timing decides)")
     lines.append(f"  fits the {d['name']}: {'yes' if r['fits'] else 'NO'}")
     return "\n".join(lines)
 
 
 __all__ = ["DEVICE", "count_resources", "estimate", "format_estimate", "logic_depth",
-           "synthesize"]
+           "plausible_clock_mhz", "synthesize"]
