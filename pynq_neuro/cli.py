@@ -52,10 +52,13 @@ def _add_train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--family", choices=("tdnn", "mlp"), default="tdnn")
     g.add_argument("--channels", type=int_list(1), default=(128, 128, 128),
                    help="hidden widths (default 128,128,128)")
-    g.add_argument("--taps", type=int_list(1), default=(3, 3, 3),
-                   help="TDNN taps per hidden layer")
-    g.add_argument("--strides", type=int_list(1), default=(1, 2, 2),
-                   help="TDNN strides per hidden layer")
+    g.add_argument("--taps", type=int_list(1),
+                   help="TDNN taps per hidden layer (default 3,4,4: all 28 rows)")
+    g.add_argument("--strides", type=int_list(1),
+                   help="TDNN strides per hidden layer (default 1,2,2)")
+    g.add_argument("--rows", type=int_range(1, 28),
+                   help="image rows the TDNN reads, top down (default: what the taps and "
+                        "strides read; refused when they would drop some of these rows)")
     g.add_argument("--wbits", type=bits, help="weight bits 1..8 (omit for float)")
     g.add_argument("--abits", type=bits, help="activation bits 1..8 (omit for float)")
     g.add_argument("--input-bits", type=bits, default=8, help="pixel bits kept (default 8)")
@@ -65,8 +68,9 @@ def _add_train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--lr", type=positive)
     g.add_argument("--weight-decay", type=non_negative)
     g.add_argument("--batch-size", type=count, default=128)
-    g.add_argument("--max-shift", type=int_range(0, 27), default=2,
-                   help="augmentation: max translation (px, 0..27)")
+    g.add_argument("--max-shift", type=int_range(0, 27),
+                   help="augmentation: max translation (px, 0..27; default: the dataset's "
+                        "recommendation, 2 for handwritten digits, else 0)")
     g.add_argument("--seed", type=seed, default=0)
     g.add_argument("--threads", type=threads, default=2, help="torch threads")
     g.add_argument("--warm-start", help="float checkpoint to start quantization-aware training")
@@ -168,15 +172,21 @@ def _add_demo(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .models import ModelConfig
+    from .models import IMAGE_ROWS, ModelConfig
     from .train import TrainConfig, check_output_path, train
 
     check_output_path(args.output, network=args.wbits is not None)
+    geometry = {k: v for k, v in (("taps", args.taps), ("strides", args.strides),
+                                  ("rows", args.rows)) if v is not None}
     model_cfg = ModelConfig(
-        family=args.family, channels=args.channels, taps=args.taps, strides=args.strides,
-        wbits=args.wbits, abits=args.abits, input_bits=args.input_bits,
-        per_channel=not args.per_tensor,
+        family=args.family, channels=args.channels, wbits=args.wbits, abits=args.abits,
+        input_bits=args.input_bits, per_channel=not args.per_tensor, **geometry,
     )
+    if args.rows is None and model_cfg.family == "tdnn" and model_cfg.rows < IMAGE_ROWS:
+        print(f"note: taps {','.join(map(str, model_cfg.taps))} / strides "
+              f"{','.join(map(str, model_cfg.strides))} read rows 0..{model_cfg.rows - 1} of "
+              f"{IMAGE_ROWS}; pass --rows {model_cfg.rows} to declare it, or choose taps that "
+              f"read all rows", file=sys.stderr)
     cfg = TrainConfig(
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
         batch_size=args.batch_size, max_shift=args.max_shift, seed=args.seed,

@@ -10,7 +10,8 @@ and the activation quantizer outputs ``a = #{ j in 1..Q : y >= (j - 1/2) * out_s
 ``s > 0`` that is ``acc >= ceil(((j - 1/2) * out_step - c) / s)``. A neuron with ``s < 0`` has
 its codes mapped ``k -> -k - 1`` (which negates ``2k + 1`` and stays in range), turning it into
 the ``s > 0`` case; a neuron with ``s = 0`` gets thresholds that are always or never reached.
-The arithmetic is done in float64. A hidden layer none of whose units can ever output a nonzero
+The arithmetic is done in float64. The network records the rows the model reads
+(``ModelConfig.rows``). A hidden layer none of whose units can ever output a nonzero
 code (a dead layer: the network then predicts one class for every digit) is reported with a
 :class:`DeadLayerWarning`.
 """
@@ -119,6 +120,9 @@ def lower(model: NeuroNet, meta: dict | None = None) -> IntegerNetwork:
                           DeadLayerWarning, stacklevel=2)
     info = {"name": cfg.name, "family": cfg.family, "wbits": cfg.wbits, "abits": cfg.abits,
             "input_bits": cfg.input_bits, **(meta or {})}
-    net = IntegerNetwork(cfg.input_bits, layers, meta=info)
+    net = IntegerNetwork(cfg.input_bits, layers, meta=info, rows=int(cfg.rows))
     net.validate()
+    if net.frames_used()[0] != net.rows:  # ModelConfig guarantees it; the compiler relies on it
+        raise ValueError(f"{cfg.name}: rows = {net.rows}, but the lowered layers read "
+                         f"{net.frames_used()[0]} rows")
     return net

@@ -8,18 +8,62 @@ with them set it is the UniQ fake-quantized model whose integer form the golden 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from .golden.network import frame_drops, frames_used
 from .quant import PixelQuantizer, QuantLinear, QuantTDConv, UnsignedActQuantizer
 from .quant.quantizers import effective_step
 
 IMAGE_ROWS = 28
 IMAGE_COLS = 28
 NUM_CLASSES = 10
+
+
+def _chain(frames: int, taps: tuple[int, ...], strides: tuple[int, ...]) -> list[int]:
+    out = [frames]
+    for k, s in zip(taps, strides):
+        out.append((out[-1] - k) // s + 1)
+    return out
+
+
+def taps_reading_all_rows(taps: tuple[int, ...], strides: tuple[int, ...]) -> tuple[int, ...]:
+    """Taps as close as possible to ``taps`` (layer by layer, more before fewer) with which
+    layers of ``strides`` read all 28 rows: every layer consumes every frame it receives."""
+    out, f = [], IMAGE_ROWS
+    for k, s in zip(taps, strides):
+        for d in range(IMAGE_ROWS):
+            c = next((c for c in (k + d, k - d) if 1 <= c <= f and (f - c) % s == 0), None)
+            if c is not None:
+                break
+        out.append(c)
+        f = (f - c) // s + 1
+    return tuple(out)
+
+
+def rows_error(rows: int, taps: tuple[int, ...], strides: tuple[int, ...]) -> str:
+    """Why ``taps`` and ``strides`` do not read exactly ``rows`` image rows, with a fix."""
+    read = frames_used(taps, strides)[0]
+    geometry = f"taps {taps} / strides {strides}"
+    if rows < read:
+        path = " -> ".join(map(str, _chain(IMAGE_ROWS, taps, strides)))
+        return (f"rows = {rows}, but {geometry} read rows 0..{read - 1} ({read} rows, "
+                f"{path} frames); declare rows={read}")
+    drops = []
+    for i, f, d in frame_drops(taps, strides):
+        src = "image rows" if i == 0 else f"frames layer {i - 1} emits"
+        which = f"frame {f - 1}" if d == 1 else f"frames {f - d}..{f - 1}"
+        drops.append(f"layer {i} (taps {taps[i]}, stride {strides[i]}) drops {which} of the "
+                     f"{f} {src}")
+    fix = taps_reading_all_rows(taps, strides)
+    path = " -> ".join(map(str, _chain(IMAGE_ROWS, fix, strides)))
+    return (f"rows = {rows}, but {geometry} read only rows 0..{read - 1}: {', '.join(drops)}; "
+            f"declare rows={read} to read only those, or read all {IMAGE_ROWS} rows with e.g. "
+            f"taps {fix} strides {strides} ({path} frames)")
 
 
 @dataclass
@@ -36,16 +80,24 @@ class ModelConfig:
         input_bits: pixel bits kept by the input shift (8 keeps them all).
         per_channel: one weight step per output unit in hidden layers (the classifier always
             uses one step so that its integer logits share one scale).
+        rows: the image rows the model reads, top-down: rows ``0 .. rows - 1`` (1..28). The
+            taps and strides must consume exactly these rows at every layer (no layer may drop
+            frames of the layer before that would carry these rows); otherwise ``ValueError``
+            names the layers that drop frames and taps that read all 28 rows. ``None``: the
+            rows the taps and strides read (the default ones read all 28; configurations saved
+            before ``rows`` existed load so, e.g. 25 for taps 3,3,3 and strides 1,2,2). An MLP
+            reads all 28.
     """
 
     family: str = "tdnn"
     channels: tuple[int, ...] = (128, 128, 128)
-    taps: tuple[int, ...] = (3, 3, 3)
+    taps: tuple[int, ...] = (3, 4, 4)
     strides: tuple[int, ...] = (1, 2, 2)
     wbits: int | None = None
     abits: int | None = None
     input_bits: int = 8
     per_channel: bool = True
+    rows: int | None = None
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -63,6 +115,19 @@ class ModelConfig:
             self.frames()
         else:
             self.taps, self.strides = (), ()
+        read = self.frames_used()[0]
+        if self.rows is None:
+            self.rows = read
+            return
+        if isinstance(self.rows, bool) or not isinstance(self.rows, numbers.Integral) \
+                or not 1 <= self.rows <= IMAGE_ROWS:
+            raise ValueError(f"rows must be an integer in 1..{IMAGE_ROWS} (the image rows the "
+                             f"model reads), got {self.rows!r}")
+        self.rows = int(self.rows)
+        if self.rows != read:
+            if self.family == "mlp":
+                raise ValueError(f"rows = {self.rows}, but an MLP reads all {IMAGE_ROWS} rows")
+            raise ValueError(rows_error(self.rows, self.taps, self.strides))
 
     @property
     def quantized(self) -> bool:
@@ -79,6 +144,13 @@ class ModelConfig:
                 raise ValueError(f"taps {self.taps} / strides {self.strides} leave no frames")
             frames.append(t)
         return frames
+
+    def frames_used(self) -> list[int]:
+        """Frames of each layer's input that reach the classifier (TDNN; an MLP's one dense
+        layer uses all 28 rows): ``frames_used()[0]`` image rows are read."""
+        if self.family != "tdnn":
+            return [IMAGE_ROWS]
+        return frames_used(self.taps, self.strides)
 
     @property
     def name(self) -> str:

@@ -36,11 +36,11 @@ from torch.torch_version import TorchVersion
 
 from .data import DATASETS, DEFAULT_DATASET, DataError, Dataset, check_labels, check_record, \
     load_dataset, load_mnist
-from .data.datasets import MNIST_DIGESTS
+from .data.datasets import MNIST_DIGESTS, recommended_max_shift
 from .errors import PynqNeuroError
 from .fileio import UnsafeFileError, atomic_write_bytes, check_zip, read_regular, sha256_bytes
 from .golden.network import CHECKPOINT_DIGEST_KEY, CHECKPOINT_MAX_BYTES
-from .models import NUM_CLASSES, ModelConfig, NeuroNet
+from .models import IMAGE_ROWS, NUM_CLASSES, ModelConfig, NeuroNet
 
 CHECKPOINT_FORMAT = "pynq-neuro-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -69,7 +69,10 @@ class TrainConfig:
         weight_decay: decoupled weight decay on weights only; never on step sizes, batch-norm
             parameters or biases.
         batch_size: digits per step.
-        max_shift: random translation of each training digit by up to this many pixels.
+        max_shift: random translation of each training digit by up to this many pixels;
+            ``None``: the dataset's recommendation (:func:`dataset_defaults`: 2 for the digit
+            and character sets MNIST and KMNIST, 0 for Fashion-MNIST and for data that is no
+            registry dataset). The checkpoint records the value used.
         seed: seed of every random choice (initialisation, shuffling, augmentation).
         threads: torch intra-op threads.
         warm_start: checkpoint of a full-precision model to start quantization-aware training from.
@@ -82,7 +85,7 @@ class TrainConfig:
     lr: float | None = None
     weight_decay: float | None = None
     batch_size: int = 128
-    max_shift: int = 2
+    max_shift: int | None = None
     seed: int = 0
     threads: int = 2
     warm_start: str | None = None
@@ -109,6 +112,14 @@ def resolve(cfg: TrainConfig, model_cfg: ModelConfig) -> TrainConfig:
     return dataclasses.replace(
         cfg, **{k: v for k, v in rec.items() if getattr(cfg, k) is None}
     )
+
+
+def dataset_defaults(cfg: TrainConfig, data: Dataset) -> TrainConfig:
+    """Fill the dataset-dependent ``None`` fields of ``cfg`` (``max_shift``) with the
+    recommendation for ``data`` (:func:`pynq_neuro.data.datasets.recommended_max_shift`)."""
+    if cfg.max_shift is not None:
+        return cfg
+    return dataclasses.replace(cfg, max_shift=recommended_max_shift(data.name))
 
 
 def augment(images: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -335,6 +346,9 @@ def fit(
     """
     if cfg.epochs == 0:
         return []
+    if cfg.max_shift is None:
+        raise ValueError("max_shift is not set; dataset_defaults(cfg, data) gives the "
+                         "dataset's recommendation")
     # Adam moments of pruned (zero-gradient) weights decay into denormal floats, which are
     # orders of magnitude slower on CPUs; flushing them to zero changes nothing else.
     torch.set_flush_denormal(True)
@@ -551,6 +565,8 @@ def _check_config(cfg: TrainConfig) -> None:
     """Refuse settings that would fail only once training runs."""
     for name, low in (("epochs", 0), ("batch_size", 1), ("max_shift", 0), ("threads", 1)):
         v = getattr(cfg, name)
+        if name == "max_shift" and v is None:
+            continue  # the dataset's recommendation, once the data is known
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
     if cfg.train_images is not None and (not isinstance(cfg.train_images, int)
@@ -617,6 +633,14 @@ def train(
     train_x, train_y = train_ds.images, train_ds.labels
     test_x, test_y = test_ds.images, test_ds.labels
     log(f"dataset: {test_ds.describe()}, {len(train_x)} training and {len(test_x)} test images")
+    if cfg.max_shift is None:
+        cfg = dataset_defaults(cfg, test_ds)
+        whose = f"'{test_ds.name}'" if test_ds.name in DATASETS else "data outside the registry"
+        log(f"augmentation: shifts of up to {cfg.max_shift} px (the default for {whose}; "
+            f"--max-shift sets it)")
+    if model_cfg.rows < IMAGE_ROWS:
+        log(f"model: reads rows 0..{model_cfg.rows - 1} of {IMAGE_ROWS} (rows = "
+            f"{model_cfg.rows})")
     if cfg.train_images is not None:
         train_x, train_y = train_x[: cfg.train_images], train_y[: cfg.train_images]
     xs = torch.from_numpy(np.array(train_x)).float()

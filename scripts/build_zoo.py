@@ -20,6 +20,11 @@ from pynq_neuro.fileio import atomic_write_text
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "pynq_neuro" / "zoo"
 Z = "pynq_neuro/zoo/"
+# the zoo's TDNN, stated in full so that the recipes do not follow the command's defaults:
+# taps 3,3,3 with strides 1,2,2 read image rows 0..24 (28 -> 26 -> 12 -> 5 frames; the last
+# rows reach no output), the rows every zoo model records (the compressed ones inherit them)
+ZOO_ROWS = 25
+ARCH = ["--channels", "128,128,128", "--taps", "3,3,3", "--strides", "1,2,2", "--rows", str(ZOO_ROWS)]
 WARM = ["--warm-start", Z + "tdnn_float.pt"]
 # the lane-balanced sparsity that the default hardware folding uses (lanes per layer)
 SPARSE = ["--sparsity", "0.5,0.75,0.875,0.5", "--lanes", "32,32,16,5",
@@ -29,12 +34,12 @@ TEACHER = ["--teacher", Z + "tdnn_float.pt"]
 
 # name, weight bits, activation bits, the command that makes it, its parent
 MODELS = [
-    ("tdnn-float", None, None, ["train", "--quiet", "-o", Z + "tdnn_float.pt"], None),
-    ("tdnn-w1a1", 1, 1, ["train", "--quiet", "-o", Z + "tdnn_w1a1.pt", "--wbits", "1",
+    ("tdnn-float", None, None, ["train", "--quiet", "-o", Z + "tdnn_float.pt", *ARCH], None),
+    ("tdnn-w1a1", 1, 1, ["train", "--quiet", "-o", Z + "tdnn_w1a1.pt", *ARCH, "--wbits", "1",
                          "--abits", "1", *WARM], "tdnn-float"),
-    ("tdnn-w2a2", 2, 2, ["train", "--quiet", "-o", Z + "tdnn_w2a2.pt", "--wbits", "2",
+    ("tdnn-w2a2", 2, 2, ["train", "--quiet", "-o", Z + "tdnn_w2a2.pt", *ARCH, "--wbits", "2",
                          "--abits", "2", *WARM], "tdnn-float"),
-    ("tdnn-w4a4", 4, 4, ["train", "--quiet", "-o", Z + "tdnn_w4a4.pt", "--wbits", "4",
+    ("tdnn-w4a4", 4, 4, ["train", "--quiet", "-o", Z + "tdnn_w4a4.pt", *ARCH, "--wbits", "4",
                          "--abits", "4", *WARM], "tdnn-float"),
     # the pruning fine-tunes are distilled from the float model's logits; binary networks
     # recover more slowly from pruning: a longer fine-tune at a higher learning rate
@@ -66,6 +71,7 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from pynq_neuro.evaluation import evaluate
+    from pynq_neuro.models import ModelConfig
     from pynq_neuro.train import load_checkpoint
 
     exe = Path(sys.executable).parent / "pynq-neuro"
@@ -81,6 +87,9 @@ def main() -> int:
         if not (ZOO / f"{file}.pt").exists():
             continue
         ckpt = load_checkpoint(ZOO / f"{file}.pt")
+        rows = ModelConfig.from_dict(ckpt["model_config"]).rows
+        if rows != ZOO_ROWS:
+            raise SystemExit(f"{name} reads {rows} image rows, the zoo's models {ZOO_ROWS}")
         r = evaluate(str(ZOO / f"{file}.pt"))
         entries.append({
             "name": name,
@@ -92,6 +101,7 @@ def main() -> int:
             "accuracy": r["accuracy"],
             "engine": r["engine"],
             "synapses": r["synapses"],
+            "rows": rows,
             "train_seconds": ckpt["metrics"]["train_seconds"],
             "parent": parent,
             "hardware_default": name == HARDWARE_DEFAULT,

@@ -413,14 +413,15 @@ def test_core_limits_are_checked_on_load(original, monkeypatch):
 
     seen = []
 
-    def fake(layers, input_bits, num_classes, *args):
-        seen.append((len(layers), input_bits, num_classes))
+    def fake(layers, input_bits, num_classes, *args, rows=None):
+        seen.append((len(layers), input_bits, num_classes, rows))
         return [limits.Violation(0, "lanes", 3, "at most 2")]
 
+    rows = json.loads((original / "manifest.json").read_text())["network"]["rows"]
     monkeypatch.setattr(limits, "violations", fake)
     with pytest.raises(ArtifactError, match=r"cannot hold this artifact: .*lanes"):
         load_artifact(original)
-    assert seen == [(2, 8, 10)]
+    assert seen == [(2, 8, 10, rows)]
 
 
 def _run_with_timeout(fn, seconds: float = 10.0):

@@ -341,6 +341,9 @@ def verilog_header(manifest: dict[str, Any]) -> str:
     for key in HW_LAYER_FIELDS:
         items = ", ".join(f"32'd{layer[key]}" for layer in reversed(hw["layers"]))
         lines.append(f"`define PN_V_{key.upper()} {{{items}}}")
+        if key == "frames_used" and "rows" in manifest["network"]:
+            # the image rows the network reads; layer 0 must handle at least these
+            lines.append(f"`define PN_INPUT_ROWS {manifest['network']['rows']}")
     lines.append("`endif")
     return "\n".join(lines) + "\n"
 
@@ -355,6 +358,9 @@ TOP_FIELDS = {"format": str, "version": int, "created_by": str, "network": dict,
               "hardware": dict, "memories": list, "files": dict, "sizes": dict}
 NETWORK_FIELDS = {"name": str, "input_bits": int, "num_classes": int, "synapses": int,
                   "meta": dict}
+# The image rows the network reads (optional: manifests written before it have none; the
+# layers' taps and strides then say it).
+NETWORK_OPTIONAL = {"rows": int}
 HARDWARE_FIELDS = {"target": str, **{k: int for k in HW_NETWORK_FIELDS}, "constants": dict,
                    "layers": list, "fingerprint": str}
 MEMORY_FIELDS = {"name": str, "layer": int, "kind": str, "bank": int, "depth": int,
@@ -414,7 +420,13 @@ def _check_schema(m: Any) -> None:
     for key in ("performance", "compile_config"):
         if key in m:
             _typed(m[key], dict, key)
-    _fields(m["network"], NETWORK_FIELDS, "network")
+    _fields(m["network"], NETWORK_FIELDS, "network", exact=False)
+    extra = sorted(k for k in m["network"] if k not in NETWORK_FIELDS and k not in
+                   NETWORK_OPTIONAL)
+    _require(not extra, f"manifest.json: network has unknown fields {', '.join(extra)}")
+    for k, kind in NETWORK_OPTIONAL.items():
+        if k in m["network"]:
+            _typed(m["network"][k], kind, f"network.{k}")
     hw = m["hardware"]
     _fields(hw, HARDWARE_FIELDS, "hardware")
     _require(bool(_HEX16.fullmatch(hw["fingerprint"])),
@@ -490,7 +502,7 @@ def check_manifest(m: Any) -> None:
         _require(hw[key] == want, f"manifest.json: hardware.{key} is {hw[key]}, expected {want}")
     layers = hw["layers"]
     # the core's limits and every relation between a layer's fields (limits.py)
-    found = violations(layers, hw["input_bits"], hw["num_classes"])
+    found = violations(layers, hw["input_bits"], hw["num_classes"], rows=net.get("rows"))
     _require(not found, "the core cannot hold this artifact: " + "; ".join(map(str, found)))
     for name, value in core_constants().items():
         _require(hw["constants"][name] == value, f"manifest.json: hardware.constants.{name} is "
@@ -585,6 +597,7 @@ def render_artifact(net: IntegerNetwork, maps: list[LayerMap],
             "name": str(net.meta.get("name", "network")),
             "input_bits": int(net.input_bits),
             "num_classes": int(net.num_classes),
+            "rows": int(net.input_rows),
             "synapses": int(net.synapses),
             "meta": net.meta,
         },
@@ -1167,6 +1180,7 @@ def network_from_banks(manifest: dict[str, Any], banks: list[Bank]) -> IntegerNe
                          None if mask.all() else mask)
         layers.append(layer)
     net = IntegerNetwork(manifest["network"]["input_bits"], layers,
-                         manifest["network"]["num_classes"], manifest["network"].get("meta", {}))
+                         manifest["network"]["num_classes"], manifest["network"].get("meta", {}),
+                         manifest["network"].get("rows"))
     net.validate()
     return net

@@ -17,9 +17,11 @@ def summary_table(art: Artifact) -> str:
     perf = m.get("performance", {})
     cyc = perf.get("cycle_model", {})
     res = perf.get("resources_estimate", {})
+    rows = art.network.input_rows  # recorded, or what the layers read (older artifacts)
     lines = [f"artifact {art.path} (format {m['version']}, hardware {art.fingerprint})",
              f"network {m['network']['name']}: {m['network']['synapses']} synapses, "
-             f"{m['network']['input_bits']}-bit pixels"]
+             f"{m['network']['input_bits']}-bit pixels, reads rows 0..{rows - 1} "
+             f"({rows} of {hw[0]['in_frames']})"]
     head = (f"{'layer':>5} {'in x frames':>12} {'out':>5} {'K/S':>5} {'W/A':>5} {'syn':>7} "
             f"{'dens':>6} {'G x P':>8} {'words':>7} {'acc':>4} {'cyc/digit':>10} {'LUT':>7} "
             f"{'BRAM36':>7}")

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import PynqNeuroError
 from ..fileio import atomic_write_text
+from ..golden.network import frames_used
 from ..util import ceil_div, clog2
 
 # Fields of a layer's hardware description (the same names as the artifact's HW_LAYER_FIELDS;
@@ -302,10 +303,35 @@ def layer_violations(i: int, h: dict[str, Any], last: bool, prev: dict[str, Any]
     return out
 
 
+def rows_violation(rows: Any, taps: list[Any], strides: list[Any], in_frames: Any,
+                   limits: CoreLimits = LIMITS) -> Violation | None:
+    """The declared image ``rows`` of a network unless they are exactly the rows its layers'
+    ``taps`` and ``strides`` consume (over ``in_frames`` rows entering layer 0); ``None`` when
+    they are, or when the layers are too broken to say (their own violations say why)."""
+    if not _is_int(rows) or not 1 <= rows <= limits.input_frames:
+        return Violation(None, "rows", rows, f"an integer in 1 .. {limits.input_frames}: the "
+                                             f"image rows the network reads")
+    if not taps or not all(_is_int(v) and v >= 1 for v in [*taps, *strides, in_frames]):
+        return None
+    f = in_frames
+    for k, s in zip(taps, strides):
+        f = (f - k) // s + 1
+        if f < 1:
+            return None  # the layers leave no frames: their own violations say so
+    read = frames_used(taps, strides, in_frames)[0]
+    if rows == read:
+        return None
+    return Violation(None, "rows", rows,
+                     f"exactly {read}: the image rows the layers' taps and strides consume "
+                     f"(rows 0 .. {read - 1} reach the classifier)")
+
+
 def violations(hw_layers: list[dict[str, Any]], input_bits: int, num_classes: int,
-               limits: CoreLimits = LIMITS) -> list[Violation]:
+               limits: CoreLimits = LIMITS, rows: int | None = None) -> list[Violation]:
     """Every value of a network's hardware description (the ``layers`` of a manifest's
-    ``hardware`` section, the input bits and the classes) that the core cannot hold."""
+    ``hardware`` section, the input bits and the classes) that the core cannot hold; with
+    ``rows`` (the image rows the network declares it reads) also a declaration that differs
+    from what the layers consume."""
     out: list[Violation] = []
     n = len(hw_layers)
     if not 1 <= n <= limits.max_layers:
@@ -326,6 +352,11 @@ def violations(hw_layers: list[dict[str, Any]], input_bits: int, num_classes: in
             continue
         out += layer_violations(i, h, i == n - 1, prev, limits)
         prev = h
+    if rows is not None and n and all(isinstance(h, dict) for h in hw_layers):
+        bad = rows_violation(rows, [h.get("taps") for h in hw_layers],
+                             [h.get("stride") for h in hw_layers], hw_layers[0].get("in_frames"),
+                             limits)
+        out += [bad] if bad is not None else []
     return out
 
 
@@ -339,7 +370,8 @@ def require(hw_layers: list[dict[str, Any]], input_bits: int, num_classes: int,
 
 def network_violations(net: Any, limits: CoreLimits = LIMITS) -> list[Violation]:
     """The limits an integer network breaks whatever its folding: layers, input bits, classes,
-    output units and the classifier's logit width (checked before the folding search)."""
+    output units, the declared image rows (the rows its layers consume) and the classifier's
+    logit width (checked before the folding search)."""
     from .mapping import _accumulator_bits
 
     out: list[Violation] = []
@@ -362,6 +394,10 @@ def network_violations(net: Any, limits: CoreLimits = LIMITS) -> list[Violation]
         if not 1 <= layer.weight_bits <= limits.max_weight_bits:
             out.append(Violation(i, "weight_bits", layer.weight_bits,
                                  f"1 .. {limits.max_weight_bits} (pn_layer products)"))
+    if n and getattr(net, "rows", None) is not None:
+        bad = rows_violation(net.rows, [l.taps for l in net.layers],
+                             [l.stride for l in net.layers], net.layers[0].in_frames, limits)
+        out += [bad] if bad is not None else []
     last = n - 1
     if n and not out:
         acc = _accumulator_bits(net, last)

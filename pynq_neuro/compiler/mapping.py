@@ -147,7 +147,10 @@ def _accumulator_bits(net: IntegerNetwork, i: int) -> int:
 
 
 def frames_needed(net: IntegerNetwork) -> list[int]:
-    """Input frames each layer actually uses (the rest feed no output frame)."""
+    """Input frames each layer handles: those its windows over the frames the next layer's
+    windows reach need (the rest feed no output frame). One layer ahead only: layer 0 may
+    handle a few rows more than the network reads (:meth:`IntegerNetwork.frames_used`), never
+    fewer."""
     used = []
     for i, layer in enumerate(net.layers):
         emitted = layer.out_frames

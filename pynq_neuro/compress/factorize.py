@@ -40,7 +40,7 @@ from ..models import IMAGE_COLS, IMAGE_ROWS, NUM_CLASSES, ModelConfig, NeuroNet
 from ..quant import PixelQuantizer, QuantTDConv
 from ..quant.distill import DistillConfig, Teacher, fit_distilled
 from ..quant.quantizers import effective_step
-from ..data.datasets import DATASETS
+from ..data.datasets import DATASETS, recommended_max_shift
 from ..train import (
     TrainConfig,
     check_output_path,
@@ -803,7 +803,7 @@ def compress(
     *,
     weight_decay: float | None = None,
     batch_size: int = 128,
-    max_shift: int = 2,
+    max_shift: int | None = None,
     threads: int = 2,
     train_images: int | None = None,
     seed: int = 0,
@@ -862,6 +862,8 @@ def compress(
     named = recorded.get("name") if recorded.get("name") in DATASETS else None
     data, record = _load_data(data_dir, train_images, named)
     data.teacher, data.distill = teacher, distill
+    if base.max_shift is None:   # the dataset's recommended augmentation
+        base = dataclasses.replace(base, max_shift=recommended_max_shift(record.get("name")))
     acc = accuracy(model, data.test_x, data.test_y)
     log(f"source: {model.config.name}, {model.synapses()} synapses, "
         f"{model.config.input_bits}-bit pixels, test accuracy {acc:.4f}")

@@ -39,8 +39,8 @@ from .mnist import download_verified, load_mnist, mnist_cache_dir
 __all__ = [
     "DATASETS", "DEFAULT_DATASET", "Dataset", "DatasetSpec", "MNIST_RECORD", "add_data_options",
     "check_labels", "check_record", "data_for", "data_options", "dataset_cache_dir", "download",
-    "images_digest", "load_dataset", "load_path", "record_of", "say_once", "split_digest",
-    "warn",
+    "images_digest", "load_dataset", "load_path", "recommended_max_shift", "record_of",
+    "say_once", "split_digest", "warn",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -59,7 +59,14 @@ RECORD_KEYS = {"name": str, "sha256": str, "source": str, "train_sha256": str}
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named dataset: where it is published and the SHA-256 of each published gzip file."""
+    """A named dataset: where it is published, the SHA-256 of each published gzip file and
+    the training settings recommended for it.
+
+    ``max_shift``: the random translation (pixels) that training applies by default. Shifted
+    handwriting is still the same character, so the digit and character sets take 2; the
+    article images of Fashion-MNIST fill most of the frame, a shift moves part of them out of
+    it, and they take 0.
+    """
 
     name: str
     title: str
@@ -67,13 +74,14 @@ class DatasetSpec:
     gz_sha256: dict[str, str]
     classes: tuple[str, ...]
     sizes: tuple[int, int] = (60000, 10000)  # train, test
+    max_shift: int = 0
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         "mnist", "MNIST handwritten digits",
         ("https://ossci-datasets.s3.amazonaws.com/mnist/",), {},  # verified by raw content
-        tuple(str(d) for d in range(10))),
+        tuple(str(d) for d in range(10)), max_shift=2),
     # gzip digests as published with torchvision's dataset definitions
     "fashion-mnist": DatasetSpec(
         "fashion-mnist", "Fashion-MNIST (Zalando article images)",
@@ -99,8 +107,18 @@ DATASETS: dict[str, DatasetSpec] = {
              "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
          "t10k-labels-idx1-ubyte.gz":
              "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"},
-        ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
+        ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), max_shift=2),
 }
+# augmentation of data that is no registry dataset (a folder or .npz of the user's): none,
+# since nothing says that a shifted image keeps its class
+UNKNOWN_MAX_SHIFT = 0
+
+
+def recommended_max_shift(name: str | None) -> int:
+    """The training translation (pixels) recommended for the dataset ``name``: the registry
+    entry's ``max_shift``, :data:`UNKNOWN_MAX_SHIFT` for any other data."""
+    spec = DATASETS.get(name) if name is not None else None
+    return UNKNOWN_MAX_SHIFT if spec is None else spec.max_shift
 
 
 def split_digest(images_sha256: str, labels_sha256: str) -> str:

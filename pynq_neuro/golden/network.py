@@ -9,7 +9,9 @@ layer ``l`` (a time-delay layer; a dense layer is the case of one output frame):
   class is the lowest index among the largest logits.
 
 The input activations are ``pixel >> (8 - input_bits)``, with rows as frames and columns as
-channels.
+channels. A network records the image rows its output depends on (``rows``: rows
+``0 .. rows - 1``, the input frames of layer 0 that reach the classifier); the golden model
+does not need it, the compiler checks it against the layers (:func:`frames_used`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -39,6 +41,36 @@ CHECKPOINT_DIGEST_KEY = "checkpoint_sha256"
 CHECKPOINT_MAX_BYTES = 1 << 30
 IMAGE_ROWS = 28
 IMAGE_COLS = 28
+
+
+def frames_used(taps: Sequence[int], strides: Sequence[int],
+                frames: int = IMAGE_ROWS) -> list[int]:
+    """Input frames of each layer that reach the output of the last one: layer ``i`` with
+    ``taps[i]`` and ``strides[i]`` uses frames ``0 .. used[i] - 1`` of the frames entering it
+    (``frames`` enter the first; the last layer emits all of its output frames). ``used[0]`` is
+    the number of image rows a network reads; later frames feed no output."""
+    ins = [int(frames)]
+    for k, s in zip(taps, strides):
+        ins.append((ins[-1] - int(k)) // int(s) + 1)
+    used = [0] * len(ins[:-1])
+    emitted = ins[-1]
+    for i in reversed(range(len(used))):
+        used[i] = (emitted - 1) * int(strides[i]) + int(taps[i])
+        emitted = used[i]
+    return used
+
+
+def frame_drops(taps: Sequence[int], strides: Sequence[int],
+                frames: int = IMAGE_ROWS) -> list[tuple[int, int, int]]:
+    """The layers whose windows miss the last frames entering them: ``(layer, in_frames,
+    dropped)``, the last ``dropped = (in_frames - taps) % stride`` frames reaching no output."""
+    out, f = [], int(frames)
+    for i, (k, s) in enumerate(zip(taps, strides)):
+        d = (f - int(k)) % int(s) if f >= k else 0
+        if d:
+            out.append((i, f, d))
+        f = (f - int(k)) // int(s) + 1
+    return out
 
 
 class NetworkError(PynqNeuroError, ValueError):
@@ -147,12 +179,19 @@ class IntLayer:
 
 @dataclass
 class IntegerNetwork:
-    """A whole network in integer form, plus free-form metadata (name, bits, provenance)."""
+    """A whole network in integer form, plus free-form metadata (name, bits, provenance).
+
+    ``rows`` declares the image rows the network reads (rows ``0 .. rows - 1``: the input frames
+    of layer 0 that reach the classifier); ``None`` for a network written before it was
+    recorded, which then reads what its layers use (:attr:`input_rows`). The compiler refuses a
+    network whose declared rows differ from what its taps and strides consume.
+    """
 
     input_bits: int
     layers: list[IntLayer]
     num_classes: int = 10
     meta: dict[str, Any] = field(default_factory=dict)
+    rows: int | None = None
 
     @property
     def input_shift(self) -> int:
@@ -170,6 +209,16 @@ class IntegerNetwork:
     def act_bits(self) -> int:
         return max(layer.act_bits for layer in self.layers if not layer.is_classifier)
 
+    def frames_used(self) -> list[int]:
+        """Input frames of each layer that reach the classifier (:func:`frames_used`)."""
+        return frames_used([l.taps for l in self.layers], [l.stride for l in self.layers],
+                           self.layers[0].in_frames)
+
+    @property
+    def input_rows(self) -> int:
+        """The image rows the network reads: the declared ``rows``, else what the layers use."""
+        return self.frames_used()[0] if self.rows is None else self.rows
+
     def in_max(self, index: int) -> int:
         """Largest activation code entering layer ``index``."""
         if index == 0:
@@ -182,6 +231,10 @@ class IntegerNetwork:
             raise NetworkError(f"input_bits must be in 1..8, got {self.input_bits}")
         if not self.layers:
             raise NetworkError("a network needs at least one layer")
+        if self.rows is not None and (not _is_int(self.rows)
+                                      or not 1 <= self.rows <= IMAGE_ROWS):
+            raise NetworkError(f"rows must be an integer in 1..{IMAGE_ROWS} (the image rows the "
+                               f"network reads), got {self.rows!r}")
         channels, frames = IMAGE_COLS, IMAGE_ROWS
         for i, layer in enumerate(self.layers):
             if (layer.in_channels, layer.in_frames) != (channels, frames):
@@ -207,6 +260,8 @@ class IntegerNetwork:
             "meta": self.meta,
             "layers": [{k: getattr(l, k) for k in LAYER_FIELDS} for l in self.layers],
         }
+        if self.rows is not None:  # absent in files written before rows were recorded
+            header["rows"] = int(self.rows)
         arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
         for i, layer in enumerate(self.layers):
             arrays[f"codes{i}"] = layer.codes.astype(np.int8)
@@ -282,7 +337,8 @@ class IntegerNetwork:
                 )
                 for i, spec in enumerate(header["layers"])
             ]
-            net = cls(header["input_bits"], layers, header["num_classes"], header["meta"])
+            net = cls(header["input_bits"], layers, header["num_classes"], header["meta"],
+                      header.get("rows"))
         except (KeyError, TypeError) as e:
             raise NetworkError(f"{name}: incomplete network ({e})") from e
         try:
@@ -299,8 +355,12 @@ def _is_int(v: Any) -> bool:
 def _check_header(header: dict[str, Any], name: str) -> None:
     """Exact JSON types of the header (the values are checked by ``validate``)."""
     keys = {"format", "version", "input_bits", "num_classes", "meta", "layers"}
-    if set(header) != keys:
-        raise NetworkError(f"{name}: header keys {sorted(header)}, expected {sorted(keys)}")
+    if set(header) not in (keys, keys | {"rows"}):
+        raise NetworkError(f"{name}: header keys {sorted(header)}, expected {sorted(keys)} "
+                           f"and optionally rows")
+    if "rows" in header and not _is_int(header["rows"]):
+        raise NetworkError(f"{name}: header rows must be an integer, got "
+                           f"{json.dumps(header['rows'])}")
     if not (_is_int(header["input_bits"]) and _is_int(header["num_classes"])
             and isinstance(header["meta"], dict) and isinstance(header["layers"], list)):
         raise NetworkError(f"{name}: header fields have the wrong JSON types")
