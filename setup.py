@@ -65,6 +65,9 @@ setup(
         "plot": ["matplotlib>=3.5"],
         # reading PNG/JPEG pictures for `pynq-neuro classify` (arrays need numpy only)
         "images": ["Pillow>=9"],
+        # the drawing pad of notebook 4 (without them it falls back to a toggle grid or to
+        # the fixed drawings); tried with ipywidgets 8.1 and ipycanvas 0.14
+        "pad": ["ipywidgets>=7.6", "ipycanvas>=0.13"],
         # cocotbext-axi is pinned: sim/cosim_server.py calls the private
         # AxiStreamSource/AxiStreamSink._handle_reset() to abort a stream in flight.
         "sim": ["cocotb~=2.1", "cocotbext-axi==0.1.28", "find_libpython>=0.3"],

@@ -41,7 +41,10 @@ import torch
 
 import pynq_neuro
 from pynq_neuro import plots, zoo
-from pynq_neuro.data import load_mnist
+from pynq_neuro.data import DATASETS, load_dataset
+
+DATASET = "mnist"  # a name in pynq_neuro.data.DATASETS, or a folder of IDX files or an .npz
+DATA = {"name": DATASET} if DATASET in DATASETS else {"path": DATASET}
 
 torch.set_num_threads(1)  # the runs below are small; one thread leaves the machine free
 BUILD = Path(os.environ.get("PYNQ_NEURO_BUILD", "~/pynq_neuro_build")).expanduser()
@@ -51,13 +54,18 @@ print(f"pynq-neuro {pynq_neuro.__version__}, torch {torch.__version__}; files go
 # %% [markdown]
 # ## The digits
 #
-# `load_mnist` looks for MNIST in `$PYNQ_NEURO_DATA`, the test split bundled with the package,
-# the user cache, and finally downloads it; every file is checked against its SHA-256.
+# `load_dataset` reads the dataset that `DATASET` names. For MNIST it looks in
+# `$PYNQ_NEURO_DATA`, the test split bundled with the package, the user cache, and finally
+# downloads it; every file is checked against its SHA-256. The other named datasets are
+# downloaded into the user cache on first use; a path is read as it is.
 
 # %%
-x_train, y_train = load_mnist("train")
-x_test, y_test = load_mnist("test")
-print(f"training digits {x_train.shape} {x_train.dtype}, test digits {x_test.shape}")
+train_set = load_dataset(split="train", **DATA)
+test_set = load_dataset(split="test", **DATA)
+x_train, y_train = train_set.images, train_set.labels
+x_test, y_test = test_set.images, test_set.labels
+print(f"dataset {test_set.describe()}: training digits {x_train.shape} {x_train.dtype}, "
+      f"test digits {x_test.shape}")
 print("test digits per class:", np.bincount(y_test).tolist())
 plots.digit_gallery(x_train[:20], y_train[:20], title="the first training digits and their labels");
 
@@ -251,11 +259,14 @@ from pynq_neuro.train import TrainConfig, train
 
 SUBSET = 6000
 t0 = time.perf_counter()
-float_ckpt = train(ModelConfig(), TrainConfig(epochs=3, threads=1, train_images=SUBSET),
+float_ckpt = train(ModelConfig(), TrainConfig(epochs=3, threads=1, train_images=SUBSET,
+                                              dataset=DATA.get("name"),
+                                              data_dir=DATA.get("path")),
                    output=BUILD / "nb_float.pt", progress=False,
                    command="notebook 01: float warm start")
 qat_ckpt = train(ModelConfig(wbits=2, abits=2),
                  TrainConfig(epochs=2, threads=1, train_images=SUBSET,
+                             dataset=DATA.get("name"), data_dir=DATA.get("path"),
                              warm_start=str(BUILD / "nb_float.pt")),
                  output=BUILD / "nb_w2a2.pt", progress=False,
                  command="notebook 01: W2A2 from the float run")

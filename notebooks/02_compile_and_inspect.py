@@ -32,6 +32,8 @@
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,15 +46,17 @@ from pynq_neuro import plots, zoo
 from pynq_neuro.compiler.artifact import ArtifactError, load_artifact, unpack_binary
 from pynq_neuro.compiler.compile import CompileConfig, compile_network
 from pynq_neuro.compiler.inspect import summary_table
-from pynq_neuro.data import load_mnist
+from pynq_neuro.data import DATASETS, load_dataset
 from pynq_neuro.golden import run
 
-BUILD = Path(os.environ.get("PYNQ_NEURO_BUILD", "~/pynq_neuro_build")).expanduser()
-BUILD.mkdir(parents=True, exist_ok=True)
+DATASET = "mnist"  # a name in pynq_neuro.data.DATASETS, or a folder of IDX files or an .npz
+DATA = {"name": DATASET} if DATASET in DATASETS else {"path": DATASET}
+test_set = load_dataset(split="test", **DATA)
+x_test, y_test = test_set.images, test_set.labels
 NAME = zoo.hardware_default()
-ARTIFACT = BUILD / NAME
-x_test, y_test = load_mnist("test")
-print(f"pynq-neuro {pynq_neuro.__version__}; compiling {NAME} into {ARTIFACT}")
+ARTIFACT = Path(os.environ.get("PYNQ_NEURO_BUILD", "~/pynq_neuro_build")).expanduser() / NAME
+print(f"pynq-neuro {pynq_neuro.__version__}; compiling {NAME} into {ARTIFACT}; data "
+      f"{test_set.describe()}")
 
 # %% [markdown]
 # ## The network
@@ -72,14 +76,14 @@ for i, L in enumerate(net.layers):
 # %% [markdown]
 # ## Compile
 #
-# `compile_network` runs the golden model on sample digits (their activations drive the cycle
-# model: a zero activation is no event and costs no cycle), searches the foldings, maps every
-# layer to memory words and writes the artifact. The command line equivalent is
-# `pynq-neuro compile tdnn-w2a2-sparse -o DIR`.
+# `compile_network` runs the golden model on sample digits (the first 1,000 test digits of
+# `DATASET`; their activations drive the cycle model: a zero activation is no event and
+# costs no cycle), searches the foldings, maps every layer to memory words and writes the
+# artifact. The command line equivalent is `pynq-neuro compile tdnn-w2a2-sparse -o DIR`.
 
 # %%
 t0 = time.perf_counter()
-manifest = compile_network(NAME, ARTIFACT, CompileConfig(), x_test[:1000])
+manifest = compile_network(NAME, ARTIFACT, CompileConfig(), test_set)
 compile_s = time.perf_counter() - t0
 art = load_artifact(ARTIFACT)
 perf = manifest["performance"]
@@ -100,26 +104,28 @@ print(f"\ncompiled in {compile_s:.1f} s for a target of {perf['target_images_per
 # Black where a synapse exists, one row per output unit, columns `tap × input channel`. The
 # lane-balanced pruning keeps the same number of synapses in each processing element's share
 # of every column, so the number of memory words per event (below) is the same for every
-# input channel: no column is slower than another.
+# input channel: no column is slower than another. The maps come from `pynq-neuro inspect`
+# (`pynq_neuro.compiler.inspect.plot`), which saves its plots as PNG files in the artifact's
+# `inspect/` folder. It draws off screen (matplotlib's Agg backend), so it runs as a command
+# here, and the notebook's own figures stay inline.
 
 # %%
+from IPython.display import Image, display
+
 from pynq_neuro.compiler.mapping import Folding, map_layer
 
+inspected = subprocess.run([sys.executable, "-m", "pynq_neuro", "inspect", str(ARTIFACT)],
+                           capture_output=True, text=True)
+assert inspected.returncode == 0, inspected.stderr
+plot_files = [line.split(": ", 1)[1] for line in inspected.stdout.splitlines()
+              if line.startswith("plot: ")]
+display(Image(filename=plot_files[0]))
 hw = art.manifest["hardware"]["layers"]
 maps = [map_layer(art.network, i, Folding(h["groups"], h["lanes"]), pack=False,
                   acc_bits=h["acc_bits"], depth=h["synapse_depth"],
                   count_bits=h["count_bits"])
         for i, h in enumerate(hw)]
 layers = art.network.layers
-fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.6))
-for ax, (i, L), lm in zip(axes, enumerate(layers), maps):
-    mask = np.ones(L.codes.shape, bool) if L.mask is None else L.mask
-    ax.imshow(mask.reshape(L.out_channels, -1), aspect="auto", cmap="Greys",
-              interpolation="nearest")
-    ax.set_title(f"layer {i}: {L.synapses:,} synapses, {lm.groups}x{lm.lanes}", fontsize=9)
-    ax.set_xlabel("tap x input channel")
-    ax.set_ylabel("output unit")
-fig.tight_layout()
 print(f"{'layer':>5} {'words per event and tap: min':>29} {'mean':>6} {'max':>5}")
 for i, lm in enumerate(maps):
     print(f"{i:>5} {lm.words.min():>29} {lm.words.mean():>6.2f} {lm.words.max():>5}")
@@ -234,7 +240,7 @@ with tempfile.TemporaryDirectory() as tmp:
             m = compile_network(net, Path(tmp) / f"{label}-{target}",
                                 CompileConfig(target_images_per_s=target, budget=b,
                                               sample_digits=300),
-                                x_test[:300])
+                                test_set)
             p = m["performance"]
             sweep.append({
                 "budget": label, "target": target,

@@ -46,15 +46,15 @@ import pynq_neuro
 from pynq_neuro import plots, rtl, zoo
 from pynq_neuro.compiler.artifact import load_artifact
 from pynq_neuro.compiler.compile import CompileConfig, compile_network
-from pynq_neuro.data import load_mnist
+from pynq_neuro.data import DATASETS, load_dataset
 from pynq_neuro.golden import run
 
+DATASET = "mnist"  # a name in pynq_neuro.data.DATASETS, or a folder of IDX files or an .npz
+DATA = {"name": DATASET} if DATASET in DATASETS else {"path": DATASET}
+test_set = load_dataset(split="test", **DATA)
+x_test, y_test = test_set.images, test_set.labels
 BUILD = Path(os.environ.get("PYNQ_NEURO_BUILD", "~/pynq_neuro_build")).expanduser()
-BUILD.mkdir(parents=True, exist_ok=True)
-NAME = zoo.hardware_default()
-ARTIFACT = BUILD / NAME
-x_test, y_test = load_mnist("test")
-print(f"pynq-neuro {pynq_neuro.__version__}; {NAME} into {ARTIFACT}")
+print(f"pynq-neuro {pynq_neuro.__version__}; builds in {BUILD}; data {test_set.describe()}")
 
 
 def have_module(name: str) -> bool:
@@ -88,10 +88,12 @@ print(f"fast path (Verilator): {'yes' if HAVE_VERILATOR else 'skipped'}; driver 
 # The simulators build the core for an artifact's parameters (`neuro_params.vh`) and load its
 # memory images, exactly like synthesis. Compiling is quick and deterministic, so this
 # notebook compiles the hardware default into the build folder (the same place notebook 2
-# uses).
+# uses), with the first 1,000 test digits of `DATASET` as the cycle model's sample.
 
 # %%
-manifest = compile_network(NAME, ARTIFACT, CompileConfig(), x_test[:1000])
+NAME = zoo.hardware_default()
+ARTIFACT = BUILD / NAME
+manifest = compile_network(NAME, ARTIFACT, CompileConfig(), test_set)
 art = load_artifact(ARTIFACT)
 print(f"{ARTIFACT}: {manifest['network']['name']}, fingerprint {art.fingerprint}, "
       f"cycle model {manifest['performance']['cycle_model']['cycles_per_digit']:.1f} "
@@ -101,8 +103,8 @@ print(f"{ARTIFACT}: {manifest['network']['name']}, fingerprint {art.fingerprint}
 # ## Verilator: a few hundred digits, bit-exact
 #
 # `regression` builds the Verilator model (once: about two minutes on two cores; later runs
-# reuse the build in `BUILD/verilator`), streams the digits back to back with logits
-# enabled, and checks every class and every logit against the golden model.
+# reuse the build in `BUILD/verilator`), streams the first test digits of `DATASET` back to
+# back with logits enabled, and checks every class and every logit against the golden model.
 
 # %%
 DIGITS = 300
@@ -113,8 +115,8 @@ else:
     from pynq_neuro.rtl.regression import format_report, regression
 
     t0 = time.perf_counter()
-    report = regression(ARTIFACT, DIGITS, workdir=BUILD / "rtl_run",
-                        build_root=BUILD / "verilator")
+    report = regression(ARTIFACT, x_test[:DIGITS], labels=y_test[:DIGITS],
+                        workdir=BUILD / "rtl_run", build_root=BUILD / "verilator")
     print(format_report(report))
     print(f"({time.perf_counter() - t0:.0f} s including the build)")
     assert report["passed"], "the RTL disagrees with the golden model"

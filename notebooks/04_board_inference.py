@@ -23,9 +23,10 @@
 # the board it needs numpy and pynq only.
 #
 # Steps: find or compile the artifact, open the accelerator, load the network,
-# classify the 10,000 test digits (a small subset in simulation), look at the answers, and
-# measure throughput against batch size. Set `PYNQ_NEURO_BACKEND` (or edit `BACKEND` below)
-# to choose a backend instead of `auto`.
+# classify the 10,000 test digits (a small subset in simulation), look at the answers,
+# measure throughput against batch size, and classify digits drawn with the mouse. Set
+# `PYNQ_NEURO_BACKEND` (or edit `BACKEND` below) to choose a backend instead of `auto`, and
+# `DATASET` to test on other data.
 
 # %%
 import os
@@ -39,16 +40,19 @@ import pynq_neuro
 from pynq_neuro import plots, zoo
 from pynq_neuro.compiler.artifact import load_artifact
 from pynq_neuro.compiler.compile import CompileConfig, compile_network
-from pynq_neuro.data import load_mnist
+from pynq_neuro.data import DATASETS, load_dataset
 from pynq_neuro.driver import NeuroAccelerator
 from pynq_neuro.golden import run
 
+DATASET = "mnist"  # a name in pynq_neuro.data.DATASETS, or a folder of IDX files or an .npz
+DATA = {"name": DATASET} if DATASET in DATASETS else {"path": DATASET}
+test_set = load_dataset(split="test", **DATA)
+x_test, y_test = test_set.images, test_set.labels
 BUILD = Path(os.environ.get("PYNQ_NEURO_BUILD", "~/pynq_neuro_build")).expanduser()
-BUILD.mkdir(parents=True, exist_ok=True)
 BACKEND = os.environ.get("PYNQ_NEURO_BACKEND", "auto")
 NAME = zoo.hardware_default()
-x_test, y_test = load_mnist("test")
-print(f"pynq-neuro {pynq_neuro.__version__}; {len(x_test):,} test digits; backend {BACKEND!r}")
+print(f"pynq-neuro {pynq_neuro.__version__}; {len(x_test):,} test digits of "
+      f"{test_set.describe()}; backend {BACKEND!r}")
 
 # %% [markdown]
 # ## The artifact
@@ -68,7 +72,7 @@ if (overlays.ARTIFACT_DIR / "manifest.json").is_file():
 else:
     ARTIFACT = BUILD / NAME
     t0 = time.perf_counter()
-    compile_network(NAME, ARTIFACT, CompileConfig(), x_test[:1000])
+    compile_network(NAME, ARTIFACT, CompileConfig(), test_set)
     origin = f"compiled in {time.perf_counter() - t0:.1f} s"
 art = load_artifact(ARTIFACT)
 print(f"{ARTIFACT} ({origin}): {art.manifest['network']['name']}, hardware {art.fingerprint}")
@@ -201,6 +205,170 @@ ax.grid(alpha=0.3)
 fig.tight_layout()
 
 # %%
-acc.close()
 print(f"{NAME} on '{acc.backend}': accuracy {100 * accuracy:.2f} % on {N:,} digits, "
       f"core {tp['digits_per_s']:,.0f} digits/s")
+
+# %% [markdown]
+# ## Draw a digit
+#
+# The pad below takes a digit drawn with the mouse; **classify** sends it through the same
+# steps as any picture: the strokes are drawn into a grayscale picture with a round,
+# anti-aliased pen (`pynq_neuro.data.strokes.render_strokes`), `prepare_digit` makes an MNIST
+# digit of it (crop to the ink, scale the larger side to 20 pixels, centre the ink in 28x28),
+# and the accelerator classifies it and returns its ten logits. With
+# [ipycanvas](https://ipycanvas.readthedocs.io) installed (`pip install ipycanvas`) the pad
+# is a canvas to draw on; otherwise it is a 16x16 grid of buttons, and a click inks a cell.
+#
+# First a fixed drawing stands in for a person: the strokes of a 3 and of a 7
+# (`pynq_neuro.data.strokes.EXAMPLES`, polylines in a unit square) placed on the pad, drawn
+# with the pad's pen and classified.
+
+# %%
+from IPython.display import display
+
+from pynq_neuro.data import DataError, prepare_digit
+from pynq_neuro.data.strokes import EXAMPLES, cell_strokes, render_strokes, transform_strokes
+
+PAD = 280    # side of the drawing pad, in screen pixels
+PEN = 20.0   # width of the pen, in screen pixels
+
+
+def classify_drawing(strokes, pen=PEN, title="your drawing"):
+    """Draw the strokes, prepare the digit, classify it on the accelerator and show the
+    drawing, the digit the core receives and the logits; the class."""
+    picture = render_strokes(strokes, (PAD, PAD), pen)
+    digit = prepare_digit(picture)
+    classes, scores = acc.classify(digit[None], logits=True)
+    answer, scores = int(classes[0]), scores[0]
+    fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(9, 2.6),
+                                     gridspec_kw={"width_ratios": [1, 1, 2]})
+    a0.imshow(picture, cmap="gray")
+    a0.set_title(title, fontsize=9)
+    a1.imshow(digit, cmap="gray")
+    a1.set_title("the digit the core receives", fontsize=9)
+    for a in (a0, a1):
+        a.set_xticks([])
+        a.set_yticks([])
+    a2.bar(range(10), scores, color=["tab:green" if c == answer else "tab:gray"
+                                     for c in range(10)])
+    a2.set_xticks(range(10))
+    a2.set_xlabel("class")
+    a2.set_ylabel("logit")
+    a2.set_title(f"answer {answer} ({acc.backend})", fontsize=10)
+    fig.tight_layout()
+    display(fig)
+    plt.close(fig)
+    return answer
+
+
+for drawn in (3, 7):
+    strokes = transform_strokes(EXAMPLES[drawn], 0.7 * PAD, (0.15 * PAD, 0.15 * PAD))
+    answer = classify_drawing(strokes, title=f"a fixed drawing of a {drawn}")
+    print(f"a drawing of a {drawn} ({sum(len(s) for s in strokes)} points): classified as "
+          f"{answer}")
+    assert answer == drawn, f"the drawing of a {drawn} was classified as {answer}"
+
+# %% [markdown]
+# Now draw: hold the mouse button down to draw (canvas) or click cells (grid), then press
+# **classify**; **clear** starts again. The pad needs ipywidgets (part of Jupyter on the
+# PYNQ image); where there is none, as in a headless run, the cell says so.
+
+
+# %%
+def canvas_pad():
+    """An ipycanvas pad: (widget, strokes, clear, pen width). Raises ImportError without
+    ipycanvas."""
+    from ipycanvas import Canvas
+
+    canvas = Canvas(width=PAD, height=PAD, layout={"border": "1px solid gray"})
+    strokes, pen_down = [], [False]
+
+    def blank():
+        canvas.fill_style = "black"
+        canvas.fill_rect(0, 0, PAD, PAD)
+        canvas.stroke_style = canvas.fill_style = "white"
+        canvas.line_width, canvas.line_cap, canvas.line_join = PEN, "round", "round"
+
+    def down(x, y):
+        pen_down[0] = True
+        strokes.append([(x, y)])
+        canvas.fill_circle(x, y, PEN / 2)
+
+    def move(x, y):
+        if pen_down[0]:
+            canvas.stroke_line(*strokes[-1][-1], x, y)
+            strokes[-1].append((x, y))
+
+    def up(x, y):
+        pen_down[0] = False
+
+    def clear():
+        strokes.clear()
+        blank()
+
+    blank()
+    canvas.on_mouse_down(down)
+    canvas.on_mouse_move(move)
+    canvas.on_mouse_up(up)
+    canvas.on_mouse_out(up)
+    return canvas, lambda: strokes, clear, PEN
+
+
+def grid_pad(n=16):
+    """A grid of n x n toggle buttons (ipywidgets only): (widget, strokes, clear, pen
+    width). Each inked cell is a dot as wide as 1.4 cells, so neighbours join."""
+    import ipywidgets as widgets
+
+    cell = PAD / n
+    size = f"{cell:.0f}px"
+    buttons = [widgets.ToggleButton(layout=widgets.Layout(width=size, height=size,
+                                                          padding="0", margin="0"))
+               for _ in range(n * n)]
+    grid = widgets.GridBox(buttons, layout=widgets.Layout(
+        grid_template_columns=f"repeat({n}, {size})", grid_gap="0"))
+
+    def strokes():
+        return cell_strokes(np.array([b.value for b in buttons]).reshape(n, n), cell)
+
+    def clear():
+        for b in buttons:
+            b.value = False
+
+    return grid, strokes, clear, 1.4 * cell
+
+
+try:
+    import ipywidgets as widgets
+except ImportError:
+    widgets = None
+if widgets is None:
+    print("no drawing pad here: it needs ipywidgets (pip install ipywidgets); the fixed "
+          "drawings above went through the same steps")
+else:
+    try:
+        pad, pad_strokes, clear_pad, pad_pen = canvas_pad()
+    except ImportError:
+        pad, pad_strokes, clear_pad, pad_pen = grid_pad()
+    answer_area = widgets.Output()
+    classify_button = widgets.Button(description="classify", button_style="primary")
+    clear_button = widgets.Button(description="clear")
+
+    def on_classify(_):
+        answer_area.clear_output(wait=True)
+        with answer_area:
+            try:
+                classify_drawing(pad_strokes(), pad_pen)
+            except DataError as e:
+                print(f"nothing to classify yet: {e}")
+
+    def on_clear(_):
+        clear_pad()
+        answer_area.clear_output()
+
+    classify_button.on_click(on_classify)
+    clear_button.on_click(on_clear)
+    display(widgets.VBox([pad, widgets.HBox([classify_button, clear_button]), answer_area]))
+
+# %% [markdown]
+# When you are done, `acc.close()` releases the core (on the board the DMA buffers, in
+# simulation the simulator); shutting the kernel down does the same.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -226,6 +227,46 @@ def test_notebook_without_the_verilog_sources(name, expected, notebook_env, monk
     assert expected in text
     if name.startswith("04_"):
         assert "not on the board: the 'golden' backend" in text
+
+
+DATASET_LINE = 'DATASET = "mnist"'
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_variable_chooses_the_data(name):
+    """Each notebook names its data once, MNIST by default, and reads no data around it."""
+    source = (NB_DIR / f"{name}.py").read_text(encoding="utf-8")
+    assert source.count(DATASET_LINE) == 1
+    assert "load_mnist" not in source and "load_dataset(" in source
+    first = next(c for c in jupytext.read(NB_DIR / f"{name}.py").cells if c.cell_type == "code")
+    assert DATASET_LINE in first.source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_reads_the_dataset_it_is_given(name, notebook_env):
+    """With ``DATASET`` set to an ``.npz``, the cells up to the data load read that file."""
+    rng = np.random.default_rng(7)
+    arrays = {"images": rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+              "labels": rng.integers(0, 10, 40).astype(np.uint8),
+              "train_images": rng.integers(0, 256, (60, 28, 28), dtype=np.uint8),
+              "train_labels": rng.integers(0, 10, 60).astype(np.uint8)}
+    data = notebook_env / "digits.npz"
+    np.savez(data, **arrays)
+    nb = RUNNER.read_source(NB_DIR / f"{name}.py")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    last = next(i for i, c in enumerate(code) if "x_test, y_test = " in c.source)
+    code[0].source = code[0].source.replace(DATASET_LINE, f"DATASET = {str(data)!r}")
+    check = ("import json\n"
+             "print('SEEN', json.dumps([len(x_test), int(y_test.sum()), int(x_test.sum()),"
+             " len(globals().get('x_train', []))]))")
+    nb.cells = code[:last + 1] + [nbformat.v4.new_code_cell(check)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    RUNNER.execute(nb, notebook_env, 120, block_torch=name in RUNNER.BOARD_NOTEBOOKS)
+    seen = [line for line in stream_text(nb).splitlines() if line.startswith("SEEN ")]
+    assert seen == ["SEEN " + json.dumps([40, int(arrays["labels"].sum()),
+                                          int(arrays["images"].sum()),
+                                          60 if name.startswith("01_") else 0])]
 
 
 def test_torch_blocker_blocks(notebook_env):

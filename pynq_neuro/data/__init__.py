@@ -22,6 +22,7 @@ from .datasets import (
 )
 from .idx import DataError, read_idx, sha256_of_idx, write_idx
 from .prepare import prepare_digit, prepare_digits
+from .strokes import EXAMPLES, cell_strokes, render_strokes, transform_strokes
 from .mnist import (
     MNIST_FILES,
     bundled_test_split_dir,
@@ -32,6 +33,10 @@ from .mnist import (
 )
 
 __all__ = [
+    "EXAMPLES",
+    "cell_strokes",
+    "render_strokes",
+    "transform_strokes",
     "DATASETS",
     "DEFAULT_DATASET",
     "DataError",
