@@ -32,8 +32,6 @@
 import os
 import shutil
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -104,22 +102,17 @@ print(f"\ncompiled in {compile_s:.1f} s for a target of {perf['target_images_per
 # Black where a synapse exists, one row per output unit, columns `tap × input channel`. The
 # lane-balanced pruning keeps the same number of synapses in each processing element's share
 # of every column, so the number of memory words per event (below) is the same for every
-# input channel: no column is slower than another. The maps come from `pynq-neuro inspect`
-# (`pynq_neuro.compiler.inspect.plot`), which saves its plots as PNG files in the artifact's
-# `inspect/` folder. It draws off screen (matplotlib's Agg backend), so it runs as a command
-# here, and the notebook's own figures stay inline.
+# input channel: no column is slower than another. The maps are the ones `pynq-neuro inspect`
+# draws (`pynq_neuro.compiler.inspect.plot`, PNG files in the artifact's `inspect/` folder).
 
 # %%
 from IPython.display import Image, display
 
+from pynq_neuro.compiler.inspect import plot as inspect_plots
 from pynq_neuro.compiler.mapping import Folding, map_layer
 
-inspected = subprocess.run([sys.executable, "-m", "pynq_neuro", "inspect", str(ARTIFACT)],
-                           capture_output=True, text=True)
-assert inspected.returncode == 0, inspected.stderr
-plot_files = [line.split(": ", 1)[1] for line in inspected.stdout.splitlines()
-              if line.startswith("plot: ")]
-display(Image(filename=plot_files[0]))
+plot_files = inspect_plots(art, ARTIFACT / "inspect")
+display(Image(filename=str(plot_files[0])))
 hw = art.manifest["hardware"]["layers"]
 maps = [map_layer(art.network, i, Folding(h["groups"], h["lanes"]), pack=False,
                   acc_bits=h["acc_bits"], depth=h["synapse_depth"],

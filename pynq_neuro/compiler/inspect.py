@@ -3,10 +3,12 @@ matplotlib)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_write_bytes
 from .artifact import Artifact
 from .resources import memory
 
@@ -50,15 +52,21 @@ def summary_table(art: Artifact) -> str:
 
 
 def plot(art: Artifact, output: Path) -> list[Path]:
-    """Sparsity patterns, memory use per bank and predicted cycles per layer."""
-    import matplotlib
+    """Sparsity patterns, memory use per bank and predicted cycles per layer, as PNG files in
+    ``output`` (written atomically). The figures are drawn off screen without pyplot, so the
+    caller's matplotlib backend (a notebook's inline one) is left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def save(fig: Figure, path: Path) -> Path:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        atomic_write_bytes(path, buf.getvalue())
+        return path
 
     output.mkdir(parents=True, exist_ok=True)
     layers = art.network.layers
-    fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.6))
+    fig = Figure(figsize=(4 * len(layers), 3.6))
+    axes = fig.subplots(1, len(layers))
     for ax, (i, layer) in zip(np.atleast_1d(axes), enumerate(layers)):
         mask = np.ones(layer.codes.shape, bool) if layer.mask is None else layer.mask
         ax.imshow(mask.reshape(layer.out_channels, -1), aspect="auto", cmap="Greys",
@@ -68,11 +76,10 @@ def plot(art: Artifact, output: Path) -> list[Path]:
         ax.set_ylabel("output unit")
     fig.suptitle("synapse pattern (black: present)")
     fig.tight_layout()
-    paths = [output / "sparsity.png"]
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths = [save(fig, output / "sparsity.png")]
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    a1, a2 = fig.subplots(1, 2)
     names = [m["name"] for m in art.manifest["memories"]]
     bits = [m["depth"] * m["width"] for m in art.manifest["memories"]]
     bram = [memory(m["depth"], m["width"]).bram36 for m in art.manifest["memories"]]
@@ -96,7 +103,5 @@ def plot(art: Artifact, output: Path) -> list[Path]:
         a2.legend(fontsize=8)
         a2.set_title("cycle model")
     fig.tight_layout()
-    paths.append(output / "memory_cycles.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save(fig, output / "memory_cycles.png"))
     return paths
