@@ -108,9 +108,19 @@ def product_luts(weight_bits: int, in_bits: int) -> float:
         return 0.0
     if weight_bits == 2:
         return 0.35 * mag
-    if weight_bits <= 4:
+    if weight_bits == 3:
         return 1.0 * mag
+    if weight_bits == 4:   # 8:1: two LUT6 and a MUXF7 per bit
+        return 2.0 * mag
     return (weight_bits - 1) * mag
+
+
+def threshold_luts(levels: int, acc_bits: int) -> float:
+    """LUTs per lane of a hidden layer's ``levels`` parallel comparators (and the count of
+    those reached). Up to 3 levels (1- and 2-bit activations) Yosys shares most of the logic
+    between them; each further level takes about a LUT per accumulator bit (its carry-chain
+    comparator)."""
+    return acc_bits * (THRESHOLD_LUTS * min(levels, 3) + EXTRA_LEVEL_LUTS * max(levels - 3, 0))
 
 
 def lutram_luts(depth: int, width: int) -> int:
@@ -125,7 +135,9 @@ def lutram_luts(depth: int, width: int) -> int:
 PE_FIXED_LUTS = 17.0      # per processing element: address select, entry decode, clear
 GROUP_LUTS = 250.0        # per group: event fetch, index/synapse addressing, multiples
 LAYER_LUTS = 150.0        # per layer: frame and threshold sequencing
-THRESHOLD_LUTS = 0.33     # per lane, level and accumulator bit (comparators, level count)
+THRESHOLD_LUTS = 0.33     # per lane, level and accumulator bit, levels 1..3
+EXTRA_LEVEL_LUTS = 1.0    # per lane, level and accumulator bit beyond 3 levels (W4A4: Yosys
+                          # per module, threshold logic of 15 levels)
 
 
 def layer_resources(lm: LayerMap, in_bits: int) -> Resources:
@@ -143,7 +155,7 @@ def layer_resources(lm: LayerMap, in_bits: int) -> Resources:
               + lutram_luts(slots * lm.locals, A))
     r += Resources(luts=G * P * per_pe, ffs=G * P * (A + 4))
     # per lane: adder tree over the groups, then threshold comparators or the bias add
-    out = A if L.is_classifier else lm.levels * THRESHOLD_LUTS * A + 2
+    out = A if L.is_classifier else threshold_luts(lm.levels, A) + 2
     r += Resources(luts=P * ((G - 1) * A + out), ffs=P * (2 * A + 8))
     r += Resources(luts=lutram_luts(lm.locals, P * lm.param_bits))
     if L.is_classifier:
