@@ -79,6 +79,8 @@ setup(
         "explore": ["ray[tune]>=2.40,<3", "optuna>=4.0,<6", "pyarrow>=14,<26", "PyYAML>=5.1"],
         # pynq's own driver classes off the board (tests of the board backend on a host).
         "pynq-host": ["pynq>=4,<5"],
+        # the UCI digits of benchmarks/datasets.py (the package never imports it)
+        "bench": ["scikit-learn>=1.3"],
         # the Brevitas peer in benchmarks/peers.py (the package never imports it)
         "peers": ["brevitas>=0.13,<0.14"],
         "dev": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6",

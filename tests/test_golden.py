@@ -157,3 +157,13 @@ def test_bad_digits_are_refused(bad, err):
 
 def test_single_digit_is_accepted():
     assert check_images(np.zeros((28, 28), np.uint8)).shape == (1, 28, 28)
+
+
+def test_torch_ties_a_few_ulps_apart_agree_with_the_golden_choice():
+    from pynq_neuro.evaluation import torch_disagreements
+
+    tied = np.array([[1.0, 6.8067597313207555, 0.5, 6.80675973132076]])   # golden: class 1
+    assert torch_disagreements(tied, [1]) == 0 and torch_disagreements(tied, [3]) == 0
+    step = np.array([[1.0, 6.80, 0.5, 6.84]])                             # one step apart
+    assert torch_disagreements(step, [1]) == 1 and torch_disagreements(step, [3]) == 0
+    assert torch_disagreements(np.array([[0.0, 0.0]]), [1]) == 0
