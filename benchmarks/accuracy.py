@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 from anchors import draw_anchors
+from report import pyplot, write_results
 
-from pynq_neuro.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 
@@ -77,19 +76,11 @@ def main() -> int:
         }
         entries.append(entry)
         print(json.dumps(entry))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / "accuracy.json", json.dumps(entries, indent=2) + "\n")
-    plot(entries, RESULTS / "accuracy.png")
-    print(f"wrote {RESULTS / 'accuracy.json'} and accuracy.png")
-    return 0
+    return write_results("accuracy", entries, plot)
 
 
 def plot(entries: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for e in entries:
         ax.scatter(e["synapses"], 100 * e["accuracy"], s=60, zorder=3,

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from anchors import draw_anchors
+from report import pyplot, write_results
 
 from pynq_neuro.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "compression"
 
 # name -> compress options (lanes and sparsity per layer: three hidden layers, classifier)
@@ -144,20 +144,11 @@ def main() -> int:
             atomic_write_text(WORK / f"{model}-{level}" / "result.json", json.dumps(entry, indent=2))
             print(json.dumps(entry), flush=True)
     entries = [json.loads(p.read_text()) for p in sorted(WORK.glob("*/result.json"))]
-    path = RESULTS / "compression.json"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(entries, indent=2) + "\n")
-    plot(entries, RESULTS / "compression.png")
-    print(f"wrote {path} and compression.png")
-    return 0
+    return write_results("compression", entries, plot)
 
 
 def plot(entries: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for model in sorted({e["model"] for e in entries}):
         pts = sorted((e for e in entries if e["model"] == model), key=lambda e: e["synapses"])
