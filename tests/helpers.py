@@ -41,15 +41,22 @@ def sparse_digits(n: int, seed: int) -> np.ndarray:
     return random_digits(n, seed, zero_share=0.6)
 
 
+def tiny_config():
+    """A small W2A2 TDNN: 8 and 6 units, taps 3, strides 2."""
+    from pynq_neuro.models import ModelConfig
+
+    return ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
+
+
 def tiny_model(seed: int = 0, cfg=None):
-    """A small W2A2 TDNN (8 and 6 units, or ``cfg``) with seeded weights and, when quantized,
-    quantizers initialised on :func:`sparse_digits`; in eval mode."""
+    """:func:`tiny_config` (or ``cfg``) with seeded weights and, when quantized, quantizers
+    initialised on :func:`sparse_digits`; in eval mode."""
     import torch
 
-    from pynq_neuro.models import ModelConfig, NeuroNet
+    from pynq_neuro.models import NeuroNet
     from pynq_neuro.train import init_quantizers
 
-    cfg = cfg or ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
+    cfg = cfg or tiny_config()
     torch.manual_seed(seed)
     model = NeuroNet(cfg)
     if cfg.quantized:

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from helpers import sparse_digits, tiny_model, train_split_available  # noqa: E402
+from helpers import sparse_digits, tiny_config, tiny_model, train_split_available  # noqa: E402
 from pynq_neuro import zoo  # noqa: E402
 from pynq_neuro.compress.factorize import compress  # noqa: E402
 from pynq_neuro.data import load_mnist  # noqa: E402
@@ -54,7 +54,7 @@ from pynq_neuro.train import (  # noqa: E402
 
 torch.set_num_threads(1)
 
-TINY = ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
+TINY = tiny_config()
 
 
 digits = sparse_digits

@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import sparse_digits, tiny_model, train_split_available  # noqa: E402
+from helpers import sparse_digits, tiny_config, tiny_model, train_split_available  # noqa: E402
 from pynq_neuro.compress.factorize import balanced_keep, balanced_sparsity, compress  # noqa: E402
 from pynq_neuro.golden import IntegerNetwork, run  # noqa: E402
 from pynq_neuro.lower import DeadLayerWarning, lower  # noqa: E402
@@ -30,7 +30,7 @@ from pynq_neuro.train import (  # noqa: E402
 
 torch.set_num_threads(1)
 
-TINY = ModelConfig("tdnn", (8, 6), (3, 3), (2, 2), wbits=2, abits=2)
+TINY = tiny_config()
 
 
 digits = sparse_digits
