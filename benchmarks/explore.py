@@ -1,14 +1,15 @@
 """Design-space exploration benchmark: ``pynq-neuro explore`` over the default space.
 
 Runs an exploration (24 trials by default: NSGA-II on accuracy, memory bits, digits/s and
-LUTs; 3 training epochs on all 60,000 digits, accuracy on the full test set; the front
-verified by the sharded RTL regression and Yosys) in ``build/explore-bench/run`` on a local
+LUTs; each trial trains on the first 20,000 training digits: 1 full-precision epoch, 3
+quantization-aware epochs and 1 after pruning; accuracy on the full test set; the front's
+first 4 members verified by the sharded RTL regression and Yosys) in ``build/explore-bench/run`` on a local
 Ray, and writes ``benchmarks/results/explore.json``: the settings, the counts, the elapsed
 time, every trial's objectives and the Pareto front with its measured figures, next to the
 plot ``explore.png``.
 
 Usage: ``python benchmarks/explore.py [--trials N] [--cpus N] [--resume] [--speedup K]``
-(hours on 2 cores: each trial trains a network). ``--speedup K`` first runs the same K trials
+(about an hour on 2 cores: each trial trains a network). ``--speedup K`` first runs the same K trials
 (one NSGA-II generation, so the sampled designs do not depend on completion order) on a local
 Ray of 1 CPU and of 2 CPUs, one torch thread per trial, without the second pass, and records
 both wall times, the speed-up and whether the two runs trained the same designs. ``--smoke`` runs 2 trials of tiny networks on a few hundred
@@ -32,7 +33,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "explore-bench"
 
 SPACE = {   # the default space with a longer training
-    "training": {"warm_epochs": 1, "epochs": 3, "finetune_epochs": 1, "train_images": None,
+    "training": {"warm_epochs": 1, "epochs": 3, "finetune_epochs": 1, "train_images": 20_000,
                  "batch_size": 128, "lr": None},
 }
 SMOKE_SPACE = {

@@ -46,7 +46,8 @@ ANCHORS = [
 
 def hdl_digest() -> str:
     h = hashlib.sha256()
-    for p in sorted((ROOT / "hdl").glob("*.v*")) + [ROOT / "sim" / "fast" / "tb_neuro_core.v"]:
+    for p in (sorted((ROOT / "hdl").glob("*.v*")) + sorted((ROOT / "sim" / "common").glob("*.vh"))
+              + [ROOT / "sim" / "fast" / "tb_neuro_core.v"]):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]

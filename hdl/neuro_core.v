@@ -33,6 +33,7 @@
 `default_nettype none
 
 `include "neuro_params.vh"
+`include "pn_macros.vh"
 
 `ifdef PN_MEM_DIR
 `define PN_CORE_MEM_DIR `PN_MEM_DIR
@@ -140,45 +141,29 @@ localparam integer WIDEST_WORD = widest_word(NUM_LAYERS);
 // and the synthesis (Yosys, Vivado) with the message
 
 initial begin
-    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS) begin
-        $error("neuro_core: NUM_LAYERS = %0d, the core holds 1..%0d layers", NUM_LAYERS,
-               LIMIT_MAX_LAYERS);
-        $finish;
-    end
-    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS) begin
-        $error("neuro_core: INPUT_BITS = %0d, the core takes 1..%0d", INPUT_BITS,
-               LIMIT_MAX_INPUT_BITS);
-        $finish;
-    end
-    if (LOGIT_BITS < 2 || LOGIT_BITS > LIMIT_LOGIT_BITS) begin
-        $error("neuro_core: LOGIT_BITS = %0d, a logit is one %0d-bit beat of m_axis",
-               LOGIT_BITS, LIMIT_LOGIT_BITS);
-        $finish;
-    end
-    if (LOGIT_BITS != LAST_ACC_BITS) begin
-        $error("neuro_core: LOGIT_BITS = %0d, the classifier's ACC_BITS is %0d", LOGIT_BITS,
-               LAST_ACC_BITS);
-        $finish;
-    end
-    if (LAST_OUT_CHANNELS != NUM_CLASSES) begin
-        $error("neuro_core: the classifier has %0d outputs, the result stream %0d classes",
-               LAST_OUT_CHANNELS, NUM_CLASSES);
-        $finish;
-    end
-    if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS) begin
-        $error("neuro_core: layer 0 takes %0d channels x %0d frames, the pixel stream is %0d x %0d",
-               pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS);
-        $finish;
-    end
-    if (LOAD_BITS != WIDEST_WORD || LOAD_BITS > LIMIT_MAX_WORD_BITS) begin
-        $error("neuro_core: LOAD_BITS = %0d, the widest memory word is %0d bits (at most %0d)",
-               LOAD_BITS, WIDEST_WORD, LIMIT_MAX_WORD_BITS);
-        $finish;
-    end
-    if (3 * NUM_LAYERS + 5 > IN_FLIGHT) begin
-        $error("neuro_core: IN_FLIGHT = %0d is too small for %0d layers", IN_FLIGHT, NUM_LAYERS);
-        $finish;
-    end
+    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS)
+        `PN_STOP(("neuro_core: NUM_LAYERS = %0d, the core holds 1..%0d layers", NUM_LAYERS,
+                  LIMIT_MAX_LAYERS))
+    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS)
+        `PN_STOP(("neuro_core: INPUT_BITS = %0d, the core takes 1..%0d", INPUT_BITS,
+                  LIMIT_MAX_INPUT_BITS))
+    if (LOGIT_BITS < 2 || LOGIT_BITS > LIMIT_LOGIT_BITS)
+        `PN_STOP(("neuro_core: LOGIT_BITS = %0d, a logit is one %0d-bit beat of m_axis",
+                  LOGIT_BITS, LIMIT_LOGIT_BITS))
+    if (LOGIT_BITS != LAST_ACC_BITS)
+        `PN_STOP(("neuro_core: LOGIT_BITS = %0d, the classifier's ACC_BITS is %0d", LOGIT_BITS,
+                  LAST_ACC_BITS))
+    if (LAST_OUT_CHANNELS != NUM_CLASSES)
+        `PN_STOP(("neuro_core: the classifier has %0d outputs, the result stream %0d classes",
+                  LAST_OUT_CHANNELS, NUM_CLASSES))
+    if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS)
+        `PN_STOP(("neuro_core: layer 0 takes %0d channels x %0d frames, the pixel stream is %0d x %0d",
+                  pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS))
+    if (LOAD_BITS != WIDEST_WORD || LOAD_BITS > LIMIT_MAX_WORD_BITS)
+        `PN_STOP(("neuro_core: LOAD_BITS = %0d, the widest memory word is %0d bits (at most %0d)",
+                  LOAD_BITS, WIDEST_WORD, LIMIT_MAX_WORD_BITS))
+    if (3 * NUM_LAYERS + 5 > IN_FLIGHT)
+        `PN_STOP(("neuro_core: IN_FLIGHT = %0d is too small for %0d layers", IN_FLIGHT, NUM_LAYERS))
 end
 
 /* verilator lint_on WIDTH */
@@ -278,11 +263,7 @@ input_inst (
     .s_axis_tlast(in_tlast),
     .hold(hold),
     .batch(batch),
-    .px_ready(px_ready),
-    .px_en(px_en),
-    .px_base(px_base),
-    .px_data(px_data),
-    .px_row_done(px_row_done),
+    `PN_PX_CONNECT,
     .digit_done(in_digit_done),
     .digit_last(in_digit_last),
     .digit_abort(in_digit_abort),
@@ -323,21 +304,12 @@ pn_net #(
 net_inst (
     .clk(clk),
     .rst(dp_rst_reg),
-    .px_ready(px_ready),
-    .px_en(px_en),
-    .px_base(px_base),
-    .px_data(px_data),
-    .px_row_done(px_row_done),
+    `PN_PX_CONNECT,
     .res_valid(res_valid),
     .res_ready(res_ready),
     .res_class(res_class),
     .res_logits(res_logits),
-    .load_we(load_we),
-    .load_layer(load_layer),
-    .load_kind(load_kind),
-    .load_bank(load_bank),
-    .load_addr(load_addr),
-    .load_data(load_data),
+    `PN_LOAD_CONNECT,
     .busy(dp_busy)
 );
 
@@ -437,12 +409,7 @@ loader_inst (
     .lite_ready(lite_ready),
     .clear(clear_error),
     .idle_ok(idle_ok),
-    .load_we(load_we),
-    .load_layer(load_layer),
-    .load_kind(load_kind),
-    .load_bank(load_bank),
-    .load_addr(load_addr),
-    .load_data(load_data),
+    `PN_LOAD_CONNECT,
     .active(loader_active),
     .load_start(load_start),
     .load_done(load_done),
@@ -542,25 +509,7 @@ pn_axil_regs #(
 regs_inst (
     .clk(clk),
     .rst(rst),
-    .s_axil_awaddr(s_axil_awaddr),
-    .s_axil_awprot(s_axil_awprot),
-    .s_axil_awvalid(s_axil_awvalid),
-    .s_axil_awready(s_axil_awready),
-    .s_axil_wdata(s_axil_wdata),
-    .s_axil_wstrb(s_axil_wstrb),
-    .s_axil_wvalid(s_axil_wvalid),
-    .s_axil_wready(s_axil_wready),
-    .s_axil_bresp(s_axil_bresp),
-    .s_axil_bvalid(s_axil_bvalid),
-    .s_axil_bready(s_axil_bready),
-    .s_axil_araddr(s_axil_araddr),
-    .s_axil_arprot(s_axil_arprot),
-    .s_axil_arvalid(s_axil_arvalid),
-    .s_axil_arready(s_axil_arready),
-    .s_axil_rdata(s_axil_rdata),
-    .s_axil_rresp(s_axil_rresp),
-    .s_axil_rvalid(s_axil_rvalid),
-    .s_axil_rready(s_axil_rready),
+    `PN_S_AXIL_CONNECT,
     .soft_reset(soft_reset),
     .clear_counters(clear_counters),
     .logits_enable(logits_enable),

@@ -8,6 +8,8 @@
 `timescale 1ns / 1ps
 `default_nettype none
 
+`include "pn_macros.vh"
+
 module pn_adder_tree #
 (
     // number of values (at least 1)
@@ -25,10 +27,8 @@ localparam integer N_LOW = (N + 1) / 2;
 localparam integer N_HIGH = N - N_LOW;
 
 initial begin
-    if (N < 1 || WIDTH < 1) begin
-        $error("pn_adder_tree: N = %0d, WIDTH = %0d", N, WIDTH);
-        $finish;
-    end
+    if (N < 1 || WIDTH < 1)
+        `PN_STOP(("pn_adder_tree: N = %0d, WIDTH = %0d", N, WIDTH))
 end
 
 generate

@@ -18,6 +18,8 @@ Latency: res_valid rises 3 cycles after the cycle of in_last (when the output is
 `timescale 1ns / 1ps
 `default_nettype none
 
+`include "pn_macros.vh"
+
 module pn_argmax #
 (
     // output classes
@@ -70,11 +72,9 @@ localparam VEC_BITS = NUM_CLASSES * LOGIT_BITS;
 // parameter checks: stop the simulation at time 0 and the synthesis with the message
 initial begin
     if (NUM_CLASSES < 1 || NUM_CLASSES > (1 << CLASS_BITS) || LANES < 1 ||
-            LOGIT_BITS < IN_BITS) begin
-        $error("pn_argmax: NUM_CLASSES = %0d (CLASS_BITS = %0d), LANES = %0d, LOGIT_BITS = %0d < IN_BITS = %0d",
-               NUM_CLASSES, CLASS_BITS, LANES, LOGIT_BITS, IN_BITS);
-        $finish;
-    end
+            LOGIT_BITS < IN_BITS)
+        `PN_STOP(("pn_argmax: NUM_CLASSES = %0d (CLASS_BITS = %0d), LANES = %0d, LOGIT_BITS = %0d < IN_BITS = %0d",
+                  NUM_CLASSES, CLASS_BITS, LANES, LOGIT_BITS, IN_BITS))
 end
 
 // logits of the digit being collected

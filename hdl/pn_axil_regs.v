@@ -12,6 +12,7 @@
 `default_nettype none
 
 `include "neuro_params.vh"
+`include "pn_macros.vh"
 
 module pn_axil_regs #
 (
@@ -30,32 +31,11 @@ module pn_axil_regs #
     input  wire                   clk,
     input  wire                   rst,
 
-    // AXI-Lite slave
-    /* verilator lint_off UNUSEDSIGNAL */ // registers are word aligned, protection is not used
-    input  wire [11:0]            s_axil_awaddr,
-    input  wire [2:0]             s_axil_awprot,
+    // AXI-Lite slave: registers are word aligned, protection is not used and only CONTROL's
+    // byte 0 is byte-writable (address bits 1:0, awprot, arprot and wstrb[3:1] are not read)
+    /* verilator lint_off UNUSEDSIGNAL */
+    `PN_S_AXIL_PORTS,
     /* verilator lint_on UNUSEDSIGNAL */
-    input  wire                   s_axil_awvalid,
-    output wire                   s_axil_awready,
-    input  wire [31:0]            s_axil_wdata,
-    /* verilator lint_off UNUSEDSIGNAL */ // only CONTROL's byte 0 is byte-writable
-    input  wire [3:0]             s_axil_wstrb,
-    /* verilator lint_on UNUSEDSIGNAL */
-    input  wire                   s_axil_wvalid,
-    output wire                   s_axil_wready,
-    output wire [1:0]             s_axil_bresp,
-    output wire                   s_axil_bvalid,
-    input  wire                   s_axil_bready,
-    /* verilator lint_off UNUSEDSIGNAL */ // registers are word aligned, protection is not used
-    input  wire [11:0]            s_axil_araddr,
-    input  wire [2:0]             s_axil_arprot,
-    /* verilator lint_on UNUSEDSIGNAL */
-    input  wire                   s_axil_arvalid,
-    output wire                   s_axil_arready,
-    output wire [31:0]            s_axil_rdata,
-    output wire [1:0]             s_axil_rresp,
-    output wire                   s_axil_rvalid,
-    input  wire                   s_axil_rready,
 
     // control
     output wire                   soft_reset,

@@ -26,6 +26,8 @@ because the flags are cleared when a frame is released.
 `timescale 1ns / 1ps
 `default_nettype none
 
+`include "pn_macros.vh"
+
 module pn_frame_buffer #
 (
     // activations per frame
@@ -80,11 +82,9 @@ localparam integer LAST_PTR = NBUF - 1;
 // parameter checks: stop the simulation at time 0 and the synthesis with the message
 initial begin
     if (NBUF < 2 || BITS < 1 || GROUPS < 1 || GROUPS > CHANNELS || WR_WIDTH < 1 ||
-            CHANNELS > (1 << BASE_BITS)) begin
-        $error("pn_frame_buffer: NBUF = %0d (>= 2), BITS = %0d, GROUPS = %0d (1..CHANNELS = %0d), WR_WIDTH = %0d, BASE_BITS = %0d",
-               NBUF, BITS, GROUPS, CHANNELS, WR_WIDTH, BASE_BITS);
-        $finish;
-    end
+            CHANNELS > (1 << BASE_BITS))
+        `PN_STOP(("pn_frame_buffer: NBUF = %0d (>= 2), BITS = %0d, GROUPS = %0d (1..CHANNELS = %0d), WR_WIDTH = %0d, BASE_BITS = %0d",
+                  NBUF, BITS, GROUPS, CHANNELS, WR_WIDTH, BASE_BITS))
 end
 
 reg [NBUF-1:0] full_reg = {NBUF{1'b0}}, full_next;

@@ -20,6 +20,8 @@
 `timescale 1ns / 1ps
 `default_nettype none
 
+`include "pn_macros.vh"
+
 module pn_input #
 (
     // activation bits of the first layer: a pixel p becomes p >> (8 - INPUT_BITS)
@@ -33,11 +35,8 @@ module pn_input #
 
     // pixel stream
     /* verilator lint_off UNUSEDSIGNAL */ // pixel bits below INPUT_BITS are shifted out
-    input  wire [31:0]             s_axis_tdata,
+    `PN_S_AXIS_PORTS,
     /* verilator lint_on UNUSEDSIGNAL */
-    input  wire                    s_axis_tvalid,
-    output wire                    s_axis_tready,
-    input  wire                    s_axis_tlast,
 
     // do not start a new digit (loading, flushing)
     input  wire                    hold,
@@ -45,11 +44,7 @@ module pn_input #
     input  wire [15:0]             batch,
 
     // row port of the datapath
-    input  wire                    px_ready,
-    output wire                    px_en,
-    output wire [4:0]              px_base,
-    output wire [4*INPUT_BITS-1:0] px_data,
-    output wire                    px_row_done,
+    `PN_PX_PORTS(input, output),
 
     // events
     output wire                    digit_done,
@@ -73,15 +68,11 @@ localparam integer C_LAST_ROW = ROWS - 1;
 
 // parameter checks: stop the simulation at time 0 and the synthesis with the message
 initial begin
-    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS) begin
-        $error("pn_input: INPUT_BITS = %0d, a pixel has %0d bits", INPUT_BITS,
-               LIMIT_MAX_INPUT_BITS);
-        $finish;
-    end
-    if (FRAMES_USED < 1 || FRAMES_USED > ROWS) begin
-        $error("pn_input: FRAMES_USED = %0d, a digit has %0d rows", FRAMES_USED, ROWS);
-        $finish;
-    end
+    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS)
+        `PN_STOP(("pn_input: INPUT_BITS = %0d, a pixel has %0d bits", INPUT_BITS,
+                  LIMIT_MAX_INPUT_BITS))
+    if (FRAMES_USED < 1 || FRAMES_USED > ROWS)
+        `PN_STOP(("pn_input: FRAMES_USED = %0d, a digit has %0d rows", FRAMES_USED, ROWS))
 end
 localparam [5:0] ROWS_USED = FRAMES_USED[5:0];
 

@@ -44,6 +44,8 @@ After rst the partial accumulators are cleared, one address per cycle (busy stay
 `timescale 1ns / 1ps
 `default_nettype none
 
+`include "pn_macros.vh"
+
 module pn_layer #
 (
     // input units per frame
@@ -151,52 +153,36 @@ localparam integer PAR_WIDTH = LANES * PARAM_BITS;
 // with the message
 initial begin
     if (WEIGHT_BITS < 1 || WEIGHT_BITS > LIMIT_MAX_WEIGHT_BITS ||
-            IN_BITS < 1 || IN_BITS > LIMIT_MAX_INPUT_BITS) begin
-        $error("pn_layer: WEIGHT_BITS = %0d, IN_BITS = %0d; the layer takes 1..%0d and 1..%0d",
-               WEIGHT_BITS, IN_BITS, LIMIT_MAX_WEIGHT_BITS, LIMIT_MAX_INPUT_BITS);
-        $finish;
-    end
-    if (IS_CLASSIFIER ? (ACT_BITS != 0) : (ACT_BITS < 1 || ACT_BITS > LIMIT_MAX_ACT_BITS)) begin
-        $error("pn_layer: ACT_BITS = %0d (IS_CLASSIFIER = %0d); hidden layers take 1..%0d, the classifier 0",
-               ACT_BITS, IS_CLASSIFIER, LIMIT_MAX_ACT_BITS);
-        $finish;
-    end
+            IN_BITS < 1 || IN_BITS > LIMIT_MAX_INPUT_BITS)
+        `PN_STOP(("pn_layer: WEIGHT_BITS = %0d, IN_BITS = %0d; the layer takes 1..%0d and 1..%0d",
+                  WEIGHT_BITS, IN_BITS, LIMIT_MAX_WEIGHT_BITS, LIMIT_MAX_INPUT_BITS))
+    if (IS_CLASSIFIER ? (ACT_BITS != 0) : (ACT_BITS < 1 || ACT_BITS > LIMIT_MAX_ACT_BITS))
+        `PN_STOP(("pn_layer: ACT_BITS = %0d (IS_CLASSIFIER = %0d); hidden layers take 1..%0d, the classifier 0",
+                  ACT_BITS, IS_CLASSIFIER, LIMIT_MAX_ACT_BITS))
     if (TAPS < 1 || STRIDE < 1 || TAPS > IN_FRAMES ||
             FRAMES_USED < 1 || FRAMES_USED > IN_FRAMES || FRAMES_EMITTED < 1 ||
-            FRAMES_EMITTED > OUT_FRAMES) begin
-        $error("pn_layer: frames: IN_FRAMES = %0d, TAPS = %0d, STRIDE = %0d (%0d output frames), FRAMES_USED = %0d, FRAMES_EMITTED = %0d",
-               IN_FRAMES, TAPS, STRIDE, OUT_FRAMES, FRAMES_USED, FRAMES_EMITTED);
-        $finish;
-    end
+            FRAMES_EMITTED > OUT_FRAMES)
+        `PN_STOP(("pn_layer: frames: IN_FRAMES = %0d, TAPS = %0d, STRIDE = %0d (%0d output frames), FRAMES_USED = %0d, FRAMES_EMITTED = %0d",
+                  IN_FRAMES, TAPS, STRIDE, OUT_FRAMES, FRAMES_USED, FRAMES_EMITTED))
     if (GROUPS < 1 || GROUPS > IN_CHANNELS || GROUPS > LIMIT_MAX_GROUPS || LANES < 1 ||
-            LANES > OUT_CHANNELS || OUT_CHANNELS > LIMIT_MAX_CHANNELS) begin
-        $error("pn_layer: GROUPS = %0d (1..min(IN_CHANNELS = %0d, %0d)), LANES = %0d (1..OUT_CHANNELS = %0d, at most %0d outputs)",
-               GROUPS, IN_CHANNELS, LIMIT_MAX_GROUPS, LANES, OUT_CHANNELS, LIMIT_MAX_CHANNELS);
-        $finish;
-    end
-    if (ACC_BITS < 2 || COUNT_BITS < 1) begin
-        $error("pn_layer: ACC_BITS = %0d, COUNT_BITS = %0d; expected at least 2 and 1", ACC_BITS,
-               COUNT_BITS);
-        $finish;
-    end
+            LANES > OUT_CHANNELS || OUT_CHANNELS > LIMIT_MAX_CHANNELS)
+        `PN_STOP(("pn_layer: GROUPS = %0d (1..min(IN_CHANNELS = %0d, %0d)), LANES = %0d (1..OUT_CHANNELS = %0d, at most %0d outputs)",
+                  GROUPS, IN_CHANNELS, LIMIT_MAX_GROUPS, LANES, OUT_CHANNELS, LIMIT_MAX_CHANNELS))
+    if (ACC_BITS < 2 || COUNT_BITS < 1)
+        `PN_STOP(("pn_layer: ACC_BITS = %0d, COUNT_BITS = %0d; expected at least 2 and 1", ACC_BITS,
+                  COUNT_BITS))
     if (SYNAPSE_DEPTH < 1 || SYNAPSE_DEPTH > LIMIT_MAX_DEPTH || INDEX_DEPTH > LIMIT_MAX_DEPTH ||
-            LOCALS > LIMIT_MAX_DEPTH) begin
-        $error("pn_layer: SYNAPSE_DEPTH = %0d, INDEX_DEPTH = %0d, LOCALS = %0d; the loader addresses %0d words",
-               SYNAPSE_DEPTH, INDEX_DEPTH, LOCALS, LIMIT_MAX_DEPTH);
-        $finish;
-    end
+            LOCALS > LIMIT_MAX_DEPTH)
+        `PN_STOP(("pn_layer: SYNAPSE_DEPTH = %0d, INDEX_DEPTH = %0d, LOCALS = %0d; the loader addresses %0d words",
+                  SYNAPSE_DEPTH, INDEX_DEPTH, LOCALS, LIMIT_MAX_DEPTH))
     if (WORD_BITS > LOAD_BITS || INDEX_BITS > LOAD_BITS || PAR_WIDTH > LOAD_BITS ||
-            LOAD_BITS > LIMIT_MAX_WORD_BITS) begin
-        $error("pn_layer: memory words of %0d, %0d and %0d bits, LOAD_BITS = %0d (at most %0d)",
-               WORD_BITS, INDEX_BITS, PAR_WIDTH, LOAD_BITS, LIMIT_MAX_WORD_BITS);
-        $finish;
-    end
+            LOAD_BITS > LIMIT_MAX_WORD_BITS)
+        `PN_STOP(("pn_layer: memory words of %0d, %0d and %0d bits, LOAD_BITS = %0d (at most %0d)",
+                  WORD_BITS, INDEX_BITS, PAR_WIDTH, LOAD_BITS, LIMIT_MAX_WORD_BITS))
     if (OUT_BITS != (IS_CLASSIFIER ? ACC_BITS : ACT_BITS) ||
-            (LOCALS - 1) * LANES >= (1 << BASE_BITS)) begin
-        $error("pn_layer: OUT_BITS = %0d, BASE_BITS = %0d for %0d x %0d outputs", OUT_BITS,
-               BASE_BITS, LOCALS, LANES);
-        $finish;
-    end
+            (LOCALS - 1) * LANES >= (1 << BASE_BITS))
+        `PN_STOP(("pn_layer: OUT_BITS = %0d, BASE_BITS = %0d for %0d x %0d outputs", OUT_BITS,
+                  BASE_BITS, LOCALS, LANES))
 end
 
 // partial accumulator slots: output frame tau uses slot tau mod SLOTS
@@ -515,39 +501,18 @@ generate
             end
         end
 
-        // index RAM: read port (select stage), load write port
-        pn_ram #(
-            .WIDTH(INDEX_BITS),
-            .DEPTH(INDEX_DEPTH),
-            .RAM_STYLE("auto"),
-            .INIT_FILE(IDX_FILE)
-        )
-        idx_ram_inst (
-            .clk(clk),
-            .wr_en(load_bank_hit && load_kind == 2'd1),
-            .wr_addr(load_addr[IDX_ADDR_BITS-1:0]),
-            .wr_data(load_data[INDEX_BITS-1:0]),
-            .rd_en(idx_re),
-            .rd_addr(idx_ra),
-            .rd_data(idx_q)
-        );
+        // index RAM (read in the select stage) and synapse RAM (read in the fetch stage), both
+        // written through the load port
+        pn_ram #(.WIDTH(INDEX_BITS), .DEPTH(INDEX_DEPTH), .RAM_STYLE("auto"), .INIT_FILE(IDX_FILE))
+        idx_ram_inst (.clk(clk), .wr_en(load_bank_hit && load_kind == 2'd1),
+                      .wr_addr(load_addr[IDX_ADDR_BITS-1:0]), .wr_data(load_data[INDEX_BITS-1:0]),
+                      .rd_en(idx_re), .rd_addr(idx_ra), .rd_data(idx_q));
 
-        // synapse RAM: read port (fetch stage), load write port
-        pn_ram #(
-            .WIDTH(WORD_BITS),
-            .DEPTH(SYNAPSE_DEPTH),
-            .RAM_STYLE("block"),
-            .INIT_FILE(SYN_FILE)
-        )
-        syn_ram_inst (
-            .clk(clk),
-            .wr_en(load_bank_hit && load_kind == 2'd0),
-            .wr_addr(load_addr[ADDR_BITS-1:0]),
-            .wr_data(load_data[WORD_BITS-1:0]),
-            .rd_en(syn_re),
-            .rd_addr(cur_addr),
-            .rd_data(syn_q)
-        );
+        pn_ram #(.WIDTH(WORD_BITS), .DEPTH(SYNAPSE_DEPTH), .RAM_STYLE("block"),
+                 .INIT_FILE(SYN_FILE))
+        syn_ram_inst (.clk(clk), .wr_en(load_bank_hit && load_kind == 2'd0),
+                      .wr_addr(load_addr[ADDR_BITS-1:0]), .wr_data(load_data[WORD_BITS-1:0]),
+                      .rd_en(syn_re), .rd_addr(cur_addr), .rd_data(syn_q));
 
         /*
          * Lanes: partial accumulators of this group
@@ -643,21 +608,11 @@ endgenerate
 /*
  * Parameter RAM (thresholds or biases of the LANES outputs of a local index)
  */
-pn_ram #(
-    .WIDTH(LANES*PARAM_BITS),
-    .DEPTH(LOCALS),
-    .RAM_STYLE("auto"),
-    .INIT_FILE(HAVE_MEM ? {MEM_PREFIX, "par.mem"} : "")
-)
-par_ram_inst (
-    .clk(clk),
-    .wr_en(load_we && load_kind == 2'd2),
-    .wr_addr(load_addr[LOC_BITS-1:0]),
-    .wr_data(load_data[LANES*PARAM_BITS-1:0]),
-    .rd_en(par_re),
-    .rd_addr(rdq_i_reg),
-    .rd_data(par_q)
-);
+pn_ram #(.WIDTH(LANES*PARAM_BITS), .DEPTH(LOCALS), .RAM_STYLE("auto"),
+         .INIT_FILE(HAVE_MEM ? {MEM_PREFIX, "par.mem"} : ""))
+par_ram_inst (.clk(clk), .wr_en(load_we && load_kind == 2'd2), .wr_addr(load_addr[LOC_BITS-1:0]),
+              .wr_data(load_data[LANES*PARAM_BITS-1:0]), .rd_en(par_re), .rd_addr(rdq_i_reg),
+              .rd_data(par_q));
 
 /*
  * Threshold pipeline: per lane, the sum of the captured partial accumulators of all groups

@@ -25,6 +25,8 @@
 `timescale 1ns / 1ps
 `default_nettype none
 
+`include "pn_macros.vh"
+
 module pn_loader #
 (
     // number of layers synthesized (1..8)
@@ -48,7 +50,6 @@ module pn_loader #
     // parameter bank depth (local indices) per layer
     parameter [32*8-1:0] V_LOCALS = {8{32'd1}},
     /* verilator lint_on WIDTH */
-    /* verilator lint_on WIDTH */
     // width of the load data port (the widest memory word)
     parameter LOAD_BITS = 32,
     // load stream format version accepted
@@ -59,10 +60,7 @@ module pn_loader #
     input  wire                 rst,
 
     // load stream over AXI4-Stream
-    input  wire [31:0]          s_axis_tdata,
-    input  wire                 s_axis_tvalid,
-    output wire                 s_axis_tready,
-    input  wire                 s_axis_tlast,
+    `PN_S_AXIS_PORTS,
 
     // load stream over AXI-Lite (LOAD_DATA writes)
     input  wire [31:0]          lite_data,
@@ -118,68 +116,49 @@ function [31:0] chunks;
     end
 endfunction
 
+// per-layer vectors derived from two others (a, b); field l of the result, by op:
+localparam [1:0]
+    LV_PRODUCT = 2'd0,      // a * b
+    LV_WORDS = 2'd1,        // a * chunks(b): 32-bit words of a bank of depth a and width b
+    LV_LAST_CHUNK = 2'd2,   // chunks(b) - 1: last chunk index of a word of width b
+    LV_LAST = 2'd3;         // a - 1: last address of a bank of depth a (last group: a = groups)
+
+function [32*8-1:0] layer_vec;
+    input [1:0] op;
+    input [32*8-1:0] a;
+    input [32*8-1:0] b;
+    integer l;
+    reg [31:0] fa, fb;
+    begin
+        layer_vec = {32*8{1'b0}};
+        for (l = 0; l < 8; l = l + 1) begin
+            fa = pn_field(a, l);
+            fb = pn_field(b, l);
+            case (op)
+                LV_PRODUCT: layer_vec[32*l +: 32] = fa * fb;
+                LV_WORDS: layer_vec[32*l +: 32] = fa * chunks(fb);
+                LV_LAST_CHUNK: layer_vec[32*l +: 32] = chunks(fb) - 32'd1;
+                default: layer_vec[32*l +: 32] = fa - 32'd1;
+            endcase
+        end
+    end
+endfunction
+
+localparam [32*8-1:0] V_ZERO = {32*8{1'b0}};
 // parameter word width per layer
-function [32*8-1:0] par_width_vec;
-    input integer layers;
-    integer l;
-    begin
-        par_width_vec = {32*8{1'b0}};
-        for (l = 0; l < layers; l = l + 1) begin
-            par_width_vec[32*l +: 32] = pn_field(V_LANES, l) * pn_field(V_PARAM_BITS, l);
-        end
-    end
-endfunction
+localparam [32*8-1:0] V_PAR_WIDTH = layer_vec(LV_PRODUCT, V_LANES, V_PARAM_BITS);
 
-localparam [32*8-1:0] V_PAR_WIDTH = par_width_vec(8);
+localparam [32*8-1:0] V_SYN_LAST_CHUNK = layer_vec(LV_LAST_CHUNK, V_ZERO, V_WORD_BITS);
+localparam [32*8-1:0] V_IDX_LAST_CHUNK = layer_vec(LV_LAST_CHUNK, V_ZERO, V_INDEX_BITS);
+localparam [32*8-1:0] V_PAR_LAST_CHUNK = layer_vec(LV_LAST_CHUNK, V_ZERO, V_PAR_WIDTH);
+localparam [32*8-1:0] V_LAST_GROUP = layer_vec(LV_LAST, V_GROUPS, V_ZERO);
+localparam [32*8-1:0] V_SYN_LAST_ADDR = layer_vec(LV_LAST, V_SYNAPSE_DEPTH, V_ZERO);
+localparam [32*8-1:0] V_IDX_LAST_ADDR = layer_vec(LV_LAST, V_INDEX_DEPTH, V_ZERO);
+localparam [32*8-1:0] V_PAR_LAST_ADDR = layer_vec(LV_LAST, V_LOCALS, V_ZERO);
 
-// 32-bit words of one bank (depth * chunks) per layer, for each kind
-function [32*8-1:0] bank_words_vec;
-    input [32*8-1:0] depth;
-    input [32*8-1:0] width;
-    integer l;
-    begin
-        bank_words_vec = {32*8{1'b0}};
-        for (l = 0; l < 8; l = l + 1) begin
-            bank_words_vec[32*l +: 32] = pn_field(depth, l) * chunks(pn_field(width, l));
-        end
-    end
-endfunction
-
-// last chunk index (chunks - 1) per layer
-function [32*8-1:0] last_chunk_vec;
-    input [32*8-1:0] width;
-    integer l;
-    begin
-        last_chunk_vec = {32*8{1'b0}};
-        for (l = 0; l < 8; l = l + 1) begin
-            last_chunk_vec[32*l +: 32] = chunks(pn_field(width, l)) - 1;
-        end
-    end
-endfunction
-
-// last address (depth - 1) per layer
-function [32*8-1:0] last_addr_vec;
-    input [32*8-1:0] depth;
-    integer l;
-    begin
-        last_addr_vec = {32*8{1'b0}};
-        for (l = 0; l < 8; l = l + 1) begin
-            last_addr_vec[32*l +: 32] = pn_field(depth, l) - 1;
-        end
-    end
-endfunction
-
-localparam [32*8-1:0] V_SYN_LAST_CHUNK = last_chunk_vec(V_WORD_BITS);
-localparam [32*8-1:0] V_IDX_LAST_CHUNK = last_chunk_vec(V_INDEX_BITS);
-localparam [32*8-1:0] V_PAR_LAST_CHUNK = last_chunk_vec(V_PAR_WIDTH);
-localparam [32*8-1:0] V_LAST_GROUP = last_addr_vec(V_GROUPS);
-localparam [32*8-1:0] V_SYN_LAST_ADDR = last_addr_vec(V_SYNAPSE_DEPTH);
-localparam [32*8-1:0] V_IDX_LAST_ADDR = last_addr_vec(V_INDEX_DEPTH);
-localparam [32*8-1:0] V_PAR_LAST_ADDR = last_addr_vec(V_LOCALS);
-
-localparam [32*8-1:0] V_SYN_WORDS = bank_words_vec(V_SYNAPSE_DEPTH, V_WORD_BITS);
-localparam [32*8-1:0] V_IDX_WORDS = bank_words_vec(V_INDEX_DEPTH, V_INDEX_BITS);
-localparam [32*8-1:0] V_PAR_WORDS = bank_words_vec(V_LOCALS, V_PAR_WIDTH);
+localparam [32*8-1:0] V_SYN_WORDS = layer_vec(LV_WORDS, V_SYNAPSE_DEPTH, V_WORD_BITS);
+localparam [32*8-1:0] V_IDX_WORDS = layer_vec(LV_WORDS, V_INDEX_DEPTH, V_INDEX_BITS);
+localparam [32*8-1:0] V_PAR_WORDS = layer_vec(LV_WORDS, V_LOCALS, V_PAR_WIDTH);
 
 function [31:0] num_banks;
     input integer layers;
@@ -465,16 +444,12 @@ end
 // parameter checks: memories the loader cannot address or assemble stop the simulation at
 // time 0 and the synthesis with the message
 initial begin
-    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS) begin
-        $error("pn_loader: NUM_LAYERS = %0d, load_layer addresses 1..%0d layers", NUM_LAYERS,
-               LIMIT_MAX_LAYERS);
-        $finish;
-    end
-    if (LOAD_BITS < 1 || LOAD_BITS > LIMIT_MAX_WORD_BITS) begin
-        $error("pn_loader: LOAD_BITS = %0d, a memory word has at most %0d bits (%0d chunks)",
-               LOAD_BITS, LIMIT_MAX_WORD_BITS, LIMIT_MAX_WORD_BITS / 32);
-        $finish;
-    end
+    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS)
+        `PN_STOP(("pn_loader: NUM_LAYERS = %0d, load_layer addresses 1..%0d layers", NUM_LAYERS,
+                  LIMIT_MAX_LAYERS))
+    if (LOAD_BITS < 1 || LOAD_BITS > LIMIT_MAX_WORD_BITS)
+        `PN_STOP(("pn_loader: LOAD_BITS = %0d, a memory word has at most %0d bits (%0d chunks)",
+                  LOAD_BITS, LIMIT_MAX_WORD_BITS, LIMIT_MAX_WORD_BITS / 32))
 end
 
 genvar cl;
@@ -489,24 +464,18 @@ generate
         localparam integer C_PAR_WIDTH = V_PAR_WIDTH[32*cl +: 32];
 
         initial begin
-            if (C_GROUPS < 1 || C_GROUPS > LIMIT_MAX_GROUPS) begin
-                $error("pn_loader: layer %0d has %0d groups, load_bank addresses 1..%0d", cl,
-                       C_GROUPS, LIMIT_MAX_GROUPS);
-                $finish;
-            end
+            if (C_GROUPS < 1 || C_GROUPS > LIMIT_MAX_GROUPS)
+                `PN_STOP(("pn_loader: layer %0d has %0d groups, load_bank addresses 1..%0d", cl,
+                          C_GROUPS, LIMIT_MAX_GROUPS))
             if (C_SYN_DEPTH < 1 || C_SYN_DEPTH > LIMIT_MAX_DEPTH || C_IDX_DEPTH < 1 ||
                     C_IDX_DEPTH > LIMIT_MAX_DEPTH || C_PAR_DEPTH < 1 ||
-                    C_PAR_DEPTH > LIMIT_MAX_DEPTH) begin
-                $error("pn_loader: layer %0d memories of %0d, %0d and %0d words; load_addr addresses %0d",
-                       cl, C_SYN_DEPTH, C_IDX_DEPTH, C_PAR_DEPTH, LIMIT_MAX_DEPTH);
-                $finish;
-            end
+                    C_PAR_DEPTH > LIMIT_MAX_DEPTH)
+                `PN_STOP(("pn_loader: layer %0d memories of %0d, %0d and %0d words; load_addr addresses %0d",
+                          cl, C_SYN_DEPTH, C_IDX_DEPTH, C_PAR_DEPTH, LIMIT_MAX_DEPTH))
             if (C_SYN_WIDTH < 1 || C_SYN_WIDTH > LOAD_BITS || C_IDX_WIDTH < 1 ||
-                    C_IDX_WIDTH > LOAD_BITS || C_PAR_WIDTH < 1 || C_PAR_WIDTH > LOAD_BITS) begin
-                $error("pn_loader: layer %0d memory words of %0d, %0d and %0d bits, LOAD_BITS = %0d",
-                       cl, C_SYN_WIDTH, C_IDX_WIDTH, C_PAR_WIDTH, LOAD_BITS);
-                $finish;
-            end
+                    C_IDX_WIDTH > LOAD_BITS || C_PAR_WIDTH < 1 || C_PAR_WIDTH > LOAD_BITS)
+                `PN_STOP(("pn_loader: layer %0d memory words of %0d, %0d and %0d bits, LOAD_BITS = %0d",
+                          cl, C_SYN_WIDTH, C_IDX_WIDTH, C_PAR_WIDTH, LOAD_BITS))
         end
     end
 endgenerate

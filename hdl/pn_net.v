@@ -24,6 +24,7 @@ threshold phase (RESULT_LATENCY).
 // The network's fields come from the artifact's neuro_params.vh (`PN_V_<FIELD>, 32 bits per
 // layer, zero-extended to the 8-layer width, hence no WIDTH lint in this module).
 `include "neuro_params.vh"
+`include "pn_macros.vh"
 
 /* verilator lint_off WIDTH */
 module pn_net #
@@ -46,11 +47,7 @@ module pn_net #
     /*
      * Input activations, one row (frame) at a time
      */
-    output wire                       px_ready,
-    input  wire                       px_en,
-    input  wire [4:0]                 px_base,
-    input  wire [4*INPUT_BITS-1:0]    px_data,
-    input  wire                       px_row_done,
+    `PN_PX_PORTS(output, input),
 
     /*
      * Results, one per digit
@@ -93,22 +90,40 @@ localparam BASE_BITS = LIMIT_BASE_BITS;
 // parameter checks of the network (each pn_layer checks its own fields): a datapath that
 // cannot work stops the simulation at time 0 and the synthesis with the message
 initial begin
-    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS) begin
-        $error("pn_net: NUM_LAYERS = %0d, the core holds 1..%0d layers", NUM_LAYERS,
-               LIMIT_MAX_LAYERS);
-        $finish;
-    end
-    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS) begin
-        $error("pn_net: INPUT_BITS = %0d, the core takes 1..%0d", INPUT_BITS,
-               LIMIT_MAX_INPUT_BITS);
-        $finish;
-    end
-    if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS) begin
-        $error("pn_net: layer 0 takes %0d channels x %0d frames, a digit is %0d x %0d",
-               pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS);
-        $finish;
-    end
+    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS)
+        `PN_STOP(("pn_net: NUM_LAYERS = %0d, the core holds 1..%0d layers", NUM_LAYERS,
+                  LIMIT_MAX_LAYERS))
+    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS)
+        `PN_STOP(("pn_net: INPUT_BITS = %0d, the core takes 1..%0d", INPUT_BITS,
+                  LIMIT_MAX_INPUT_BITS))
+    if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS)
+        `PN_STOP(("pn_net: layer 0 takes %0d channels x %0d frames, a digit is %0d x %0d",
+                  pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS))
 end
+
+`ifdef PN_INPUT_ROWS
+// the image rows the network declares it reads: exactly what the layers' taps and strides
+// consume (from the classifier's output frames back to the image), all of them handled by
+// layer 0 (networks written before the declaration have no PN_INPUT_ROWS)
+function integer rows_read;
+    input integer layers;
+    integer l, u;
+    begin
+        u = pn_field(`PN_V_OUT_FRAMES, layers - 1);
+        for (l = layers - 1; l >= 0; l = l - 1)
+            u = (u - 1) * pn_field(`PN_V_STRIDE, l) + pn_field(`PN_V_TAPS, l);
+        rows_read = u;
+    end
+endfunction
+
+initial begin
+    if (`PN_INPUT_ROWS < 1 || `PN_INPUT_ROWS > LIMIT_IMAGE_ROWS ||
+            `PN_INPUT_ROWS != rows_read(NUM_LAYERS) ||
+            pn_field(`PN_V_FRAMES_USED, 0) < `PN_INPUT_ROWS)
+        `PN_STOP(("pn_net: PN_INPUT_ROWS = %0d in neuro_params.vh, the layers read %0d rows, layer 0 handles %0d (FRAMES_USED)",
+                  `PN_INPUT_ROWS, rows_read(NUM_LAYERS), pn_field(`PN_V_FRAMES_USED, 0)))
+end
+`endif
 
 localparam HAVE_MEM = (MEM_DIR != "");
 
@@ -286,39 +301,29 @@ generate
         integer d;
         initial begin
             for (d = 10; d >= 0; d = d - 1) begin
-                if (D_HEADER[32*d +: 32] != D_DERIVED[32*d +: 32]) begin
-                    $error("pn_net: layer %0d: %0s = %0d in neuro_params.vh, %0d from the other fields",
-                           i, derived_name(d), D_HEADER[32*d +: 32], D_DERIVED[32*d +: 32]);
-                    $finish;
-                end
+                if (D_HEADER[32*d +: 32] != D_DERIVED[32*d +: 32])
+                    `PN_STOP(("pn_net: layer %0d: %0s = %0d in neuro_params.vh, %0d from the other fields",
+                              i, derived_name(d), D_HEADER[32*d +: 32], D_DERIVED[32*d +: 32]))
             end
         end
 
         // the chain: this layer takes what the previous one emits; the last is the classifier
         initial begin
             if (i > 0 && (L_IN_CHANNELS != pn_field(`PN_V_OUT_CHANNELS, PREV) ||
-                          L_IN_FRAMES != pn_field(`PN_V_OUT_FRAMES, PREV))) begin
-                $error("pn_net: layer %0d takes %0d channels x %0d frames, layer %0d emits %0d x %0d",
-                       i, L_IN_CHANNELS, L_IN_FRAMES, PREV, pn_field(`PN_V_OUT_CHANNELS, PREV),
-                       pn_field(`PN_V_OUT_FRAMES, PREV));
-                $finish;
-            end
-            if (i > 0 && L_FRAMES_USED > pn_field(`PN_V_FRAMES_EMITTED, PREV)) begin
-                $error("pn_net: layer %0d uses %0d frames, layer %0d emits %0d", i,
-                       L_FRAMES_USED, PREV, pn_field(`PN_V_FRAMES_EMITTED, PREV));
-                $finish;
-            end
+                          L_IN_FRAMES != pn_field(`PN_V_OUT_FRAMES, PREV)))
+                `PN_STOP(("pn_net: layer %0d takes %0d channels x %0d frames, layer %0d emits %0d x %0d",
+                          i, L_IN_CHANNELS, L_IN_FRAMES, PREV, pn_field(`PN_V_OUT_CHANNELS, PREV),
+                          pn_field(`PN_V_OUT_FRAMES, PREV)))
+            if (i > 0 && L_FRAMES_USED > pn_field(`PN_V_FRAMES_EMITTED, PREV))
+                `PN_STOP(("pn_net: layer %0d uses %0d frames, layer %0d emits %0d", i,
+                          L_FRAMES_USED, PREV, pn_field(`PN_V_FRAMES_EMITTED, PREV)))
             if (LAST && (L_ACT_BITS != 0 || L_OUT_CHANNELS != LIMIT_NUM_CLASSES ||
-                         L_FRAMES_EMITTED != 1)) begin
-                $error("pn_net: the classifier (layer %0d) has ACT_BITS = %0d, %0d outputs, %0d frames; expected 0, %0d, 1",
-                       i, L_ACT_BITS, L_OUT_CHANNELS, L_FRAMES_EMITTED, LIMIT_NUM_CLASSES);
-                $finish;
-            end
-            if (LAST && (LOGIT_BITS < L_ACC_BITS || LOGIT_BITS > LIMIT_LOGIT_BITS)) begin
-                $error("pn_net: LOGIT_BITS = %0d, the classifier's ACC_BITS is %0d (at most %0d)",
-                       LOGIT_BITS, L_ACC_BITS, LIMIT_LOGIT_BITS);
-                $finish;
-            end
+                         L_FRAMES_EMITTED != 1))
+                `PN_STOP(("pn_net: the classifier (layer %0d) has ACT_BITS = %0d, %0d outputs, %0d frames; expected 0, %0d, 1",
+                          i, L_ACT_BITS, L_OUT_CHANNELS, L_FRAMES_EMITTED, LIMIT_NUM_CLASSES))
+            if (LAST && (LOGIT_BITS < L_ACC_BITS || LOGIT_BITS > LIMIT_LOGIT_BITS))
+                `PN_STOP(("pn_net: LOGIT_BITS = %0d, the classifier's ACC_BITS is %0d (at most %0d)",
+                          LOGIT_BITS, L_ACC_BITS, LIMIT_LOGIT_BITS))
         end
 
         /* verilator lint_on WIDTH */

@@ -9,6 +9,8 @@
 `timescale 1ns / 1ps
 `default_nettype none
 
+`include "pn_macros.vh"
+
 module pn_ram #
 (
     // bits per word
@@ -37,10 +39,8 @@ module pn_ram #
 );
 
 initial begin
-    if (WIDTH < 1 || DEPTH < 1 || ADDR_BITS != ((DEPTH > 1) ? $clog2(DEPTH) : 1)) begin
-        $error("pn_ram: WIDTH = %0d, DEPTH = %0d, ADDR_BITS = %0d", WIDTH, DEPTH, ADDR_BITS);
-        $finish;
-    end
+    if (WIDTH < 1 || DEPTH < 1 || ADDR_BITS != ((DEPTH > 1) ? $clog2(DEPTH) : 1))
+        `PN_STOP(("pn_ram: WIDTH = %0d, DEPTH = %0d, ADDR_BITS = %0d", WIDTH, DEPTH, ADDR_BITS))
 end
 
 (* ram_style = RAM_STYLE *)

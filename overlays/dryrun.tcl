@@ -239,29 +239,25 @@ proc ipx::current_core {args} {
     ::pn_dry::record ipx::current_core $args
     return core:neuro_core
 }
-proc ipx::get_user_parameters {args} {
-    ::pn_dry::record ipx::get_user_parameters $args
-    set name [lindex [::pn_dry::positional $args] 0]
+# lookups of named objects: `kind:name` for a name, else one object of each of `names`
+proc ::pn_dry::named_objects {cmd kind names arguments} {
+    ::pn_dry::record $cmd $arguments
+    set name [lindex [::pn_dry::positional $arguments] 0]
     if {$name ne ""} {
-        return [list user_parameter:$name]
+        return [list $kind:$name]
     }
-    return {user_parameter:Component_Name user_parameter:NUM_LAYERS user_parameter:MEM_DIR}
+    set objects {}
+    foreach n $names {
+        lappend objects $kind:$n
+    }
+    return $objects
 }
-proc ipx::get_hdl_parameters {args} {
-    ::pn_dry::record ipx::get_hdl_parameters $args
-    set name [lindex [::pn_dry::positional $args] 0]
-    if {$name ne ""} {
-        return [list hdl_parameter:$name]
-    }
-    return {hdl_parameter:NUM_LAYERS hdl_parameter:MEM_DIR}
-}
-proc ipx::get_bus_interfaces {args} {
-    ::pn_dry::record ipx::get_bus_interfaces $args
-    set name [lindex [::pn_dry::positional $args] 0]
-    if {$name ne ""} {
-        return [list bus_interface:$name]
-    }
-    return {bus_interface:S_AXIS bus_interface:CLK}
+foreach {cmd kind names} {
+    get_user_parameters user_parameter {Component_Name NUM_LAYERS MEM_DIR}
+    get_hdl_parameters hdl_parameter {NUM_LAYERS MEM_DIR}
+    get_bus_interfaces bus_interface {S_AXIS CLK}
+} {
+    proc ipx::$cmd {args} "::pn_dry::named_objects [list ipx::$cmd $kind $names] \$args"
 }
 proc ipx::get_memory_maps {args} {
     ::pn_dry::record ipx::get_memory_maps $args

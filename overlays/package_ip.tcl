@@ -178,22 +178,24 @@ foreach {name kind mode ports} $PN_BUS_INTERFACES {
     lappend bus_names $name
 }
 
+# a slave interface of the signal bus `kind` (reset or clock) on the port `port`, whose
+# logical port is `logical`
+proc pn_add_signal_interface {core port kind logical} {
+    pn_require_port $core $port $kind
+    set bif [ipx::add_bus_interface $port $core]
+    set_property abstraction_type_vlnv xilinx.com:signal:${kind}_rtl:1.0 $bif
+    set_property bus_type_vlnv xilinx.com:signal:${kind}:1.0 $bif
+    set_property interface_mode slave $bif
+    set_property physical_name $port [ipx::add_port_map $logical $bif]
+    return $bif
+}
+
 # reset: synchronous, active high
-pn_require_port $core $PN_RESET_PORT "reset"
-set rst_if [ipx::add_bus_interface $PN_RESET_PORT $core]
-set_property abstraction_type_vlnv xilinx.com:signal:reset_rtl:1.0 $rst_if
-set_property bus_type_vlnv xilinx.com:signal:reset:1.0 $rst_if
-set_property interface_mode slave $rst_if
-set_property physical_name $PN_RESET_PORT [ipx::add_port_map RST $rst_if]
+set rst_if [pn_add_signal_interface $core $PN_RESET_PORT reset RST]
 set_property value $PN_RESET_POLARITY [ipx::add_bus_parameter POLARITY $rst_if]
 
 # clock: every bus interface and the reset are synchronous to it
-pn_require_port $core $PN_CLOCK_PORT "clock"
-set clk_if [ipx::add_bus_interface $PN_CLOCK_PORT $core]
-set_property abstraction_type_vlnv xilinx.com:signal:clock_rtl:1.0 $clk_if
-set_property bus_type_vlnv xilinx.com:signal:clock:1.0 $clk_if
-set_property interface_mode slave $clk_if
-set_property physical_name $PN_CLOCK_PORT [ipx::add_port_map CLK $clk_if]
+pn_add_signal_interface $core $PN_CLOCK_PORT clock CLK
 foreach name $bus_names {
     ipx::associate_bus_interfaces -busif $name -clock $PN_CLOCK_PORT $core
 }

@@ -5,8 +5,6 @@ Run with ``make sim`` (all benches) or ``pytest sim/test_pn_input.py``.
 
 from __future__ import annotations
 
-import itertools
-import logging
 import random
 import sys
 from pathlib import Path
@@ -15,9 +13,9 @@ import numpy as np
 
 try:
     import cocotb
-    from cocotb.clock import Clock
     from cocotb.triggers import ClockCycles, RisingEdge
-    from cocotbext.axi import AxiStreamBus, AxiStreamSource
+
+    from pn_cocotb import StreamBench
 except ImportError:  # collected by pytest without the simulation extras
     cocotb = None
 
@@ -38,19 +36,11 @@ def _rows_of(img: np.ndarray) -> list[list[int]]:
 
 if cocotb is not None:
 
-    class TB:
+    class TB(StreamBench):
         """Clock, pixel source, random px_ready and a monitor of the row port."""
 
         def __init__(self, dut, seed: int = 1):
-            self.dut = dut
-            self.rng = random.Random(seed)
-            Clock(dut.clk, 10, unit="ns", impl="gpi").start(start_high=False)
-            self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk,
-                                          dut.rst)
-            self.source.log.setLevel(logging.WARNING)
-            dut.hold.value = 0
-            dut.batch.value = 1
-            dut.px_ready.value = 1
+            super().__init__(dut, seed, hold=0, batch=1, px_ready=1)
             self.ready_prob = 1.0
             self.rows: list[list[int]] = []       # completed rows, in order
             self.row = [None] * 28
@@ -59,19 +49,8 @@ if cocotb is not None:
             cocotb.start_soon(self._monitor())
             cocotb.start_soon(self._ready())
 
-        async def reset(self):
-            self.dut.rst.value = 1
-            await ClockCycles(self.dut.clk, 3)
-            self.dut.rst.value = 0
-            await ClockCycles(self.dut.clk, 2)
-
         def set_idle(self, pause_prob: float, ready_prob: float):
-            if pause_prob:
-                self.source.set_pause_generator(
-                    (self.rng.random() < pause_prob for _ in itertools.count()))
-            else:
-                self.source.set_pause_generator(None)
-                self.source.pause = False  # removing a generator leaves the pause as it was
+            self.pauses(pause_prob)
             self.ready_prob = ready_prob
 
         async def _ready(self):
@@ -187,29 +166,22 @@ if cocotb is not None:
         await tb.next_digit_exact()
 
     @cocotb.test()
-    async def long_frame(dut):
-        """No TLAST on beat 196: the digit counts, error 2, beats dropped up to TLAST."""
-        tb = TB(dut, 6)
+    @cocotb.parametrize(case=[cocotb.Param((6, 0.2, 0.8, 16), "long_frame"),
+                              cocotb.Param((7, 0.0, 1.0, 784), "missing_tlast")])
+    async def tail_dropped(dut, case):
+        """No TLAST on beat 196: the digit counts, error 2, the beats that follow (the tail of a
+        long frame, or a second digit in a packet of one) are dropped up to TLAST."""
+        seed, pause_prob, ready_prob, tail = case
+        tb = TB(dut, seed)
         await tb.reset()
-        tb.set_idle(0.2, 0.8)
-        img1, img2 = _digit(tb.rng), _digit(tb.rng)
-        data = np.concatenate([img1.reshape(-1), np.arange(16, dtype=np.uint8)])
-        await tb.send_words(200, data)
+        tb.set_idle(pause_prob, ready_prob)
+        img1 = _digit(tb.rng)
+        extra = _digit(tb.rng).reshape(-1) if tail == 784 else np.arange(tail, dtype=np.uint8)
+        img2 = _digit(tb.rng)
+        await tb.send_words(196 + tail // 4, np.concatenate([img1.reshape(-1), extra]))
         await tb.send_words(196, img2)
         await tb.drain()
         assert tb.rows == _rows_of(img1) + _rows_of(img2)
-        assert [e for e, _ in tb.events] == ["done", "error2", "done"]
-
-    @cocotb.test()
-    async def missing_tlast(dut):
-        """Two digits in one packet: the first counts, the second is dropped up to TLAST."""
-        tb = TB(dut, 7)
-        await tb.reset()
-        img1, img2, img3 = _digit(tb.rng), _digit(tb.rng), _digit(tb.rng)
-        await tb.send_words(392, np.concatenate([img1.reshape(-1), img2.reshape(-1)]))
-        await tb.send_words(196, img3)
-        await tb.drain()
-        assert tb.rows == _rows_of(img1) + _rows_of(img3)
         assert [e for e, _ in tb.events] == ["done", "error2", "done"]
 
     @cocotb.test()

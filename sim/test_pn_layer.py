@@ -24,18 +24,15 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from pn_cocotb import LOAD_PORT, drive, sim_cycle, start_clock
 from pn_sim import artifact_banks, load_config
 from pynq_neuro.compiler.artifact import load_artifact
 from pynq_neuro.compiler.cycles import (FRAME_OVERHEAD, event_costs, threshold_busy_cycles,
                                         threshold_cycles)
 from pynq_neuro.compiler.mapping import Folding, map_layer
 from pynq_neuro.golden.model import run
-
-CLOCK_NS = 10
 
 
 def _int(sig) -> int:
@@ -60,25 +57,16 @@ class LayerTB:
         self.out_bits = int(dut.OUT_BITS.value)
         self.chb = int(dut.CH_BITS.value)
         self.rng = random.Random(cfg.get("seed", 0))
-        Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start(start_high=False)
+        start_clock(dut)
 
     @property
     def cycle(self) -> int:
         """Clock cycles since the start of the simulation (the same count in every coroutine)."""
-        return round(get_sim_time("ns") / CLOCK_NS)
+        return sim_cycle()
 
     def idle(self) -> None:
-        d = self.dut
-        d.rd_frame_valid.value = 0
-        d.ev_valid.value = 0
-        d.ev_channel.value = 0
-        d.ev_value.value = 0
-        d.wr_ready.value = 0
-        d.load_we.value = 0
-        d.load_kind.value = 0
-        d.load_bank.value = 0
-        d.load_addr.value = 0
-        d.load_data.value = 0
+        drive(self.dut, ("rd_frame_valid", "ev_valid", "ev_channel", "ev_value", "wr_ready",
+                         *LOAD_PORT))
 
     async def reset(self) -> None:
         self.idle()

@@ -8,19 +8,16 @@ Run with ``make sim`` or ``pytest sim/test_pn_loader.py``.
 
 from __future__ import annotations
 
-import itertools
-import logging
 import os
-import random
 import struct
 import sys
 from pathlib import Path
 
 try:
     import cocotb
-    from cocotb.clock import Clock
     from cocotb.triggers import ClockCycles, RisingEdge
-    from cocotbext.axi import AxiStreamBus, AxiStreamSource
+
+    from pn_cocotb import StreamBench
 except ImportError:  # collected by pytest without the simulation extras
     cocotb = None
 
@@ -50,38 +47,19 @@ def _expected(artifact: Path) -> dict[tuple[int, int, int], tuple[list[int], int
 
 if cocotb is not None:
 
-    class TB:
+    class TB(StreamBench):
         def __init__(self, dut, seed: int = 1):
-            self.dut = dut
-            self.rng = random.Random(seed)
-            Clock(dut.clk, 10, unit="ns", impl="gpi").start(start_high=False)
-            self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk,
-                                          dut.rst)
-            self.source.log.setLevel(logging.WARNING)
-            dut.lite_valid.value = 0
-            dut.lite_data.value = 0
-            dut.clear.value = 0
-            dut.idle_ok.value = 1
+            super().__init__(dut, seed, lite_valid=0, lite_data=0, clear=0, idle_ok=1)
             self.a, self.b, self.c = (Path(p) for p in os.environ["PN_LOADER_NETS"].split(":"))
             self.writes: dict[tuple[int, int, int], dict[int, int]] = {}
             self.duplicates = 0
             self.events: list[tuple] = []
             cocotb.start_soon(self._monitor())
 
-        async def reset(self):
-            self.dut.rst.value = 1
-            await ClockCycles(self.dut.clk, 3)
-            self.dut.rst.value = 0
-            await ClockCycles(self.dut.clk, 2)
-
         def clear_log(self):
             self.writes.clear()
             self.events.clear()
             self.duplicates = 0
-
-        def pauses(self, prob: float):
-            self.source.set_pause_generator(
-                (self.rng.random() < prob for _ in itertools.count()) if prob else None)
 
         async def _monitor(self):
             d = self.dut

@@ -16,10 +16,9 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge
 
+from pn_cocotb import LOAD_PORT, drive, sim_cycle, start_clock
 from pn_sim import artifact_banks, load_config
 from pynq_neuro.compiler.artifact import load_artifact
 from pynq_neuro.compiler.cycles import BEATS_PER_ROW, simulate
@@ -27,7 +26,6 @@ from pynq_neuro.compiler.mapping import Folding, map_network
 from pynq_neuro.golden.model import run
 
 ROWS = 28
-CLOCK_NS = 10
 
 
 def _int(sig) -> int:
@@ -113,28 +111,17 @@ class NetTB:
         self.golden = run(self.net, self.images)
         self.rng = random.Random(cfg.get("seed", 0))
         self.results: list[tuple[int, list[int], int]] = []
-        self.clock = Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi")
-        self.clock.start(start_high=False)
+        start_clock(dut)
         self.idle_inputs()
 
     def idle_inputs(self) -> None:
-        d = self.dut
-        d.px_en.value = 0
-        d.px_base.value = 0
-        d.px_data.value = 0
-        d.px_row_done.value = 0
-        d.res_ready.value = 1
-        d.load_we.value = 0
-        d.load_layer.value = 0
-        d.load_kind.value = 0
-        d.load_bank.value = 0
-        d.load_addr.value = 0
-        d.load_data.value = 0
+        drive(self.dut, ("px_en", "px_base", "px_data", "px_row_done", "load_layer", *LOAD_PORT))
+        self.dut.res_ready.value = 1
 
     @property
     def cycle(self) -> int:
         """Clock cycles since the start of the simulation (the same count in every coroutine)."""
-        return round(get_sim_time("ns") / CLOCK_NS)
+        return sim_cycle()
 
     async def tick(self) -> None:
         await FallingEdge(self.dut.clk)

@@ -120,7 +120,7 @@ def _icarus(art: Path, out: Path) -> str:
     write_words(out / "pixels.hex", pixel_words(sparse_digits(1)))
     build = subprocess.run(
         ["iverilog", "-g2005", "-o", str(out / "sim.vvp"), "-s", "tb_neuro_core", f"-I{art}",
-         f"-I{hdl_dir()}",
+         f"-I{hdl_dir()}", f"-I{sim_dir() / 'common'}",
          f"-DPN_MEM_DIR=\"{art}/mem/\"", *map(str, sorted(hdl_dir().glob("*.v"))),
          str(sim_dir() / "fast" / "tb_neuro_core.v")], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
@@ -148,6 +148,34 @@ def test_inconsistent_parameters_stop_icarus_with_the_message(tiny, tmp_path, ed
     ok.mkdir()
     text = _icarus(tiny, ok)
     assert "ERROR" not in text and "DONE 1 digits" in text, text[-2000:]
+
+
+def _declared_rows(src: Path, dst: Path, rows: int) -> Path:
+    """A copy of an artifact whose neuro_params.vh declares ``rows`` image rows (as the
+    compiler writes it for networks that record their rows)."""
+    shutil.copytree(src, dst)
+    vh = dst / "neuro_params.vh"
+    vh.write_text(vh.read_text() + f"`define PN_INPUT_ROWS {rows}\n")
+    return dst
+
+
+def test_declared_rows_that_the_layers_do_not_read_stop_icarus(tiny, tmp_path):
+    _tools("iverilog", "vvp")
+    from pynq_neuro.compiler.artifact import load_artifact
+
+    read = load_artifact(tiny).network.input_rows
+    assert read < 28
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    text = _icarus(_declared_rows(tiny, tmp_path / "art-ok", read), ok)
+    assert "ERROR" not in text and "DONE 1 digits" in text, text[-2000:]
+    for rows in sorted({read + 1, 28}):
+        out = tmp_path / f"bad-{rows}"
+        out.mkdir()
+        text = _icarus(_declared_rows(tiny, tmp_path / f"art-{rows}", rows), out)
+        assert (f"pn_net: PN_INPUT_ROWS = {rows} in neuro_params.vh, the layers read {read} "
+                "rows") in text, text[-2000:]
+        assert "DONE" not in text
 
 
 def test_inconsistent_parameters_stop_verilator_with_the_message(tiny, tmp_path):

@@ -162,21 +162,21 @@ def build_key(artifact: str | os.PathLike, engine: str) -> str:
     """Digest of everything the build of ``engine`` depends on: the Verilog, the bench and the
     hardware parameters. The memory images are not part of it: the simulator reads them from
     ``mem/`` in its working directory, a link to the artifact's images."""
-    from ..rtl import hdl_files
+    from ..rtl import bench_headers, hdl_files
     from ..rtl.verilator import KEY_CHARS, hash_files
 
     art = _artifact_dir(artifact)
     h = hashlib.sha256(f"{engine} {MEM_DIR}".encode())
     if engine == "verilator":
         h.update(_server_module().VERILATOR_BENCH.read_bytes())
-    hash_files(h, hdl_files())
+    hash_files(h, hdl_files() + (bench_headers() if engine == "verilator" else []))
     h.update(_hardware_defines(art))
     return f"{engine}-{h.hexdigest()[:KEY_CHARS]}"
 
 
 def _compile(engine: str, art: Path, out: Path) -> list[str]:
     """Command that builds ``engine``'s simulator into the directory ``out``."""
-    from ..rtl import hdl_dir, hdl_sources
+    from ..rtl import bench_include_dir, hdl_dir, hdl_sources
     from ..rtl.verilator import command
 
     sources = [str(p) for p in hdl_sources()]
@@ -187,7 +187,7 @@ def _compile(engine: str, art: Path, out: Path) -> list[str]:
                 f"-I{art}", f"-I{hdl_dir()}", "-f", str(out / "cmds.f"), *sources]
     (out / "tb_cosim.v").write_text(_server_module().VERILATOR_BENCH.read_text())
     return command("verilator", top=BENCH_TOP, mdir=out / "obj", exe=out / "Vtb_cosim",
-                   includes=[art, hdl_dir()], defines=[define],
+                   includes=[art, hdl_dir(), bench_include_dir()], defines=[define],
                    sources=[*sources, out / "tb_cosim.v"])
 
 

@@ -51,6 +51,16 @@ def hdl_headers(directory: Path | None = None) -> list[Path]:
     return sorted((directory or hdl_dir()).glob("*.vh"))
 
 
+def bench_include_dir() -> Path:
+    """Folder of the headers the Verilog benches share (``sim/common``)."""
+    return sim_dir() / "common"
+
+
+def bench_headers() -> list[Path]:
+    """The headers the Verilog benches include (``sim/common/*.vh``)."""
+    return sorted(bench_include_dir().glob("*.vh"))
+
+
 def hdl_files(directory: Path | None = None) -> list[Path]:
     """Everything a build of the core reads from ``hdl/``: the modules and their headers (the
     content of build-cache keys)."""
@@ -112,5 +122,5 @@ def run_cocotb(toplevel: str, sources: list[str | Path], test_module: str,
     return tests, failed
 
 
-__all__ = ["REPO", "RtlError", "SHELL_MODULES", "hdl_dir", "hdl_files", "hdl_headers", "hdl_sources", "have_datapath",
+__all__ = ["REPO", "RtlError", "SHELL_MODULES", "bench_headers", "bench_include_dir", "hdl_dir", "hdl_files", "hdl_headers", "hdl_sources", "have_datapath",
            "require", "run_cocotb", "sim_dir", "which"]

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..golden.synthetic import random_digits
 from ..golden.synthetic import random_network as tiny_network
-from . import REPO, RtlError, hdl_headers, hdl_sources, require, sim_dir
+from . import (REPO, RtlError, bench_headers, bench_include_dir, hdl_headers, hdl_sources,
+               require, sim_dir)
 from .verilator import command as verilator_command
 from .verilator import NO_DFG, files_key
 
@@ -162,7 +163,7 @@ def build_fast(artifact: str | Path, build_root: str | Path | None = None,
     if not any(p.name == "pn_net.v" for p in sources):
         raise RtlError(f"{sources[0].parent}: pn_net.v (the datapath) is missing")
     mem_dir = f"{art / 'mem'}/"
-    key = files_key(sources + hdl_headers(sources[0].parent) + [tb, vh],
+    key = files_key(sources + hdl_headers(sources[0].parent) + bench_headers() + [tb, vh],
                     f"{mem_dir} {opt} {threads} {' '.join(extra_args)}")
     root = Path(build_root or REPO / "build" / "rtl" / "verilator")
     obj = root / key
@@ -172,7 +173,8 @@ def build_fast(artifact: str | Path, build_root: str | Path | None = None,
     obj.mkdir(parents=True, exist_ok=True)
     cmd = verilator_command(
         verilator, top="tb_neuro_core", mdir=obj, exe="Vtb_neuro_core",
-        includes=[art, sources[0].parent], defines=[f"PN_MEM_DIR=\"{mem_dir}\""],
+        includes=[art, sources[0].parent, bench_include_dir()],
+        defines=[f"PN_MEM_DIR=\"{mem_dir}\""],
         sources=[*sources, tb], jobs=jobs, opt=opt, threads=threads, extra_args=extra_args)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=obj, capture_output=True, text=True)

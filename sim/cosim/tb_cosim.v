@@ -3,7 +3,8 @@
  * pynq_neuro/driver/sim_bus.py; protocol described in sim/cosim_server.py). Requests come
  * from the file +req=, replies go to +resp= (pipes). MM2S and S2MM run in their own processes
  * so that a transfer that timed out keeps moving data during later requests, as a real DMA
- * does until it is reset.
+ * does until it is reset. The clock, the bus signals, the core and the AXI-Lite master come from
+ * sim/common/pn_tb_harness.vh (sim/common/ is on the include path of the build).
  */
 
 `resetall
@@ -17,50 +18,9 @@ localparam MAX_SEND = 1 << 22;
 localparam MAX_RECV = 1 << 20;
 localparam RESET_CYCLES = 8;
 
-reg clk = 1'b0;
-reg rst = 1'b1;
-always #5 clk = ~clk;
-
-reg  [31:0] s_axis_tdata = 32'd0;
-reg         s_axis_tvalid = 1'b0;
-wire        s_axis_tready;
-reg         s_axis_tlast = 1'b0;
-wire [31:0] m_axis_tdata;
-wire        m_axis_tvalid;
-reg         m_axis_tready = 1'b0;
-wire        m_axis_tlast;
-reg  [11:0] awaddr = 12'd0;
-reg         awvalid = 1'b0;
-wire        awready;
-reg  [31:0] wdata = 32'd0;
-reg         wvalid = 1'b0;
-wire        wready;
-wire [1:0]  bresp;
-wire        bvalid;
-reg  [11:0] araddr = 12'd0;
-reg         arvalid = 1'b0;
-wire        arready;
-wire [31:0] rdata;
-wire [1:0]  rresp;
-wire        rvalid;
-
-neuro_core dut (
-    .clk(clk), .rst(rst),
-    .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
-    .s_axis_tlast(s_axis_tlast),
-    .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
-    .m_axis_tlast(m_axis_tlast),
-    .s_axil_awaddr(awaddr), .s_axil_awprot(3'd0), .s_axil_awvalid(awvalid),
-    .s_axil_awready(awready), .s_axil_wdata(wdata), .s_axil_wstrb(4'hF),
-    .s_axil_wvalid(wvalid), .s_axil_wready(wready), .s_axil_bresp(bresp),
-    .s_axil_bvalid(bvalid), .s_axil_bready(1'b1),
-    .s_axil_araddr(araddr), .s_axil_arprot(3'd0), .s_axil_arvalid(arvalid),
-    .s_axil_arready(arready), .s_axil_rdata(rdata), .s_axil_rresp(rresp),
-    .s_axil_rvalid(rvalid), .s_axil_rready(1'b1)
-);
-
-reg [63:0] cycle = 64'd0;
-always @(posedge clk) cycle <= cycle + 64'd1;
+// clock, reset, the bus signals, dut (neuro_core), cycle, axil_write and axil_read
+localparam TB_M_TREADY = 1'b0;
+`include "pn_tb_harness.vh"
 
 // Requests to the channels: the command process flips a *_req bit, the channel reacts at the
 // next rising edge (each variable has a single writer).
@@ -72,11 +32,8 @@ integer    s2mm_limit = 0;
 
 // ---- MM2S: send_mem[0 .. mm2s_len-1], TLAST on the last word
 reg [31:0] send_mem [0:MAX_SEND-1];
-reg        mm2s_start_seen = 1'b0;
-reg        mm2s_reset_seen = 1'b0;
-reg        mm2s_busy = 1'b0;
-integer    mm2s_next = 0;
-integer    mm2s_sent = 0;
+reg        mm2s_start_seen = 1'b0, mm2s_reset_seen = 1'b0, mm2s_busy = 1'b0;
+integer    mm2s_next = 0, mm2s_sent = 0;
 
 always @(posedge clk) begin
     if (dma_reset_req != mm2s_reset_seen) begin
@@ -108,11 +65,8 @@ end
 
 // ---- S2MM: one packet into recv_mem, at most s2mm_limit words
 reg [31:0] recv_mem [0:MAX_RECV-1];
-reg        s2mm_start_seen = 1'b0;
-reg        s2mm_reset_seen = 1'b0;
-reg        s2mm_busy = 1'b0;
-reg        s2mm_done = 1'b0;
-reg        s2mm_over = 1'b0;
+reg        s2mm_start_seen = 1'b0, s2mm_reset_seen = 1'b0, s2mm_busy = 1'b0;
+reg        s2mm_done = 1'b0, s2mm_over = 1'b0;
 integer    s2mm_got = 0;
 
 always @(posedge clk) begin
@@ -141,58 +95,6 @@ always @(posedge clk) begin
         end
     end
 end
-
-// ---- AXI-Lite master: drives after the falling edge, samples just before the rising edge
-
-task axil_write(input [11:0] addr, input [31:0] data);
-    reg aw_done, w_done;
-    begin
-        @(negedge clk);
-        awaddr = addr;
-        wdata = data;
-        awvalid = 1'b1;
-        wvalid = 1'b1;
-        aw_done = 1'b0;
-        w_done = 1'b0;
-        while (!(aw_done && w_done)) begin
-            #1;
-            if (awvalid && awready) aw_done = 1'b1;
-            if (wvalid && wready) w_done = 1'b1;
-            @(negedge clk);
-            if (aw_done) awvalid = 1'b0;
-            if (w_done) wvalid = 1'b0;
-        end
-        #1;
-        while (!bvalid) begin
-            @(negedge clk);
-            #1;
-        end
-        @(negedge clk);
-    end
-endtask
-
-task axil_read(input [11:0] addr, output [31:0] data);
-    reg ar_done;
-    begin
-        @(negedge clk);
-        araddr = addr;
-        arvalid = 1'b1;
-        ar_done = 1'b0;
-        while (!ar_done) begin
-            #1;
-            if (arready) ar_done = 1'b1;
-            @(negedge clk);
-        end
-        arvalid = 1'b0;
-        #1;
-        while (!rvalid) begin
-            @(negedge clk);
-            #1;
-        end
-        data = rdata;
-        @(negedge clk);
-    end
-endtask
 
 // ---- request loop
 

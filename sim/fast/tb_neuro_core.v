@@ -1,6 +1,6 @@
 /*
  * Plain Verilog bench of neuro_core for whole-test-set regressions (Verilator --binary or
- * Icarus).
+ * Icarus; sim/common/ on the include path for the harness pn_tb_harness.vh).
  *
  * Plusargs:
  *   +pixels=FILE         pixel beats, one 32-bit hex word per line, 196 per digit
@@ -28,80 +28,18 @@
 
 module tb_neuro_core;
 
-localparam [11:0]
-    A_CONTROL = 12'h008,
-    A_STATUS = 12'h00C,
-    A_DIGITS = 12'h010,
-    A_CYCLES = 12'h014,
-    A_STALL = 12'h018,
-    A_INPUT_STALL = 12'h01C;
+// register offsets (the map of pynq_neuro/driver/registers.py)
+localparam [11:0] A_CONTROL = 12'h008, A_STATUS = 12'h00C, A_DIGITS = 12'h010,
+    A_CYCLES = 12'h014, A_STALL = 12'h018, A_INPUT_STALL = 12'h01C;
 
 // capacity of the stimulus memories (words)
 localparam MAX_DIGITS = 16384;
 localparam MAX_PIXEL_WORDS = 196 * MAX_DIGITS;
 localparam MAX_NET_WORDS = 1 << 21;
 
-reg clk = 1'b0;
-reg rst = 1'b1;
-
-always #5 clk = ~clk;
-
-// stream and register signals
-reg  [31:0] s_axis_tdata = 32'd0;
-reg         s_axis_tvalid = 1'b0;
-wire        s_axis_tready;
-reg         s_axis_tlast = 1'b0;
-wire [31:0] m_axis_tdata;
-wire        m_axis_tvalid;
-reg         m_axis_tready = 1'b1;
-wire        m_axis_tlast;
-
-reg  [11:0] s_axil_awaddr = 12'd0;
-reg         s_axil_awvalid = 1'b0;
-wire        s_axil_awready;
-reg  [31:0] s_axil_wdata = 32'd0;
-reg         s_axil_wvalid = 1'b0;
-wire        s_axil_wready;
-wire [1:0]  s_axil_bresp;
-wire        s_axil_bvalid;
-reg  [11:0] s_axil_araddr = 12'd0;
-reg         s_axil_arvalid = 1'b0;
-wire        s_axil_arready;
-wire [31:0] s_axil_rdata;
-wire [1:0]  s_axil_rresp;
-wire        s_axil_rvalid;
-
-neuro_core dut (
-    .clk(clk),
-    .rst(rst),
-    .s_axis_tdata(s_axis_tdata),
-    .s_axis_tvalid(s_axis_tvalid),
-    .s_axis_tready(s_axis_tready),
-    .s_axis_tlast(s_axis_tlast),
-    .m_axis_tdata(m_axis_tdata),
-    .m_axis_tvalid(m_axis_tvalid),
-    .m_axis_tready(m_axis_tready),
-    .m_axis_tlast(m_axis_tlast),
-    .s_axil_awaddr(s_axil_awaddr),
-    .s_axil_awprot(3'd0),
-    .s_axil_awvalid(s_axil_awvalid),
-    .s_axil_awready(s_axil_awready),
-    .s_axil_wdata(s_axil_wdata),
-    .s_axil_wstrb(4'hF),
-    .s_axil_wvalid(s_axil_wvalid),
-    .s_axil_wready(s_axil_wready),
-    .s_axil_bresp(s_axil_bresp),
-    .s_axil_bvalid(s_axil_bvalid),
-    .s_axil_bready(1'b1),
-    .s_axil_araddr(s_axil_araddr),
-    .s_axil_arprot(3'd0),
-    .s_axil_arvalid(s_axil_arvalid),
-    .s_axil_arready(s_axil_arready),
-    .s_axil_rdata(s_axil_rdata),
-    .s_axil_rresp(s_axil_rresp),
-    .s_axil_rvalid(s_axil_rvalid),
-    .s_axil_rready(1'b1)
-);
+// clock, reset, the bus signals, dut (neuro_core), cycle, axil_write and axil_read
+localparam TB_M_TREADY = 1'b1;
+`include "pn_tb_harness.vh"
 
 // ------------------------------------------------------------------------------------------
 // settings
@@ -116,11 +54,6 @@ integer stall_pct = 0;
 integer seed = 1;
 integer timeout = 100000000;
 reg     have_network = 1'b0;
-
-reg [63:0] cycle = 64'd0;
-always @(posedge clk) begin
-    cycle <= cycle + 64'd1;
-end
 
 // ------------------------------------------------------------------------------------------
 // source: words from memory, back to back
@@ -200,45 +133,6 @@ always @(posedge clk) begin
         end
     end
 end
-
-// ------------------------------------------------------------------------------------------
-// AXI-Lite master (drives on the falling edge, samples on the falling edge)
-
-task axil_write;
-    input [11:0] addr;
-    input [31:0] data;
-    begin
-        @(negedge clk);
-        s_axil_awaddr = addr;
-        s_axil_wdata = data;
-        s_axil_awvalid = 1'b1;
-        s_axil_wvalid = 1'b1;
-        @(negedge clk);
-        while (!(s_axil_awready && s_axil_wready)) @(negedge clk);
-        @(negedge clk);
-        s_axil_awvalid = 1'b0;
-        s_axil_wvalid = 1'b0;
-        while (!s_axil_bvalid) @(negedge clk);
-        @(negedge clk);
-    end
-endtask
-
-task axil_read;
-    input  [11:0] addr;
-    output [31:0] data;
-    begin
-        @(negedge clk);
-        s_axil_araddr = addr;
-        s_axil_arvalid = 1'b1;
-        @(negedge clk);
-        while (!s_axil_arready) @(negedge clk);
-        @(negedge clk);
-        s_axil_arvalid = 1'b0;
-        while (!s_axil_rvalid) @(negedge clk);
-        data = s_axil_rdata;
-        @(negedge clk);
-    end
-endtask
 
 // ------------------------------------------------------------------------------------------
 // sequence

@@ -1,0 +1,76 @@
+/*
+ * Macros shared by the modules of neuro_core (Verilog-2005).
+ *
+ * Parameter checks. In an initial block,
+ *
+ *     if (BAD) `PN_STOP(("module: NAME = %0d, ...", NAME))
+ *
+ * reports the message ($error; the argument is one parenthesized $error argument list) and
+ * stops: the simulation at time 0 (Icarus, Verilator), the synthesis at elaboration (Yosys,
+ * Vivado).
+ *
+ * Port lists and port connections. A module lists them after clk/rst as `PN_..._PORTS (no
+ * trailing comma; add one when more ports follow); an instance whose signals carry the port
+ * names connects them with `PN_..._CONNECT (PN_S_AXIS_CONNECT, PN_M_AXIS_CONNECT,
+ * PN_S_AXIL_CONNECT, PN_PX_CONNECT, PN_LOAD_CONNECT). About one line per AXI channel.
+ * neuro_core declares its own ports one per line: the IP packaging reads its header.
+ *
+ *   PN_S_AXIS_PORTS             32-bit AXI4-Stream slave s_axis_* (tdata, tvalid, tready, tlast)
+ *   PN_S_AXIL_PORTS             AXI4-Lite slave s_axil_* (12-bit addresses, 32-bit data)
+ *   PN_PX_PORTS(rdy, dat)       row port px_* of the datapath: px_ready has direction rdy, the
+ *                               others dat (pn_input: input, output; pn_net: output, input);
+ *                               px_data is 4*INPUT_BITS bits wide
+ */
+
+`ifndef PN_MACROS_VH
+`define PN_MACROS_VH
+
+`define PN_STOP(message) begin $error message; $finish; end
+
+`define PN_S_AXIS_PORTS \
+    input  wire [31:0] s_axis_tdata, input wire s_axis_tvalid, output wire s_axis_tready, \
+    input  wire s_axis_tlast
+
+`define PN_S_AXIL_PORTS \
+    input  wire [11:0] s_axil_awaddr, input wire [2:0] s_axil_awprot, \
+        input wire s_axil_awvalid, output wire s_axil_awready, \
+    input  wire [31:0] s_axil_wdata, input wire [3:0] s_axil_wstrb, \
+        input wire s_axil_wvalid, output wire s_axil_wready, \
+    output wire [1:0] s_axil_bresp, output wire s_axil_bvalid, input wire s_axil_bready, \
+    input  wire [11:0] s_axil_araddr, input wire [2:0] s_axil_arprot, \
+        input wire s_axil_arvalid, output wire s_axil_arready, \
+    output wire [31:0] s_axil_rdata, output wire [1:0] s_axil_rresp, \
+        output wire s_axil_rvalid, input wire s_axil_rready
+
+`define PN_S_AXIS_CONNECT \
+    .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready), \
+    .s_axis_tlast(s_axis_tlast)
+
+`define PN_M_AXIS_CONNECT \
+    .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready), \
+    .m_axis_tlast(m_axis_tlast)
+
+`define PN_S_AXIL_CONNECT \
+    .s_axil_awaddr(s_axil_awaddr), .s_axil_awprot(s_axil_awprot), \
+        .s_axil_awvalid(s_axil_awvalid), .s_axil_awready(s_axil_awready), \
+    .s_axil_wdata(s_axil_wdata), .s_axil_wstrb(s_axil_wstrb), .s_axil_wvalid(s_axil_wvalid), \
+        .s_axil_wready(s_axil_wready), \
+    .s_axil_bresp(s_axil_bresp), .s_axil_bvalid(s_axil_bvalid), .s_axil_bready(s_axil_bready), \
+    .s_axil_araddr(s_axil_araddr), .s_axil_arprot(s_axil_arprot), \
+        .s_axil_arvalid(s_axil_arvalid), .s_axil_arready(s_axil_arready), \
+    .s_axil_rdata(s_axil_rdata), .s_axil_rresp(s_axil_rresp), .s_axil_rvalid(s_axil_rvalid), \
+        .s_axil_rready(s_axil_rready)
+
+`define PN_PX_PORTS(rdy, dat) \
+    rdy wire px_ready, dat wire px_en, dat wire [4:0] px_base, \
+    dat wire [4*INPUT_BITS-1:0] px_data, dat wire px_row_done
+
+`define PN_PX_CONNECT \
+    .px_ready(px_ready), .px_en(px_en), .px_base(px_base), .px_data(px_data), \
+    .px_row_done(px_row_done)
+
+`define PN_LOAD_CONNECT \
+    .load_we(load_we), .load_layer(load_layer), .load_kind(load_kind), .load_bank(load_bank), \
+    .load_addr(load_addr), .load_data(load_data)
+
+`endif
