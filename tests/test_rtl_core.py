@@ -149,6 +149,18 @@ def test_logic_depth_on_a_netlist():
     assert d["lut_levels"] == 2    # the depth still counts levels
     ram_path = E.START_NS["RAMB"] + E.CELL_NS["LUT"] + E.NET_NS + E.END_NS
     assert ram_path > ff_path and d["path_delay_ns"] == pytest.approx(ram_path, abs=1e-3)
+    assert d["delay_path"][0] == "from RAMB" and d["delay_path"][-1] == "LUT1 c"
+    # a carry chain: the carry in of each next CARRY4 takes the dedicated wire
+    carry = {"CI": "input", "S": "input", "CO": "output"}
+    chain = {f"c{k}": {"type": "CARRY4", "port_directions": carry,
+                       "connections": {"CI": [20 + k], "S": [9], "CO": [21 + k]}}
+             for k in range(30)}   # a 120-bit chain
+    d = logic_depth({"modules": {"top": {"cells": {**cells, **chain}}}}, "top")
+    chain_path = (E.START_NS["FF"] + E.CELL_NS["CARRY4"] + E.NET_NS / 2
+                  + 29 * E.CARRY_CHAIN_NS + E.END_NS)
+    assert chain_path > ram_path
+    assert d["path_delay_ns"] == pytest.approx(chain_path, abs=1e-3)
+    assert d["delay_path"][0] == "from FF" and len(d["delay_path"]) == 31
 
 
 def test_cli_parsers(tiny, capsys):

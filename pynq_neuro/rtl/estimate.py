@@ -92,6 +92,8 @@ def _comb_inputs(ctype: str, port: str) -> bool:
 # with a typical net delay; Vivado's timing report of the overlay build is the real figure.
 START_NS = {"FF": 0.52, "RAMB": 2.45, "DSP": 4.0, "SRL": 1.3, "PORT": 0.0}
 CELL_NS = {"LUT": 0.12, "LUTRAM": 0.95, "CARRY4": 0.35, "MUXF7": 0.29, "MUXF8": 0.29}
+CARRY_CHAIN_NS = 0.11   # carry in to carry out of a CARRY4 along a chain (dedicated wire)
+CARRY_IN_PORTS = ("CI", "CYINIT")
 NET_NS = 0.45           # a routed net into a LUT, a distributed RAM or a carry chain
 END_NS = 0.40           # setup of the capturing register and clock uncertainty
 
@@ -126,6 +128,7 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
     drivers: dict[int, tuple[str, str]] = {}     # bit -> (cell, type) of its combinational driver
     starts: dict[int, str] = {}                  # bit -> kind of its sequential driver
     comb: dict[str, tuple[str, list[int]]] = {}  # cell -> (type, input bits)
+    carry_in: dict[str, set[int]] = {}           # CARRY4 -> its carry-in bits
     for name, cell in mod["cells"].items():
         ctype = _clean(cell["type"])
         if _is_sequential(ctype):
@@ -144,6 +147,8 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
                         drivers[b] = (name, ctype)
             elif d == "input" and _comb_inputs(ctype, port):
                 ins.extend(b for b in bits if isinstance(b, int))
+                if ctype == "CARRY4" and port in CARRY_IN_PORTS:
+                    carry_in.setdefault(name, set()).update(b for b in bits if isinstance(b, int))
         comb[name] = (ctype, ins)
 
     def weights(ctype: str) -> tuple[int, int]:
@@ -182,7 +187,7 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
             memo[name] = (best[0] + wl, best[1] + wo, best[2])
     if not memo:
         return {"lut_levels": 0, "logic_levels": 0, "path": [], "path_delay_ns": 0.0,
-                "clock_mhz": None}
+                "delay_path": [], "clock_mhz": None}
     end = max(memo, key=lambda n: memo[n][:2])
     path, n = [], end
     while n is not None:
@@ -191,6 +196,7 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
     path.reverse()
     # slowest path by delay (the graph has no loops: the walk above would have raised)
     delay: dict[str, float] = {}
+    came: dict[str, str | None] = {}    # the predecessor on the slowest path into a cell
     for root in comb:
         stack = [root]
         while stack:
@@ -204,12 +210,26 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
                 stack.extend(todo)
                 continue
             stack.pop()
-            delay[name] = _cell_ns(ctype) + max(
-                (delay[drivers[b][0]] if b in drivers else START_NS[starts.get(b, "PORT")]
-                 for b in ins), default=0.0)
-    worst = max(delay.values()) + END_NS
+            chain = carry_in.get(name, ())
+            best, via = _cell_ns(ctype), None
+            for b in ins:
+                arrive = ((delay[drivers[b][0]] if b in drivers else
+                           START_NS[starts.get(b, "PORT")])
+                          + (CARRY_CHAIN_NS if b in chain else _cell_ns(ctype)))
+                if arrive > best:
+                    best, via = arrive, drivers[b][0] if b in drivers else starts.get(b, "PORT")
+            delay[name], came[name] = best, via
+    slowest = max(delay, key=delay.get)
+    worst = delay[slowest] + END_NS
+    delay_path, n = [], slowest
+    while n in comb:
+        delay_path.append(f"{comb[n][0]} {_clean(n)}")
+        n = came[n]
+    delay_path.append(f"from {n or 'a constant'}")
+    delay_path.reverse()
     return {"lut_levels": memo[end][0], "logic_levels": memo[end][1], "path": path,
-            "path_delay_ns": round(worst, 3), "clock_mhz": round(plausible_clock_mhz(worst), 1)}
+            "path_delay_ns": round(worst, 3), "clock_mhz": round(plausible_clock_mhz(worst), 1),
+            "delay_path": delay_path}
 
 
 def synthesize(artifact: str | Path, workdir: str | Path | None = None, top: str = "neuro_core",
@@ -292,6 +312,7 @@ def estimate(artifact: str | Path, workdir: str | Path | None = None,
         "path_delay_ns": syn.get("path_delay_ns"),
         "clock_mhz": syn.get("clock_mhz"),
         "critical_path": syn.get("path", []),
+        "slowest_path": syn.get("delay_path", []),
         "compiler_estimate": model,
         "cells": syn["cells"],
         "yosys_seconds": syn["seconds"],
