@@ -116,12 +116,15 @@ function integer rows_read;
     end
 endfunction
 
+localparam integer ROWS_DECLARED = `PN_INPUT_ROWS;
+localparam integer ROWS_READ = rows_read(NUM_LAYERS);
+localparam integer ROWS_HANDLED = pn_field(`PN_V_FRAMES_USED, 0);
+
 initial begin
-    if (`PN_INPUT_ROWS < 1 || `PN_INPUT_ROWS > LIMIT_IMAGE_ROWS ||
-            `PN_INPUT_ROWS != rows_read(NUM_LAYERS) ||
-            pn_field(`PN_V_FRAMES_USED, 0) < `PN_INPUT_ROWS)
+    if (ROWS_DECLARED < 1 || ROWS_DECLARED > LIMIT_IMAGE_ROWS || ROWS_DECLARED != ROWS_READ ||
+            ROWS_HANDLED < ROWS_DECLARED)
         `PN_STOP(("pn_net: PN_INPUT_ROWS = %0d in neuro_params.vh, the layers read %0d rows, layer 0 handles %0d (FRAMES_USED)",
-                  `PN_INPUT_ROWS, rows_read(NUM_LAYERS), pn_field(`PN_V_FRAMES_USED, 0)))
+                  ROWS_DECLARED, ROWS_READ, ROWS_HANDLED))
 end
 `endif
 
