@@ -77,6 +77,10 @@ class Protocol:
     families: tuple[str, ...] = ("tdnn", "mlp")
     bits: tuple[int, ...] = (1, 2)
     channels: tuple[int, ...] | None = None  # None: the ModelConfig default widths
+    # the TDNN of the zoo (rows 0..24; results/peers.json was measured on it)
+    taps: tuple[int, ...] = (3, 3, 3)
+    strides: tuple[int, ...] = (1, 2, 2)
+    max_shift: int = 2         # MNIST's translation augmentation
 
     def model_config(self, family: str, bits: int | None = None):
         from pynq_neuro.models import ModelConfig
@@ -84,16 +88,17 @@ class Protocol:
         kw: dict[str, Any] = {"family": family, "wbits": bits, "abits": bits}
         if self.channels is not None:
             kw["channels"] = self.channels
-            if family == "tdnn":
-                kw["taps"] = ModelConfig.taps[:len(self.channels)]
-                kw["strides"] = ModelConfig.strides[:len(self.channels)]
+        if family == "tdnn":
+            n = len(self.channels) if self.channels is not None else len(self.taps)
+            kw["taps"], kw["strides"] = self.taps[:n], self.strides[:n]
         return ModelConfig(**kw)
 
     def train_config(self, epochs: int, warm_start: str | None = None):
         from pynq_neuro.train import TrainConfig
 
         return TrainConfig(epochs=epochs, seed=self.seed, threads=self.threads,
-                           warm_start=warm_start, train_images=self.train_images)
+                           warm_start=warm_start, train_images=self.train_images,
+                           max_shift=self.max_shift)
 
 
 @dataclass

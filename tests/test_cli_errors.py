@@ -68,6 +68,7 @@ NUMERIC = [
     (TRAIN, "--weight-decay", ["-1e-4", "nan", "inf"], NONNEG),
     (TRAIN, "--batch-size", ["0", "-128", "1e3"], INT1),
     (TRAIN, "--max-shift", ["-1", "28", "nan"], "an integer in 0..27"),
+    (TRAIN, "--rows", ["0", "29", "-1", "nan", "2.5"], "an integer in 1..28"),
     (TRAIN, "--seed", ["-1", str(2**64), "0.5"], f"an integer in 0..{2**64 - 1}"),
     (TRAIN, "--threads", ["0", "-2", "257"], "an integer in 1..256"),
     (TRAIN, "--train-images", ["0", "-5", "nan"], INT1),
@@ -493,10 +494,13 @@ def test_check_torch_counts_exact_ties_at_the_golden_class_as_agreement(monkeypa
     wrong = [i for i in range(30) if i not in tied][:3]
     logits[wrong, (golden[wrong] + 1) % 10] = 2.5     # a real disagreement
     nearly = [i for i in range(30) if i not in tied + wrong][:2]
-    logits[nearly, (golden[nearly] + 1) % 10] = np.nextafter(2.0, 3.0)   # no tie: disagreement
+    # an integer tie that floating point scaled a few ulps apart: still the tie
+    logits[nearly, (golden[nearly] + 1) % 10] = np.nextafter(np.nextafter(2.0, 3.0), 3.0)
+    close = [i for i in range(30) if i not in tied + wrong + nearly][:2]
+    logits[close, (golden[close] + 1) % 10] = 2.0 * (1 + 1e-6)   # no tie: disagreement
     monkeypatch.setattr(train_module, "predict",
                         lambda model, images, dtype=None, **kw: (logits, logits.argmax(1)))
     r = cli.evaluate("tdnn-w2a2", images=30, check_torch=True)
-    assert np.count_nonzero(logits.argmax(1) != golden) == 4 + 3 + 2
+    assert np.count_nonzero(logits.argmax(1) != golden) == 4 + 3 + 2 + 2
     assert r["torch_golden_mismatches"] == 3 + 2
     assert r["torch_float32_golden_mismatches"] == 3 + 2
