@@ -15,20 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .golden.network import frame_drops, frames_used
+from .golden.network import frame_chain, frame_drops, frames_used
 from .quant import PixelQuantizer, QuantLinear, QuantTDConv, UnsignedActQuantizer
 from .quant.quantizers import effective_step
 
 IMAGE_ROWS = 28
 IMAGE_COLS = 28
 NUM_CLASSES = 10
-
-
-def _chain(frames: int, taps: tuple[int, ...], strides: tuple[int, ...]) -> list[int]:
-    out = [frames]
-    for k, s in zip(taps, strides):
-        out.append((out[-1] - k) // s + 1)
-    return out
 
 
 def taps_reading_all_rows(taps: tuple[int, ...], strides: tuple[int, ...]) -> tuple[int, ...]:
@@ -50,7 +43,7 @@ def rows_error(rows: int, taps: tuple[int, ...], strides: tuple[int, ...]) -> st
     read = frames_used(taps, strides)[0]
     geometry = f"taps {taps} / strides {strides}"
     if rows < read:
-        path = " -> ".join(map(str, _chain(IMAGE_ROWS, taps, strides)))
+        path = " -> ".join(map(str, frame_chain(taps, strides)))
         return (f"rows = {rows}, but {geometry} read rows 0..{read - 1} ({read} rows, "
                 f"{path} frames); declare rows={read}")
     drops = []
@@ -60,7 +53,7 @@ def rows_error(rows: int, taps: tuple[int, ...], strides: tuple[int, ...]) -> st
         drops.append(f"layer {i} (taps {taps[i]}, stride {strides[i]}) drops {which} of the "
                      f"{f} {src}")
     fix = taps_reading_all_rows(taps, strides)
-    path = " -> ".join(map(str, _chain(IMAGE_ROWS, fix, strides)))
+    path = " -> ".join(map(str, frame_chain(fix, strides)))
     return (f"rows = {rows}, but {geometry} read only rows 0..{read - 1}: {', '.join(drops)}; "
             f"declare rows={read} to read only those, or read all {IMAGE_ROWS} rows with e.g. "
             f"taps {fix} strides {strides} ({path} frames)")

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import PynqNeuroError
 from ..fileio import atomic_write_text
-from ..golden.network import frames_used
+from ..golden.network import frame_chain, frames_used
 from ..util import ceil_div, clog2
 
 # Fields of a layer's hardware description (the same names as the artifact's HW_LAYER_FIELDS;
@@ -313,11 +313,8 @@ def rows_violation(rows: Any, taps: list[Any], strides: list[Any], in_frames: An
                                              f"image rows the network reads")
     if not taps or not all(_is_int(v) and v >= 1 for v in [*taps, *strides, in_frames]):
         return None
-    f = in_frames
-    for k, s in zip(taps, strides):
-        f = (f - k) // s + 1
-        if f < 1:
-            return None  # the layers leave no frames: their own violations say so
+    if min(frame_chain(taps, strides, in_frames)) < 1:
+        return None  # the layers leave no frames: their own violations say so
     read = frames_used(taps, strides, in_frames)[0]
     if rows == read:
         return None

@@ -43,15 +43,23 @@ IMAGE_ROWS = 28
 IMAGE_COLS = 28
 
 
+def frame_chain(taps: Sequence[int], strides: Sequence[int],
+                frames: int = IMAGE_ROWS) -> list[int]:
+    """Frames entering each layer of ``taps`` and ``strides`` (``frames`` enter the first),
+    ending with the frames the last layer emits."""
+    out = [int(frames)]
+    for k, s in zip(taps, strides):
+        out.append((out[-1] - int(k)) // int(s) + 1)
+    return out
+
+
 def frames_used(taps: Sequence[int], strides: Sequence[int],
                 frames: int = IMAGE_ROWS) -> list[int]:
     """Input frames of each layer that reach the output of the last one: layer ``i`` with
     ``taps[i]`` and ``strides[i]`` uses frames ``0 .. used[i] - 1`` of the frames entering it
     (``frames`` enter the first; the last layer emits all of its output frames). ``used[0]`` is
     the number of image rows a network reads; later frames feed no output."""
-    ins = [int(frames)]
-    for k, s in zip(taps, strides):
-        ins.append((ins[-1] - int(k)) // int(s) + 1)
+    ins = frame_chain(taps, strides, frames)
     used = [0] * len(ins[:-1])
     emitted = ins[-1]
     for i in reversed(range(len(used))):
@@ -64,12 +72,11 @@ def frame_drops(taps: Sequence[int], strides: Sequence[int],
                 frames: int = IMAGE_ROWS) -> list[tuple[int, int, int]]:
     """The layers whose windows miss the last frames entering them: ``(layer, in_frames,
     dropped)``, the last ``dropped = (in_frames - taps) % stride`` frames reaching no output."""
-    out, f = [], int(frames)
-    for i, (k, s) in enumerate(zip(taps, strides)):
+    out = []
+    for i, (k, s, f) in enumerate(zip(taps, strides, frame_chain(taps, strides, frames))):
         d = (f - int(k)) % int(s) if f >= k else 0
         if d:
             out.append((i, f, d))
-        f = (f - int(k)) // int(s) + 1
     return out
 
 
