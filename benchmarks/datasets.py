@@ -307,10 +307,9 @@ def run_dataset(name: str, data_args: list[str], train_ds: Any, test_ds: Any, re
 def plot(result: dict[str, Any], examples: dict[str, tuple[np.ndarray, np.ndarray]],
          path: Path) -> None:
     """Example test images of each dataset that ran, and its accuracies as bars."""
-    import matplotlib
+    from report import pyplot   # benchmarks/ (the script's folder)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in result["datasets"] if r["status"] == "ok"]
     if not rows:
