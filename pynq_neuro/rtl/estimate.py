@@ -155,8 +155,11 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
         lut = 1 if (ctype in LUT_CELLS or ctype == "INV" or ctype in LUTRAM_SITES) else 0
         return lut, 1
 
-    # longest path by LUT levels (ties: more logic levels), iterative DFS with memo
+    # longest path by LUT levels (ties: more logic levels) and slowest path by delay, one
+    # iterative DFS with memo
     memo: dict[str, tuple[int, int, str | None]] = {}
+    delay: dict[str, float] = {}        # slowest arrival at a cell's output (ns)
+    came: dict[str, str | None] = {}    # the predecessor on the slowest path into a cell
     on_stack: set[str] = set()
     for root in comb:
         if root in memo:
@@ -185,6 +188,16 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
                     best = (lu, lo, p)
             wl, wo = weights(ctype)
             memo[name] = (best[0] + wl, best[1] + wo, best[2])
+            # the slowest arrival, by the first-order delays (every predecessor is done)
+            chain = carry_in.get(name, ())
+            slow, via = _cell_ns(ctype), None
+            for b in ins:
+                arrive = ((delay[drivers[b][0]] if b in drivers else
+                           START_NS[starts.get(b, "PORT")])
+                          + (CARRY_CHAIN_NS if b in chain else _cell_ns(ctype)))
+                if arrive > slow:
+                    slow, via = arrive, drivers[b][0] if b in drivers else starts.get(b, "PORT")
+            delay[name], came[name] = slow, via
     if not memo:
         return {"lut_levels": 0, "logic_levels": 0, "path": [], "path_delay_ns": 0.0,
                 "delay_path": [], "clock_mhz": None}
@@ -194,31 +207,6 @@ def logic_depth(netlist: dict[str, Any], top: str) -> dict[str, Any]:
         path.append(f"{comb[n][0]} {_clean(n)}")
         n = memo[n][2]
     path.reverse()
-    # slowest path by delay (the graph has no loops: the walk above would have raised)
-    delay: dict[str, float] = {}
-    came: dict[str, str | None] = {}    # the predecessor on the slowest path into a cell
-    for root in comb:
-        stack = [root]
-        while stack:
-            name = stack[-1]
-            if name in delay:
-                stack.pop()
-                continue
-            ctype, ins = comb[name]
-            todo = [drivers[b][0] for b in ins if b in drivers and drivers[b][0] not in delay]
-            if todo:
-                stack.extend(todo)
-                continue
-            stack.pop()
-            chain = carry_in.get(name, ())
-            best, via = _cell_ns(ctype), None
-            for b in ins:
-                arrive = ((delay[drivers[b][0]] if b in drivers else
-                           START_NS[starts.get(b, "PORT")])
-                          + (CARRY_CHAIN_NS if b in chain else _cell_ns(ctype)))
-                if arrive > best:
-                    best, via = arrive, drivers[b][0] if b in drivers else starts.get(b, "PORT")
-            delay[name], came[name] = best, via
     slowest = max(delay, key=delay.get)
     worst = delay[slowest] + END_NS
     delay_path, n = [], slowest
