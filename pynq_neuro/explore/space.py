@@ -62,8 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "training": {"warm_epochs": 1, "epochs": 2, "finetune_epochs": 1, "train_images": None,
                  "batch_size": 128, "lr": None},
 }
-TRAINING_KEYS = {"warm_epochs": (0, False), "epochs": (0, False), "finetune_epochs": (0, False), "train_images": (1, True),
-                 "batch_size": (1, False), "lr": (0.0, True)}
+TRAINING_KEYS = {"warm_epochs": (0, False), "epochs": (0, False), "finetune_epochs": (0, False),
+                 "train_images": (1, True), "batch_size": (1, False), "lr": (0.0, True)}
 # choice keys -> (lowest value, highest value or None, integer?)
 CHOICES: dict[str, tuple[float, float | None, bool]] = {
     "layers": (1, MAX_LAYERS, True), "widths": (1, 4096, True), "taps": (1, 28, True),

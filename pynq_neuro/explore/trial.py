@@ -9,7 +9,6 @@ that Ray and the sampler record it as failed.
 
 from __future__ import annotations
 
-
 import os
 import shutil
 import time
