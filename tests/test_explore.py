@@ -22,6 +22,8 @@ from pynq_neuro.explore.pareto import dominates, pareto_front
 from pynq_neuro.explore.space import SearchSpace, SpaceError, design_point, load_space
 from pynq_neuro.explore.verify import final_figures, merge, shard_bounds
 
+from helpers import train_split_available
+
 OBJ = ("accuracy", "memory_bits", "images_per_s", "luts")
 
 
@@ -274,6 +276,8 @@ def _done_ids(folder: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def explored(tmp_path_factory):
+    if not train_split_available():
+        pytest.skip("the trials train on the MNIST training split, which is not available")
     pytest.importorskip("ray.tune")
     pytest.importorskip("optuna")
     pytest.importorskip("torch")
@@ -373,6 +377,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A one-node Ray cluster started with ``ray start --head``, stopped at the end."""
+    if not train_split_available():
+        pytest.skip("the trials train on the MNIST training split, which is not available")
     pytest.importorskip("ray.tune")
     pytest.importorskip("optuna")
     pytest.importorskip("torch")

@@ -27,7 +27,7 @@ from pynq_neuro.golden.synthetic import random_digits, random_network
 
 torch = pytest.importorskip("torch")
 
-from helpers import sparse_digits, tiny_model, torch_codes  # noqa: E402
+from helpers import sparse_digits, tiny_model, torch_codes, train_split_available  # noqa: E402
 from pynq_neuro.lower import lower  # noqa: E402
 from pynq_neuro.models import ModelConfig, NeuroNet  # noqa: E402
 from pynq_neuro.train import (TrainConfig, dataset_defaults, fit, load_checkpoint,  # noqa: E402
@@ -334,6 +334,7 @@ def test_zoo_recipes_state_the_architecture_of_the_shipped_models():
     assert trained == 4
 
 
+@pytest.mark.skipif(not train_split_available(), reason="MNIST training split not available")
 def test_train_command_declares_rows_or_says_which_rows_it_reads(tmp_path, capsys):
     common = ["--channels", "4,4,4", "--epochs", "1", "--train-images", "64", "--quiet",
               "--threads", "1"]
