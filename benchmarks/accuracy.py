@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from anchors import draw_anchors
+import report
 from report import pyplot, write_results
 
 
@@ -29,7 +30,11 @@ def main() -> int:
     parser.add_argument("--retrain", action="store_true", help="retrain the zoo first")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is robust when other jobs share the cores)")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="rewrite the README's zoo table from accuracy.json, run nothing")
     args = parser.parse_args()
+    if args.readme_only:
+        return update_readme(json.loads((report.RESULTS / "accuracy.json").read_text()))
     if args.retrain:
         subprocess.run([sys.executable, str(ROOT / "scripts" / "build_zoo.py")], check=True)
 
@@ -76,7 +81,34 @@ def main() -> int:
         }
         entries.append(entry)
         print(json.dumps(entry))
-    return write_results("accuracy", entries, plot)
+    write_results("accuracy", entries, plot)
+    return update_readme(entries)
+
+
+def how_trained(info: dict) -> str:
+    """How a zoo model was trained, from the commands that reproduce it."""
+    last = (info.get("commands") or [""])[-1].split()
+    if "compress" in last:
+        return "pruning fine-tune, distilled" if "--teacher" in last else "pruning fine-tune"
+    return "QAT from the float model" if "--warm-start" in last else "float"
+
+
+def readme_body(entries: list[dict]) -> str:
+    """The README's zoo table from accuracy.json entries (and the zoo's own records)."""
+    from pynq_neuro import zoo
+
+    lines = ["| model | bits | synapses | test accuracy | training time |", "|---|---|---|---|---|"]
+    for e in entries:
+        info = zoo.info(e["model"])
+        bits = "float" if e["wbits"] == 32 else f"W{e['wbits']}A{e['abits']}"
+        lines.append(f"| {report.zoo_label(e['model'])} | {bits} | {e['synapses']:,} | {100 * e['accuracy']:.2f} % | "
+                     f"{e['train_seconds']:.0f} s ({how_trained(info)}) |")
+    return "\n".join(lines)
+
+
+def update_readme(entries: list[dict]) -> int:
+    report.update_readme("accuracy", "accuracy.py", readme_body(entries))
+    return 0
 
 
 def plot(entries: list[dict], path: Path) -> None:

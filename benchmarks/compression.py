@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from anchors import draw_anchors
+import report
 from report import pyplot, write_results
 
 from pynq_neuro.fileio import atomic_write_text
@@ -35,6 +36,15 @@ LEVELS = {
     "balanced-17k": {"lanes": [16, 16, 16, 5], "sparsity": [0.875, 0.875, 0.875, 0.5]},
     "unstructured-27k": {"budget": 27000},
     "lowrank-unstructured-27k": {"low_rank": (2, 24), "budget": 27000},
+}
+# the README's words for each level
+LABELS = {
+    "dense": "dense",
+    "zoo-sparse": "lane-balanced (as `{model}-sparse`)",
+    "balanced-58k": "lane-balanced, 58k",
+    "balanced-17k": "lane-balanced, 17k",
+    "unstructured-27k": "unstructured pruning",
+    "lowrank-unstructured-27k": "low rank + pruning",
 }
 SWEEP = {
     "tdnn-w2a2": list(LEVELS),
@@ -133,7 +143,11 @@ def main() -> int:
                         help="torch threads (1 is robust when other jobs share the cores)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the compressed networks of an earlier run; compile again")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="rewrite the README's compression table from compression.json")
     args = parser.parse_args()
+    if args.readme_only:
+        return update_readme(json.loads((report.RESULTS / "compression.json").read_text()))
     import torch
 
     torch.set_num_threads(args.threads)
@@ -144,7 +158,32 @@ def main() -> int:
             atomic_write_text(WORK / f"{model}-{level}" / "result.json", json.dumps(entry, indent=2))
             print(json.dumps(entry), flush=True)
     entries = [json.loads(p.read_text()) for p in sorted(WORK.glob("*/result.json"))]
-    return write_results("compression", entries, plot)
+    write_results("compression", entries, plot)
+    return update_readme(entries)
+
+
+def readme_body(entries: list[dict]) -> str:
+    """The README's compression table from compression.json entries, most synapses first."""
+    lines = [report.para(
+        "Compression (full test set, integer models of the artifacts; compiled with the default "
+        "budget; throughput from the cycle model on the 1,000 sample digits of the folding "
+        "search, LUTs from the compiler's resource model):"), "",
+        "| network | synapses | accuracy | modeled digits/s | BRAM36 | LUT (model) |",
+        "|---|---|---|---|---|---|"]
+    for e in sorted(entries, key=lambda e: (e["wbits"], -e["synapses"], -e["accuracy"])):
+        label = LABELS.get(e["level"], e["level"]).format(model=e["model"])
+        recipe = e["passes"] if isinstance(e["passes"], str) else ""
+        if e["level"] == "zoo-sparse" and "--teacher" not in recipe:
+            label = label[:-1] + ", before distillation)"
+        lines.append(f"| W{e['wbits']}A{e['abits']} {label} | {e['synapses']:,} | "
+                     f"{100 * e['accuracy']:.2f} % | {e['modeled_images_per_s']:,.0f} | "
+                     f"{e['bram36_estimate']:.1f} | {e['lut_estimate']:,} |")
+    return "\n".join(lines)
+
+
+def update_readme(entries: list[dict]) -> int:
+    report.update_readme("compression", "compression.py", readme_body(entries))
+    return 0
 
 
 def plot(entries: list[dict], path: Path) -> None:

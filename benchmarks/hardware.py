@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import report
 from pynq_neuro.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +155,57 @@ def carry_synthesis(entry: dict, previous: dict | None) -> dict:
     return out
 
 
+def model_label(model: str) -> str:
+    """The README's name of a hardware row: the zoo model and its compile options."""
+    name, _, luts = model.partition("@")
+    if not luts:
+        return report.zoo_label(name)
+    share = {"26600": " (half device)", "53200": " (whole device)"}.get(luts, "")
+    return f"`{name}`, `--luts {luts}`{share}"
+
+
+def readme_body(record: dict) -> str:
+    """The README's hardware table from a hardware.json record. Yosys figures carried from an
+    earlier Verilog (same folding) are marked, with the digests of both Verilog versions."""
+    rows = ["| model | accuracy | bit-exact | cycles/digit (mean, p99) | digits/s | latency (cycles) "
+            "| LUT | FF | BRAM36 | LUT levels | plausible clock |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    earlier = set()
+    for r in record["models"]:
+        u = r.get("utilisation") or {}
+        mark = ""
+        if r.get("lut") is not None and r.get("synthesis_hdl") not in (None, r.get("hdl")):
+            mark = " †"
+            earlier.add(r["synthesis_hdl"])
+        if r.get("lut") is not None:
+            fits = "" if r.get("fits", True) else ", does not fit"
+            lut = f"{r['lut']:,} ({100 * u['luts']:.0f} %{fits}){mark}"
+            ff, levels = f"{r['ff']:,}", str(r["lut_levels"])
+            bram = f"{r['bram36']:.1f} ({100 * u['bram36']:.0f} %)"
+        else:
+            lut = ff = levels = bram = "–"
+        clock = f"{r['clock_mhz']:.0f} MHz" if r.get("clock_mhz") and not mark else "–"
+        rows.append(
+            f"| {model_label(r['model'])} | {100 * r['accuracy']:.2f} % | "
+            f"{r['images'] - r['mismatches']:,}/{r['images']:,} | "
+            f"{r['cycles_per_image_mean']:.1f}, {r['cycles_per_image_p99']:.0f} | "
+            f"{r['images_per_s_100mhz']:,.0f} | {r['latency_cycles']:,.0f} | {lut} | {ff} | "
+            f"{bram} | {levels} | {clock} |")
+    current = {r.get("hdl") for r in record["models"]}
+    lines = [report.para(
+        "RTL on the full test set (default compile: 40,000-LUT budget; throughput from "
+        f"simulated cycles at {record['clock_mhz']:.0f} MHz with digits back to back; "
+        "resources from Yosys 0.23 `synth_xilinx`, utilisation of the xc7z020; Vivado not "
+        "run; plausible clock: a first-order figure from the slowest path of the Yosys "
+        "netlist, see `pynq_neuro/rtl/estimate.py`):"), "", *rows]
+    if earlier:
+        lines += ["", report.para(
+            f"† Yosys figures of the same folding on an earlier Verilog "
+            f"({', '.join(sorted(earlier))}); the simulation of every row, and the other "
+            f"Yosys figures, are on the current one ({', '.join(sorted(c for c in current if c))}).")]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=MODELS)
@@ -162,12 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="recompute cached models")
     ap.add_argument("--vivado", action="append", default=[], metavar="REPORT",
                     help="merge a Vivado report.json (make -C overlays) into its model's entry")
+    ap.add_argument("--readme-only", action="store_true",
+                    help="rewrite the README's hardware table from hardware.json, run nothing")
     args = ap.parse_args(argv)
+    out = RESULTS / "hardware.json"
+    if args.readme_only:
+        report.update_readme("hardware", "hardware.py", readme_body(json.loads(out.read_text())))
+        return 0
     sys.path.insert(0, str(ROOT))
     if args.images < 1:
         ap.error(f"--images must be >= 1, got {args.images}")
 
-    out = RESULTS / "hardware.json"
     for model in args.models:
         res = run_model(model, args.images, not args.no_synth, args.force)
         # merge with the file as it is now (other runs may have written other models)
@@ -196,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
         merge_into_results(out, args.vivado)
         print(f"merged {', '.join(args.vivado)} into {out}", flush=True)
+    report.update_readme("hardware", "hardware.py", readme_body(json.loads(out.read_text())))
     return 0
 
 
