@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 
 from pynq_neuro.data import DataError, load_mnist
@@ -87,3 +91,21 @@ class WrappedBus:
 
     def close(self):
         self.inner.close()
+
+
+# a child Python started with this prelude refuses what the board's image does not have
+BOARD_BLOCKER = textwrap.dedent("""
+    import sys, importlib.abc
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in {'torch', 'pynq', 'matplotlib', 'tqdm', 'scipy'}:
+                raise ImportError('blocked on the board: ' + name)
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def run_numpy_only(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` (dedented) in a child Python that cannot import torch, pynq, matplotlib,
+    tqdm or scipy, as on the board."""
+    return subprocess.run([sys.executable, "-c", BOARD_BLOCKER + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=120, check=False)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from pynq_neuro.driver import (CoreError, DmaTimeout, DriverError, GoldenBus, Ha
                                InputError, NeuroAccelerator, pixel_words)
 from pynq_neuro.driver import registers as R
 from pynq_neuro.golden import run
-from helpers import WrappedBus
+from helpers import WrappedBus, run_numpy_only
 
 NET = "tdnn-w2a2-sparse"
 
@@ -499,15 +496,7 @@ def test_auto_backend_without_board(artifacts, monkeypatch):
 def test_driver_needs_numpy_only(artifacts):
     """The driver with the golden backend imports and runs without torch, pynq or
     matplotlib, as on the board."""
-    blocker = textwrap.dedent("""
-        import sys, importlib.abc
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in {'torch', 'pynq', 'matplotlib', 'tqdm', 'scipy'}:
-                    raise ImportError('blocked on the board: ' + name)
-        sys.meta_path.insert(0, Block())
-    """)
-    code = blocker + textwrap.dedent(f"""
+    r = run_numpy_only(f"""
         import numpy as np
         from pynq_neuro.data import load_mnist
         from pynq_neuro.driver import NeuroAccelerator
@@ -518,8 +507,6 @@ def test_driver_needs_numpy_only(artifacts):
         print(board_available(), float((c == y[:50]).mean()),
               sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pynq')))
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       check=False)
     assert r.returncode == 0, r.stderr
     available, accuracy, mods = r.stdout.split(maxsplit=2)
     assert available == "False" and float(accuracy) > 0.9 and mods.strip() == "[]"

@@ -4,32 +4,17 @@ no matplotlib), as on the PYNQ-Z2 image."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
-BLOCKER = textwrap.dedent("""
-    import sys, importlib.abc
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split('.')[0] in {'torch', 'pynq', 'matplotlib', 'tqdm', 'scipy'}:
-                raise ImportError('blocked on the board: ' + name)
-    sys.meta_path.insert(0, Block())
-""")
-
-
-def run_blocked(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=120)
+from helpers import run_numpy_only
 
 
 def test_blocker_really_blocks():
-    r = run_blocked("import torch")
+    r = run_numpy_only("import torch")
     assert r.returncode != 0 and "blocked on the board" in r.stderr
 
 
 def test_board_modules_import_and_classify_with_numpy_only():
-    r = run_blocked("""
+    r = run_numpy_only("""
         import json, numpy as np
         import pynq_neuro, pynq_neuro.data, pynq_neuro.golden, pynq_neuro.zoo, pynq_neuro.driver, pynq_neuro.driver.board
         from pynq_neuro.cli import main
@@ -52,7 +37,7 @@ def test_board_modules_import_and_classify_with_numpy_only():
 def test_every_compiler_module_imports_with_numpy_only():
     """The compiler runs on the board: none of its modules may pull in torch (the compression
     passes, which do, live in ``pynq_neuro.compress``)."""
-    r = run_blocked("""
+    r = run_numpy_only("""
         import importlib, pkgutil, json
         import pynq_neuro.compiler as pkg
         names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'))
@@ -67,12 +52,12 @@ def test_every_compiler_module_imports_with_numpy_only():
 
 
 def test_compression_lives_outside_the_compiler():
-    r = run_blocked("import pynq_neuro.compress.factorize")
+    r = run_numpy_only("import pynq_neuro.compress.factorize")
     assert r.returncode != 0 and "blocked on the board: torch" in r.stderr
 
 
 def test_compile_and_artifact_loading_need_numpy_only(tmp_path):
-    r = run_blocked(f"""
+    r = run_numpy_only(f"""
         import numpy as np
         from pynq_neuro import zoo
         from pynq_neuro.compiler.artifact import load_artifact

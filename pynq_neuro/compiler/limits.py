@@ -59,6 +59,12 @@ class CoreLimitError(PynqNeuroError, ValueError):
         super().__init__(f"the core cannot run this network: {text}")
 
 
+def _reach(bits: str, doc: str, unit: int = 1) -> property:
+    """A limit that follows from the address width ``bits`` (a field of :class:`CoreLimits`):
+    ``unit << bits``, ``unit`` being what one address counts."""
+    return property(lambda limits: unit << getattr(limits, bits), doc=doc)
+
+
 @dataclass(frozen=True)
 class CoreLimits:
     """Limits of ``neuro_core`` (see ``docs/hardware.md``)."""
@@ -97,40 +103,17 @@ class CoreLimits:
     # and 1 in the formatter: 3 * 8 + 5 = 29 < 32
     in_flight: int = 32
 
-    @property
-    def max_depth(self) -> int:
-        """Deepest memory the loader addresses (words)."""
-        return 1 << self.load_addr_bits
-
-    @property
-    def max_groups(self) -> int:
-        return 1 << self.bank_bits
-
-    @property
-    def max_word_bits(self) -> int:
-        """Widest memory word the loader assembles."""
-        return 32 << self.chunk_bits
-
-    @property
-    def max_channels(self) -> int:
-        """Most output units of a layer (``wr_base`` addresses them)."""
-        return 1 << self.base_bits
+    # the counts the widths above reach
+    max_depth = _reach("load_addr_bits", "deepest memory the loader addresses (words)")
+    max_groups = _reach("bank_bits", "event groups of a layer")
+    max_word_bits = _reach("chunk_bits", "widest memory word the loader assembles (bits)",
+                           unit=32)
+    max_channels = _reach("base_bits", "most output units of a layer (wr_base addresses them)")
 
     @property
     def field_max(self) -> int:
+        """Largest value of a per-layer field."""
         return (1 << self.field_bits) - 1
-
-    @property
-    def input_bits_range(self) -> tuple[int, int]:
-        return (1, self.max_input_bits)
-
-    @property
-    def weight_bits_range(self) -> tuple[int, int]:
-        return (1, self.max_weight_bits)
-
-    @property
-    def act_bits_range(self) -> tuple[int, int]:
-        return (1, self.max_act_bits)
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """The table of ``docs/hardware.md``: (what, limit, compiler field, where in the RTL)."""
@@ -216,6 +199,44 @@ def _derived(h: dict[str, int], last: bool) -> dict[str, int]:
     }
 
 
+def _network_field_violations(n: int, input_bits: Any, num_classes: Any,
+                              limits: CoreLimits) -> list[Violation]:
+    """What the core cannot hold of a network's layer count, input bits and classes."""
+    out: list[Violation] = []
+    if not 1 <= n <= limits.max_layers:
+        out.append(Violation(None, "num_layers", n, f"1 .. {limits.max_layers} layers (the "
+                                                    f"loader's layer field has "
+                                                    f"{clog2(limits.max_layers)} bits)"))
+    if not _is_int(input_bits) or not 1 <= input_bits <= limits.max_input_bits:
+        out.append(Violation(None, "input_bits", input_bits,
+                             f"1 .. {limits.max_input_bits} (pixel bytes)"))
+    if num_classes != limits.num_classes:
+        out.append(Violation(None, "num_classes", num_classes,
+                             f"exactly {limits.num_classes} (logit beats of the result)"))
+    return out
+
+
+def _unit_violations(i: int, out_channels: int, weight_bits: int,
+                     limits: CoreLimits) -> list[Violation]:
+    """What the core cannot hold of layer ``i``'s output units and weight bits (whatever its
+    folding)."""
+    out: list[Violation] = []
+    if out_channels > limits.max_channels:
+        out.append(Violation(i, "out_channels", out_channels,
+                             f"at most {limits.max_channels} output units: wr_base has "
+                             f"{limits.base_bits} bits"))
+    if not 1 <= weight_bits <= limits.max_weight_bits:
+        out.append(Violation(i, "weight_bits", weight_bits,
+                             f"1 .. {limits.max_weight_bits} (pn_layer products)"))
+    return out
+
+
+def _logit_limit(limits: CoreLimits) -> str:
+    """What the core allows for the classifier's accumulator (its logits)."""
+    return (f"at most {limits.logit_bits_max} bits for the classifier: a logit is one "
+            f"{limits.logit_bits_max}-bit beat of the result stream")
+
+
 def layer_violations(i: int, h: dict[str, Any], last: bool, prev: dict[str, Any] | None = None,
                      limits: CoreLimits = LIMITS) -> list[Violation]:
     """What the core cannot hold of layer ``i`` (its hardware fields ``h``; ``prev``: the
@@ -260,8 +281,7 @@ def layer_violations(i: int, h: dict[str, Any], last: bool, prev: dict[str, Any]
         bad("frames_used", f"1 .. in_frames = {h['in_frames']}")
     if h["out_frames"] >= 1 and not 1 <= h["frames_emitted"] <= h["out_frames"]:
         bad("frames_emitted", f"1 .. out_frames = {h['out_frames']}")
-    if not 1 <= h["weight_bits"] <= limits.max_weight_bits:
-        bad("weight_bits", f"1 .. {limits.max_weight_bits} (pn_layer products)")
+    out += _unit_violations(i, h["out_channels"], h["weight_bits"], limits)
     if last:
         if h["act_bits"] != 0:
             bad("act_bits", "0 for the classifier (it outputs logits)")
@@ -270,15 +290,11 @@ def layer_violations(i: int, h: dict[str, Any], last: bool, prev: dict[str, Any]
         if h["out_frames"] != 1 or h["frames_emitted"] != 1:
             bad("out_frames", "exactly 1 output frame for the classifier")
         if h["acc_bits"] > limits.logit_bits_max:
-            bad("acc_bits", f"at most {limits.logit_bits_max} bits for the classifier: a "
-                            f"logit is one {limits.logit_bits_max}-bit beat of the result stream")
+            bad("acc_bits", _logit_limit(limits))
     elif not 1 <= h["act_bits"] <= limits.max_act_bits:
         bad("act_bits", f"1 .. {limits.max_act_bits} (pn_layer threshold comparators)")
     if h["acc_bits"] < 2:
         bad("acc_bits", "at least 2 (a signed accumulator)")
-    if h["out_channels"] > limits.max_channels:
-        bad("out_channels", f"at most {limits.max_channels} output units: wr_base has "
-                            f"{limits.base_bits} bits")
     if h["groups"] > min(limits.max_groups, h["in_channels"]):
         bad("groups", f"at most {min(limits.max_groups, h['in_channels'])} (load_bank has "
                       f"{limits.bank_bits} bits; no more groups than input channels)")
@@ -329,18 +345,8 @@ def violations(hw_layers: list[dict[str, Any]], input_bits: int, num_classes: in
     ``hardware`` section, the input bits and the classes) that the core cannot hold; with
     ``rows`` (the image rows the network declares it reads) also a declaration that differs
     from what the layers consume."""
-    out: list[Violation] = []
     n = len(hw_layers)
-    if not 1 <= n <= limits.max_layers:
-        out.append(Violation(None, "num_layers", n, f"1 .. {limits.max_layers} layers (the "
-                                                    f"loader's layer field has "
-                                                    f"{clog2(limits.max_layers)} bits)"))
-    if not _is_int(input_bits) or not 1 <= input_bits <= limits.max_input_bits:
-        out.append(Violation(None, "input_bits", input_bits,
-                             f"1 .. {limits.max_input_bits} (pixel bytes)"))
-    if num_classes != limits.num_classes:
-        out.append(Violation(None, "num_classes", num_classes,
-                             f"exactly {limits.num_classes} (logit beats of the result)"))
+    out = _network_field_violations(n, input_bits, num_classes, limits)
     prev = None
     for i, h in enumerate(hw_layers):
         if not isinstance(h, dict):
@@ -371,26 +377,10 @@ def network_violations(net: Any, limits: CoreLimits = LIMITS) -> list[Violation]
     logit width (checked before the folding search)."""
     from .mapping import _accumulator_bits
 
-    out: list[Violation] = []
     n = len(net.layers)
-    if not 1 <= n <= limits.max_layers:
-        out.append(Violation(None, "num_layers", n, f"1 .. {limits.max_layers} layers (the "
-                                                    f"loader's layer field has "
-                                                    f"{clog2(limits.max_layers)} bits)"))
-    if not 1 <= net.input_bits <= limits.max_input_bits:
-        out.append(Violation(None, "input_bits", net.input_bits,
-                             f"1 .. {limits.max_input_bits} (pixel bytes)"))
-    if net.num_classes != limits.num_classes:
-        out.append(Violation(None, "num_classes", net.num_classes,
-                             f"exactly {limits.num_classes} (logit beats of the result)"))
+    out = _network_field_violations(n, net.input_bits, net.num_classes, limits)
     for i, layer in enumerate(net.layers):
-        if layer.out_channels > limits.max_channels:
-            out.append(Violation(i, "out_channels", layer.out_channels,
-                                 f"at most {limits.max_channels} output units: wr_base has "
-                                 f"{limits.base_bits} bits"))
-        if not 1 <= layer.weight_bits <= limits.max_weight_bits:
-            out.append(Violation(i, "weight_bits", layer.weight_bits,
-                                 f"1 .. {limits.max_weight_bits} (pn_layer products)"))
+        out += _unit_violations(i, layer.out_channels, layer.weight_bits, limits)
     if n and getattr(net, "rows", None) is not None:
         bad = rows_violation(net.rows, [l.taps for l in net.layers],
                              [l.stride for l in net.layers], net.layers[0].in_frames, limits)
@@ -399,11 +389,8 @@ def network_violations(net: Any, limits: CoreLimits = LIMITS) -> list[Violation]
     if n and not out:
         acc = _accumulator_bits(net, last)
         if acc > limits.logit_bits_max:
-            out.append(Violation(last, "acc_bits", acc,
-                                 f"at most {limits.logit_bits_max} bits for the classifier: a "
-                                 f"logit is one {limits.logit_bits_max}-bit beat of the result "
-                                 f"stream (the biases "
-                                 f"and weights need {acc})"))
+            out.append(Violation(last, "acc_bits", acc, f"{_logit_limit(limits)} (the biases "
+                                                        f"and weights need {acc})"))
     return out
 
 

@@ -145,23 +145,22 @@ INPUT_BITS = _REGISTERS["INPUT_BITS"].offset
 FINGERPRINT_LO = _REGISTERS["FINGERPRINT_LO"].offset
 FINGERPRINT_HI = _REGISTERS["FINGERPRINT_HI"].offset
 
+
+def _masks(register: str, *fields: str) -> tuple[int, ...]:
+    """The masks of the named fields of ``register`` (by name, so the order of the map does
+    not matter)."""
+    return tuple(_REGISTERS[register].field(name).mask for name in fields)
+
+
 # CONTROL bits
-_control = _REGISTERS["CONTROL"]
-SOFT_RESET = _control.field("SOFT_RESET").mask
-LOGITS_ENABLE = _control.field("LOGITS_ENABLE").mask
-LOAD_MODE = _control.field("LOAD_MODE").mask
-CLEAR_ERROR = _control.field("CLEAR_ERROR").mask
-CLEAR_COUNTERS = _control.field("CLEAR_COUNTERS").mask
+SOFT_RESET, LOGITS_ENABLE, LOAD_MODE, CLEAR_ERROR, CLEAR_COUNTERS = _masks(
+    "CONTROL", "SOFT_RESET", "LOGITS_ENABLE", "LOAD_MODE", "CLEAR_ERROR", "CLEAR_COUNTERS")
 CONTROL_STICKY = LOGITS_ENABLE | LOAD_MODE  # the bits that read back
 
 # STATUS bits
-_status = _REGISTERS["STATUS"]
-BUSY = _status.field("BUSY").mask
-ERROR = _status.field("ERROR").mask
-ERROR_CODE_SHIFT = _status.field("ERROR_CODE").lsb
-ERROR_CODE_MASK = _status.field("ERROR_CODE").mask
-LOAD_DONE = _status.field("LOAD_DONE").mask
-LOAD_OK = _status.field("LOAD_OK").mask
+BUSY, ERROR, ERROR_CODE_MASK, LOAD_DONE, LOAD_OK = _masks(
+    "STATUS", "BUSY", "ERROR", "ERROR_CODE", "LOAD_DONE", "LOAD_OK")
+ERROR_CODE_SHIFT = _REGISTERS["STATUS"].field("ERROR_CODE").lsb
 
 BATCH_MAX = 0xFFFF
 
