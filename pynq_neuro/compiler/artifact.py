@@ -43,6 +43,7 @@ from ..errors import PynqNeuroError
 from ..fileio import fsync_dir, sha256_bytes, write_new_file
 from ..golden.network import IntegerNetwork, IntLayer, NetworkError
 from ..util import ceil_div
+from .limits import HW_LAYER_FIELDS
 from .mapping import Folding, LayerMap
 
 FORMAT = "pynq-neuro-artifact"
@@ -51,13 +52,6 @@ BIN_MAGIC = b"PNNB"
 BANK_KINDS = {"synapse": 0, "index": 1, "params": 2}
 TARGET = "xc7z020clg400-1"
 PIXEL_BEAT_BITS = 32
-# Fields of each layer's hardware description; a core is built for exactly these values.
-HW_LAYER_FIELDS = (
-    "in_channels", "out_channels", "taps", "stride", "in_frames", "out_frames", "frames_used",
-    "frames_emitted", "weight_bits", "act_bits", "groups", "lanes", "locals", "local_channels",
-    "local_bits", "entry_bits", "word_bits", "acc_bits", "levels", "param_bits",
-    "synapse_depth", "addr_bits", "count_bits", "index_bits", "index_depth",
-)
 # Cycle-model constants that the RTL reproduces (pynq_neuro.compiler.cycles).
 CONSTANT_NAMES = ("BEATS_PER_ROW", "ROW_BUFFERS", "FRAME_BUFFERS", "FRAME_OVERHEAD",
                   "THRESHOLD_LATENCY", "THRESHOLD_BUSY", "RESULT_LATENCY")

@@ -25,9 +25,9 @@ from ..fileio import atomic_write_text
 from ..golden.network import frame_chain, frames_used
 from ..util import ceil_div, clog2
 
-# Fields of a layer's hardware description (the same names as the artifact's HW_LAYER_FIELDS;
-# kept here so that this module does not depend on the artifact writer).
-_FIELDS = (
+# Fields of each layer's hardware description, in the order of the artifact and of the core's
+# LAYER_INFO registers; a core is built for exactly these values.
+HW_LAYER_FIELDS = (
     "in_channels", "out_channels", "taps", "stride", "in_frames", "out_frames", "frames_used",
     "frames_emitted", "weight_bits", "act_bits", "groups", "lanes", "locals", "local_channels",
     "local_bits", "entry_bits", "word_bits", "acc_bits", "levels", "param_bits",
@@ -246,7 +246,7 @@ def layer_violations(i: int, h: dict[str, Any], last: bool, prev: dict[str, Any]
     def bad(field: str, limit: str) -> None:
         out.append(Violation(i, field, h.get(field), limit))
 
-    for key in _FIELDS:
+    for key in HW_LAYER_FIELDS:
         v = h.get(key)
         if not _is_int(v):
             bad(key, "an integer field (it is missing or not an integer)")
