@@ -46,8 +46,8 @@ from pynq_neuro.golden.synthetic import random_digits  # noqa: E402
 
 # the datapath modules (the AXI shell, input unit and loader are separate)
 DATAPATH_SOURCES = ["pn_priority_encoder.v", "pn_frame_buffer.v", "pn_ram.v", "pn_adder_tree.v",
-                    "pn_layer.v", "pn_argmax.v", "pn_net.v"]
-LAYER_SOURCES = ["pn_ram.v", "pn_adder_tree.v", "pn_layer.v"]
+                    "pn_event_group.v", "pn_layer.v", "pn_argmax.v", "pn_net.v"]
+LAYER_SOURCES = ["pn_ram.v", "pn_adder_tree.v", "pn_event_group.v", "pn_layer.v"]
 CONFIG_ENV = "PN_SIM_CONFIG"
 
 
