@@ -116,7 +116,6 @@ localparam integer C_LAST_BEAT = NUM_CLASSES;
 // the classifier's fields and the widest memory word
 localparam integer LAST = (NUM_LAYERS >= 1 && NUM_LAYERS <= LIMIT_MAX_LAYERS) ? NUM_LAYERS - 1 : 0;
 localparam integer LAST_ACC_BITS = pn_field(`PN_V_ACC_BITS, LAST);
-localparam integer LAST_OUT_CHANNELS = pn_field(`PN_V_OUT_CHANNELS, LAST);
 
 function integer widest_word;
     input integer layers;
@@ -137,28 +136,14 @@ endfunction
 localparam integer WIDEST_WORD = widest_word(NUM_LAYERS);
 
 // ---------------------------------------------------------------------------------------------
-// parameter checks: a core that cannot work stops the simulation at time 0 (Icarus, Verilator)
-// and the synthesis (Yosys, Vivado) with the message
+// parameter checks of the shell: a core that cannot work stops the simulation at time 0
+// (Icarus, Verilator) and the synthesis (Yosys, Vivado) with the message. The network's own
+// checks (layers, input bits, image size, the classifier's outputs) are pn_net's.
 
 initial begin
-    if (NUM_LAYERS < 1 || NUM_LAYERS > LIMIT_MAX_LAYERS)
-        `PN_STOP(("neuro_core: NUM_LAYERS = %0d, the core holds 1..%0d layers", NUM_LAYERS,
-                  LIMIT_MAX_LAYERS))
-    if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS)
-        `PN_STOP(("neuro_core: INPUT_BITS = %0d, the core takes 1..%0d", INPUT_BITS,
-                  LIMIT_MAX_INPUT_BITS))
-    if (LOGIT_BITS < 2 || LOGIT_BITS > LIMIT_LOGIT_BITS)
-        `PN_STOP(("neuro_core: LOGIT_BITS = %0d, a logit is one %0d-bit beat of m_axis",
-                  LOGIT_BITS, LIMIT_LOGIT_BITS))
     if (LOGIT_BITS != LAST_ACC_BITS)
         `PN_STOP(("neuro_core: LOGIT_BITS = %0d, the classifier's ACC_BITS is %0d", LOGIT_BITS,
                   LAST_ACC_BITS))
-    if (LAST_OUT_CHANNELS != NUM_CLASSES)
-        `PN_STOP(("neuro_core: the classifier has %0d outputs, the result stream %0d classes",
-                  LAST_OUT_CHANNELS, NUM_CLASSES))
-    if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS)
-        `PN_STOP(("neuro_core: layer 0 takes %0d channels x %0d frames, the pixel stream is %0d x %0d",
-                  pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS))
     if (LOAD_BITS != WIDEST_WORD || LOAD_BITS > LIMIT_MAX_WORD_BITS)
         `PN_STOP(("neuro_core: LOAD_BITS = %0d, the widest memory word is %0d bits (at most %0d)",
                   LOAD_BITS, WIDEST_WORD, LIMIT_MAX_WORD_BITS))
@@ -404,9 +389,7 @@ loader_inst (
     .s_axis_tvalid(in_tvalid && load_mode),
     .s_axis_tready(ld_tready),
     .s_axis_tlast(in_tlast),
-    .lite_data(lite_data),
-    .lite_valid(lite_valid),
-    .lite_ready(lite_ready),
+    `PN_LITE_CONNECT,
     .clear(clear_error),
     .idle_ok(idle_ok),
     `PN_LOAD_CONNECT,
@@ -516,9 +499,7 @@ regs_inst (
     .load_mode(load_mode),
     .clear_error(clear_error),
     .batch(batch),
-    .lite_data(lite_data),
-    .lite_valid(lite_valid),
-    .lite_ready(lite_ready),
+    `PN_LITE_CONNECT,
     .busy(in_flight || loader_active || flush_state_reg != FL_IDLE || dp_busy),
     .in_error_valid(in_error_valid),
     .in_error_code(in_error_code),

@@ -22,7 +22,7 @@ Latency: res_valid rises 3 cycles after the cycle of in_last (when the output is
 
 module pn_argmax #
 (
-    // output classes
+    // output classes (2 or more)
     parameter NUM_CLASSES = 10,
     // logits per step
     parameter LANES = 10,
@@ -31,9 +31,7 @@ module pn_argmax #
     // width of the result logits (>= IN_BITS, sign-extended)
     parameter LOGIT_BITS = 16,
     // width of in_base
-    parameter BASE_BITS = 16,
-    // width of the class index; keep the default
-    parameter CLASS_BITS = 4
+    parameter BASE_BITS = 16
 )
 (
     input  wire                          clk,
@@ -53,7 +51,7 @@ module pn_argmax #
      */
     output wire                          res_valid,
     input  wire                          res_ready,
-    output wire [CLASS_BITS-1:0]         res_class,
+    output wire [$clog2(NUM_CLASSES)-1:0] res_class,
     output wire [NUM_CLASSES*LOGIT_BITS-1:0] res_logits,
 
     /*
@@ -62,8 +60,9 @@ module pn_argmax #
     output wire                          busy
 );
 
-// tree levels and the level after which the pipeline register sits
-localparam LEVELS = (NUM_CLASSES > 1) ? $clog2(NUM_CLASSES) : 1;
+// width of a class index, tree levels and the level after which the pipeline register sits
+localparam CLASS_BITS = $clog2(NUM_CLASSES);
+localparam LEVELS = CLASS_BITS;
 localparam MID = (LEVELS + 1) / 2;
 // nodes at the pipeline register
 localparam MID_NODES = (NUM_CLASSES + (1 << MID) - 1) >> MID;
@@ -71,10 +70,9 @@ localparam VEC_BITS = NUM_CLASSES * LOGIT_BITS;
 
 // parameter checks: stop the simulation at time 0 and the synthesis with the message
 initial begin
-    if (NUM_CLASSES < 1 || NUM_CLASSES > (1 << CLASS_BITS) || LANES < 1 ||
-            LOGIT_BITS < IN_BITS)
-        `PN_STOP(("pn_argmax: NUM_CLASSES = %0d (CLASS_BITS = %0d), LANES = %0d, LOGIT_BITS = %0d < IN_BITS = %0d",
-                  NUM_CLASSES, CLASS_BITS, LANES, LOGIT_BITS, IN_BITS))
+    if (NUM_CLASSES < 2 || LANES < 1 || LOGIT_BITS < IN_BITS)
+        `PN_STOP(("pn_argmax: NUM_CLASSES = %0d, LANES = %0d, LOGIT_BITS = %0d < IN_BITS = %0d",
+                  NUM_CLASSES, LANES, LOGIT_BITS, IN_BITS))
 end
 
 // logits of the digit being collected

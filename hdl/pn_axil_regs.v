@@ -46,9 +46,7 @@ module pn_axil_regs #
     output wire [15:0]            batch,
 
     // AXI-Lite load stream
-    output wire [31:0]            lite_data,
-    output wire                   lite_valid,
-    input  wire                   lite_ready,
+    `PN_LITE_PORTS(output, input),
 
     // status
     input  wire                   busy,
@@ -152,17 +150,25 @@ function [31:0] layer_field;
 endfunction
 /* verilator lint_on WIDTH */
 
-// write channel
-reg        awready_reg = 1'b0;
-reg        bvalid_reg = 1'b0;
-reg        resp_pending_reg = 1'b0;
+// AXI-Lite channels, bit CH_WRITE the write (address and data taken together) and bit
+// CH_READ the read: a request is taken when it is present and the previous one is answered;
+// ready pulses in the next cycle, and the response follows once the request has taken
+// effect (a write: a cycle after its handshake and once its load word is taken)
+localparam CH_WRITE = 0;
+localparam CH_READ = 1;
+
+reg  [1:0] ch_ready_reg = 2'b00;
+reg  [1:0] ch_pending_reg = 2'b00;
+reg  [1:0] ch_resp_valid_reg = 2'b00;
+
 reg [31:0] lite_data_reg = 32'd0;
 reg        lite_valid_reg = 1'b0;
-
-// read channel
-reg        arready_reg = 1'b0;
-reg        rvalid_reg = 1'b0;
 reg [31:0] rdata_reg = 32'd0;
+
+wire [1:0] ch_request = {s_axil_arvalid, s_axil_awvalid && s_axil_wvalid};
+wire [1:0] ch_resp_ready = {s_axil_rready, s_axil_bready};
+wire [1:0] ch_resp_hold = {1'b0, ch_ready_reg[CH_WRITE] || lite_valid_reg};
+wire [1:0] ch_take = ch_request & ~ch_ready_reg & ~ch_pending_reg & ~ch_resp_valid_reg;
 
 // control and status
 reg        soft_reset_reg = 1'b0;
@@ -176,19 +182,19 @@ reg [7:0]  error_code_reg = 8'd0;
 reg        load_done_reg = 1'b0;
 reg        load_ok_reg = 1'b0;
 
-reg [31:0] digits_reg = 32'd0;
-reg [31:0] cycles_reg = 32'd0;
-reg [31:0] stall_reg = 32'd0;
-reg [31:0] input_stall_reg = 32'd0;
+// counters, 32 bits each: DIGITS, CYCLES, STALL_CYCLES, INPUT_STALL_CYCLES
+localparam NUM_COUNTERS = 4;
+reg  [32*NUM_COUNTERS-1:0] count_reg = {32*NUM_COUNTERS{1'b0}};
+wire [NUM_COUNTERS-1:0]    count_inc = {inc_input_stall, inc_stall, inc_cycles, inc_digits};
 
-assign s_axil_awready = awready_reg;
-assign s_axil_wready = awready_reg;
+assign s_axil_awready = ch_ready_reg[CH_WRITE];
+assign s_axil_wready = ch_ready_reg[CH_WRITE];
 assign s_axil_bresp = 2'b00;
-assign s_axil_bvalid = bvalid_reg;
-assign s_axil_arready = arready_reg;
+assign s_axil_bvalid = ch_resp_valid_reg[CH_WRITE];
+assign s_axil_arready = ch_ready_reg[CH_READ];
 assign s_axil_rdata = rdata_reg;
 assign s_axil_rresp = 2'b00;
-assign s_axil_rvalid = rvalid_reg;
+assign s_axil_rvalid = ch_resp_valid_reg[CH_READ];
 
 assign soft_reset = soft_reset_reg;
 assign logits_enable = logits_enable_reg;
@@ -199,10 +205,8 @@ assign batch = batch_reg;
 assign lite_data = lite_data_reg;
 assign lite_valid = lite_valid_reg;
 
-// a write is taken when address and data are both present and the previous one is answered
-wire do_write = s_axil_awvalid && s_axil_wvalid && !awready_reg && !resp_pending_reg &&
-                !bvalid_reg;
-wire do_read = s_axil_arvalid && !arready_reg && !rvalid_reg;
+wire do_write = ch_take[CH_WRITE];
+wire do_read = ch_take[CH_READ];
 
 wire [ADDR_WIDTH-1:0] waddr = {s_axil_awaddr[ADDR_WIDTH-1:2], 2'b00};
 wire [ADDR_WIDTH-1:0] raddr = {s_axil_araddr[ADDR_WIDTH-1:2], 2'b00};
@@ -232,10 +236,10 @@ always @* begin
             read_value[STATUS_LOAD_DONE] = load_done_reg;
             read_value[STATUS_LOAD_OK] = load_ok_reg;
         end
-        A_DIGITS:      read_value = digits_reg;
-        A_CYCLES:      read_value = cycles_reg;
-        A_STALL_CYCLES: read_value = stall_reg;
-        A_INPUT_STALL_CYCLES: read_value = input_stall_reg;
+        A_DIGITS:      read_value = count_reg[0 +: 32];
+        A_CYCLES:      read_value = count_reg[32 +: 32];
+        A_STALL_CYCLES: read_value = count_reg[64 +: 32];
+        A_INPUT_STALL_CYCLES: read_value = count_reg[96 +: 32];
         A_BATCH:       read_value = {16'd0, batch_reg};
         A_NUM_LAYERS:  read_value = NUM_LAYERS_W;
         A_INPUT_BITS:  read_value = INPUT_BITS_W;
@@ -250,17 +254,19 @@ always @* begin
     endcase
 end
 
+integer c;
+
 always @(posedge clk) begin
-    awready_reg <= 1'b0;
-    arready_reg <= 1'b0;
+    // the handshakes of both channels
+    ch_ready_reg <= ch_take;
+    ch_pending_reg <= ch_take | (ch_pending_reg & ch_resp_hold);
+    ch_resp_valid_reg <= (ch_resp_valid_reg & ~ch_resp_ready) | (ch_pending_reg & ~ch_resp_hold);
+
     soft_reset_reg <= 1'b0;
     clear_error_reg <= 1'b0;
     clear_counters_reg <= clear_counters_w;
 
-    // write: address and data are taken together; the response follows the handshake
     if (do_write) begin
-        awready_reg <= 1'b1;
-        resp_pending_reg <= 1'b1;
         if (waddr == A_CONTROL && s_axil_wstrb[0]) begin
             soft_reset_reg <= s_axil_wdata[CONTROL_SOFT_RESET];
             logits_enable_reg <= s_axil_wdata[CONTROL_LOGITS_ENABLE];
@@ -278,39 +284,17 @@ always @(posedge clk) begin
     if (lite_valid_reg && lite_ready) begin
         lite_valid_reg <= 1'b0;
     end
-    if (resp_pending_reg && !awready_reg && !lite_valid_reg) begin
-        resp_pending_reg <= 1'b0;
-        bvalid_reg <= 1'b1;
-    end
-    if (bvalid_reg && s_axil_bready) begin
-        bvalid_reg <= 1'b0;
-    end
 
-    // read: data is sampled with the address, valid follows the handshake
+    // read data is sampled with the address
     if (do_read) begin
-        arready_reg <= 1'b1;
         rdata_reg <= read_value;
     end
-    if (arready_reg) begin
-        rvalid_reg <= 1'b1;
-    end
-    if (rvalid_reg && s_axil_rready) begin
-        rvalid_reg <= 1'b0;
-    end
 
-    // status: the first error is kept until CLEAR_ERROR
-    if (clear_error_reg) begin
-        error_reg <= 1'b0;
-        error_code_reg <= 8'd0;
-    end
+    // status: the first error (the input unit's before the loader's) is kept until
+    // CLEAR_ERROR; without an error the code is 0
     if (!error_reg || clear_error_reg) begin
-        if (in_error_valid) begin
-            error_reg <= 1'b1;
-            error_code_reg <= in_error_code;
-        end else if (ld_error_valid) begin
-            error_reg <= 1'b1;
-            error_code_reg <= ld_error_code;
-        end
+        error_reg <= in_error_valid || ld_error_valid;
+        error_code_reg <= in_error_valid ? in_error_code : ld_error_valid ? ld_error_code : 8'd0;
     end
     if (load_start) begin
         load_done_reg <= 1'b0;
@@ -321,26 +305,16 @@ always @(posedge clk) begin
         load_ok_reg <= load_ok;
     end
 
-    // counters
-    if (clear_counters_w) begin
-        digits_reg <= 32'd0;
-        cycles_reg <= 32'd0;
-        stall_reg <= 32'd0;
-        input_stall_reg <= 32'd0;
-    end else begin
-        digits_reg <= digits_reg + {31'd0, inc_digits};
-        cycles_reg <= cycles_reg + {31'd0, inc_cycles};
-        stall_reg <= stall_reg + {31'd0, inc_stall};
-        input_stall_reg <= input_stall_reg + {31'd0, inc_input_stall};
+    for (c = 0; c < NUM_COUNTERS; c = c + 1) begin
+        count_reg[32*c +: 32] <= clear_counters_w ? 32'd0 :
+                                 count_reg[32*c +: 32] + {31'd0, count_inc[c]};
     end
 
     if (rst) begin
-        awready_reg <= 1'b0;
-        bvalid_reg <= 1'b0;
-        resp_pending_reg <= 1'b0;
+        ch_ready_reg <= 2'b00;
+        ch_pending_reg <= 2'b00;
+        ch_resp_valid_reg <= 2'b00;
         lite_valid_reg <= 1'b0;
-        arready_reg <= 1'b0;
-        rvalid_reg <= 1'b0;
         soft_reset_reg <= 1'b0;
         logits_enable_reg <= 1'b0;
         load_mode_reg <= 1'b0;
@@ -351,10 +325,7 @@ always @(posedge clk) begin
         error_code_reg <= 8'd0;
         load_done_reg <= 1'b0;
         load_ok_reg <= 1'b0;
-        digits_reg <= 32'd0;
-        cycles_reg <= 32'd0;
-        stall_reg <= 32'd0;
-        input_stall_reg <= 32'd0;
+        count_reg <= {32*NUM_COUNTERS{1'b0}};
     end
 end
 

@@ -63,9 +63,7 @@ module pn_loader #
     `PN_S_AXIS_PORTS,
 
     // load stream over AXI-Lite (LOAD_DATA writes)
-    input  wire [31:0]          lite_data,
-    input  wire                 lite_valid,
-    output wire                 lite_ready,
+    `PN_LITE_PORTS(input, output),
 
     // ends the discarding of an AXI-Lite stream after an error
     input  wire                 clear,
@@ -73,12 +71,7 @@ module pn_loader #
     input  wire                 idle_ok,
 
     // memory write port of the datapath
-    output wire                 load_we,
-    output wire [2:0]           load_layer,
-    output wire [1:0]           load_kind,
-    output wire [7:0]           load_bank,
-    output wire [15:0]          load_addr,
-    output wire [LOAD_BITS-1:0] load_data,
+    `PN_LOAD_PORTS(output),
 
     // status
     output wire                 active,
@@ -160,35 +153,40 @@ localparam [32*8-1:0] V_SYN_WORDS = layer_vec(LV_WORDS, V_SYNAPSE_DEPTH, V_WORD_
 localparam [32*8-1:0] V_IDX_WORDS = layer_vec(LV_WORDS, V_INDEX_DEPTH, V_INDEX_BITS);
 localparam [32*8-1:0] V_PAR_WORDS = layer_vec(LV_WORDS, V_LOCALS, V_PAR_WIDTH);
 
-function [31:0] num_banks;
+// banks (words = 0) or payload words (words = 1) of the stream of the first `layers` layers:
+// per layer G synapse and G index banks and a parameter bank, each a 4-word header and data
+function [31:0] stream_size;
     input integer layers;
+    input words;
     integer l;
     begin
-        num_banks = 32'd0;
+        stream_size = 32'd0;
         for (l = 0; l < layers; l = l + 1) begin
-            num_banks = num_banks + 2 * pn_field(V_GROUPS, l) + 1;
+            stream_size = stream_size + (words ?
+                pn_field(V_GROUPS, l) * (8 + pn_field(V_SYN_WORDS, l) + pn_field(V_IDX_WORDS, l)) +
+                    4 + pn_field(V_PAR_WORDS, l) :
+                2 * pn_field(V_GROUPS, l) + 1);
         end
     end
 endfunction
 
-function [31:0] payload_words;
-    input integer layers;
-    integer l;
-    begin
-        payload_words = 32'd0;
-        for (l = 0; l < layers; l = l + 1) begin
-            payload_words = payload_words
-                + pn_field(V_GROUPS, l) * (4 + pn_field(V_SYNAPSE_DEPTH, l) * chunks(pn_field(V_WORD_BITS, l)))
-                + pn_field(V_GROUPS, l) * (4 + pn_field(V_INDEX_DEPTH, l) * chunks(pn_field(V_INDEX_BITS, l)))
-                + 4 + pn_field(V_LOCALS, l) * chunks(pn_field(V_PAR_WIDTH, l));
-        end
-    end
-endfunction
-
-localparam [31:0] NUM_BANKS = num_banks(NUM_LAYERS);
+localparam [31:0] NUM_BANKS = stream_size(NUM_LAYERS, 1'b0);
 localparam [31:0] LAST_LAYER_W = NUM_LAYERS - 1;
 localparam [2:0] LAST_LAYER = LAST_LAYER_W[2:0];
-localparam [31:0] PAYLOAD_WORDS = payload_words(NUM_LAYERS);
+localparam [31:0] PAYLOAD_WORDS = stream_size(NUM_LAYERS, 1'b1);
+
+// field of layer `layer` in the vector of bank kind `kind` (synapse, index, parameter bank)
+function [31:0] kind_field;
+    input [1:0] kind;
+    input [2:0] layer;
+    input [32*8-1:0] syn;
+    input [32*8-1:0] idx;
+    input [32*8-1:0] par;
+    begin
+        kind_field = kind == KIND_SYN ? syn[32*layer +: 32] :
+                     kind == KIND_IDX ? idx[32*layer +: 32] : par[32*layer +: 32];
+    end
+endfunction
 
 // CRC-32 (IEEE 802.3, reflected) of one little-endian 32-bit word
 function [31:0] crc32_word;
@@ -216,11 +214,8 @@ reg [7:0]  chunk_reg = 8'd0, chunk_next;     // 32-bit chunk within the memory w
 reg [31:0] crc_reg = 32'hFFFFFFFF, crc_next;
 reg        chunk_we;                         // in_data is the next chunk of a memory word
 
-reg                 load_we_reg = 1'b0, load_we_next;
-reg [2:0]           load_layer_reg = 3'd0;
-reg [1:0]           load_kind_reg = 2'd0;
-reg [7:0]           load_bank_reg = 8'd0;
-reg [15:0]          load_addr_reg = 16'd0;
+reg        load_we_reg = 1'b0, load_we_next;
+reg [28:0] load_pos_reg = 29'd0;              // {layer, kind, bank, addr} of the word written
 
 // memory word being assembled: chunk k in bits 32k+31:32k; complete in the cycle load_we is
 // high. Bits above the current bank's width hold stale chunks: every memory takes only its own
@@ -249,27 +244,31 @@ wire        in_valid = in_lite ? lite_valid && lite_ready_int : s_axis_tvalid &&
 wire [31:0] in_data = in_lite ? lite_data : s_axis_tdata;
 wire        in_last = !in_lite && s_axis_tlast;   // AXI-Lite streams have no TLAST
 
-// expected shape of the current bank
-wire [31:0] exp_depth = kind_reg == KIND_SYN ? V_SYNAPSE_DEPTH[32*layer_reg +: 32] :
-                        kind_reg == KIND_IDX ? V_INDEX_DEPTH[32*layer_reg +: 32] :
-                        V_LOCALS[32*layer_reg +: 32];
-wire [31:0] exp_width = kind_reg == KIND_SYN ? V_WORD_BITS[32*layer_reg +: 32] :
-                        kind_reg == KIND_IDX ? V_INDEX_BITS[32*layer_reg +: 32] :
-                        V_PAR_WIDTH[32*layer_reg +: 32];
-wire [31:0] exp_words = kind_reg == KIND_SYN ? V_SYN_WORDS[32*layer_reg +: 32] :
-                        kind_reg == KIND_IDX ? V_IDX_WORDS[32*layer_reg +: 32] :
-                        V_PAR_WORDS[32*layer_reg +: 32];
+// expected shape of the current bank: the field of its layer for its kind
+wire [31:0] exp_depth = kind_field(kind_reg, layer_reg, V_SYNAPSE_DEPTH, V_INDEX_DEPTH, V_LOCALS);
+wire [31:0] exp_width = kind_field(kind_reg, layer_reg, V_WORD_BITS, V_INDEX_BITS, V_PAR_WIDTH);
+wire [31:0] exp_words = kind_field(kind_reg, layer_reg, V_SYN_WORDS, V_IDX_WORDS, V_PAR_WORDS);
+wire [31:0] exp_last_chunk = kind_field(kind_reg, layer_reg, V_SYN_LAST_CHUNK, V_IDX_LAST_CHUNK,
+                                        V_PAR_LAST_CHUNK);
+wire [31:0] exp_last_addr = kind_field(kind_reg, layer_reg, V_SYN_LAST_ADDR, V_IDX_LAST_ADDR,
+                                       V_PAR_LAST_ADDR);
 
 wire [7:0]  last_group = V_LAST_GROUP[32*layer_reg +: 8];
-wire [7:0]  exp_last_chunk = kind_reg == KIND_SYN ? V_SYN_LAST_CHUNK[32*layer_reg +: 8] :
-                             kind_reg == KIND_IDX ? V_IDX_LAST_CHUNK[32*layer_reg +: 8] :
-                             V_PAR_LAST_CHUNK[32*layer_reg +: 8];
-wire [15:0] exp_last_addr = kind_reg == KIND_SYN ? V_SYN_LAST_ADDR[32*layer_reg +: 16] :
-                            kind_reg == KIND_IDX ? V_IDX_LAST_ADDR[32*layer_reg +: 16] :
-                            V_PAR_LAST_ADDR[32*layer_reg +: 16];
-wire        last_chunk = chunk_reg == exp_last_chunk;
-wire        last_addr = addr_reg == exp_last_addr;
+// the parameter checks keep the last chunk below 256 and the last address below 65,536
+wire        last_chunk = {24'd0, chunk_reg} == exp_last_chunk;
+wire        last_addr = {16'd0, addr_reg} == exp_last_addr;
 wire        last_layer = layer_reg == LAST_LAYER;
+
+// header word cnt_reg and the error of a mismatch: the stream header (words 1..3 after the
+// magic: version, banks, payload words) or a bank header (words 0..3)
+wire [31:0] hdr_expect = state_reg == ST_HEADER ?
+                             (cnt_reg == 2'd1 ? FORMAT_VERSION :
+                              cnt_reg == 2'd2 ? NUM_BANKS : PAYLOAD_WORDS) :
+                         cnt_reg == 2'd0 ? {bank_reg, 6'd0, kind_reg, 13'd0, layer_reg} :
+                         cnt_reg == 2'd1 ? exp_depth :
+                         cnt_reg == 2'd2 ? exp_width : exp_words;
+wire [7:0]  hdr_mismatch = state_reg == ST_BANK_HDR || cnt_reg == 2'd2 ? 8'd4 :
+                           cnt_reg == 2'd1 ? 8'd3 : 8'd6;
 
 always @* begin
     state_next = state_reg;
@@ -297,12 +296,6 @@ always @* begin
                 load_start_next = 1'b1;
                 load_ok_next = 1'b0;
                 cnt_next = 2'd1;
-                layer_next = 3'd0;
-                kind_next = KIND_SYN;
-                bank_next = 8'd0;
-                addr_next = 16'd0;
-                chunk_next = 8'd0;
-                crc_next = 32'hFFFFFFFF;
                 if (in_data != MAGIC) begin
                     word_err = 8'd3;
                 end else if (in_last) begin
@@ -311,31 +304,23 @@ always @* begin
                     state_next = ST_HEADER;
                 end
             end
-            ST_HEADER: begin
-                cnt_next = cnt_reg + 2'd1;
-                if (cnt_reg == 2'd1 && in_data != FORMAT_VERSION) begin
-                    word_err = 8'd3;
-                end else if (cnt_reg == 2'd2 && in_data != NUM_BANKS) begin
-                    word_err = 8'd4;
-                end else if (cnt_reg == 2'd3 && in_data != PAYLOAD_WORDS) begin
-                    word_err = 8'd6;
-                end else if (in_last) begin
-                    word_err = 8'd6;
-                end else if (cnt_reg == 2'd3) begin
-                    state_next = ST_BANK_HDR;
-                    cnt_next = 2'd0;
+            ST_HEADER, ST_BANK_HDR: begin
+                // the CRC covers the payload: the bank headers and data
+                if (state_reg == ST_BANK_HDR) begin
+                    crc_next = crc32_word(crc_reg, in_data);
                 end
-            end
-            ST_BANK_HDR: begin
-                crc_next = crc32_word(crc_reg, in_data);
                 cnt_next = cnt_reg + 2'd1;
-                if ((cnt_reg == 2'd0 && in_data != {bank_reg, 6'd0, kind_reg, 13'd0, layer_reg}) ||
-                        (cnt_reg == 2'd1 && in_data != exp_depth) ||
-                        (cnt_reg == 2'd2 && in_data != exp_width) ||
-                        (cnt_reg == 2'd3 && in_data != exp_words)) begin
-                    word_err = 8'd4;
+                if (in_data != hdr_expect) begin
+                    word_err = hdr_mismatch;
                 end else if (in_last) begin
                     word_err = 8'd6;
+                end else if (cnt_reg == 2'd3 && state_reg == ST_HEADER) begin
+                    // the payload starts with the first bank of the artifact
+                    state_next = ST_BANK_HDR;
+                    layer_next = 3'd0;
+                    kind_next = KIND_SYN;
+                    bank_next = 8'd0;
+                    crc_next = 32'hFFFFFFFF;
                 end else if (cnt_reg == 2'd3) begin
                     state_next = ST_BANK_DATA;
                     addr_next = 16'd0;
@@ -423,10 +408,7 @@ always @(posedge clk) begin
     error_code_reg <= error_code_next;
 
     if (load_we_next) begin
-        load_layer_reg <= layer_reg;
-        load_kind_reg <= kind_reg;
-        load_bank_reg <= bank_reg;
-        load_addr_reg <= addr_reg;
+        load_pos_reg <= {layer_reg, kind_reg, bank_reg, addr_reg};
     end
 
     if (rst) begin
@@ -495,10 +477,7 @@ generate
 endgenerate
 
 assign load_we = load_we_reg;
-assign load_layer = load_layer_reg;
-assign load_kind = load_kind_reg;
-assign load_bank = load_bank_reg;
-assign load_addr = load_addr_reg;
+assign {load_layer, load_kind, load_bank, load_addr} = load_pos_reg;
 assign load_data = word_data[LOAD_BITS-1:0];
 
 assign active = state_reg != ST_IDLE;

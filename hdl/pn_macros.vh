@@ -12,14 +12,20 @@
  * Port lists and port connections. A module lists them after clk/rst as `PN_..._PORTS (no
  * trailing comma; add one when more ports follow); an instance whose signals carry the port
  * names connects them with `PN_..._CONNECT (PN_S_AXIS_CONNECT, PN_M_AXIS_CONNECT,
- * PN_S_AXIL_CONNECT, PN_PX_CONNECT, PN_LOAD_CONNECT). About one line per AXI channel.
- * neuro_core declares its own ports one per line: the IP packaging reads its header.
+ * PN_S_AXIL_CONNECT, PN_PX_CONNECT, PN_LITE_CONNECT, PN_LOAD_CONNECT). About one line per
+ * AXI channel. neuro_core declares its own ports one per line: the IP packaging reads its
+ * header.
  *
  *   PN_S_AXIS_PORTS             32-bit AXI4-Stream slave s_axis_* (tdata, tvalid, tready, tlast)
  *   PN_S_AXIL_PORTS             AXI4-Lite slave s_axil_* (12-bit addresses, 32-bit data)
  *   PN_PX_PORTS(rdy, dat)       row port px_* of the datapath: px_ready has direction rdy, the
  *                               others dat (pn_input: input, output; pn_net: output, input);
  *                               px_data is 4*INPUT_BITS bits wide
+ *   PN_LITE_PORTS(dat, rdy)     load words written over AXI-Lite, lite_* (32-bit lite_data):
+ *                               lite_ready has direction rdy, the others dat (pn_axil_regs:
+ *                               output, input; pn_loader: input, output)
+ *   PN_LOAD_PORTS(dir)          memory write port load_* of the datapath, all of direction dir
+ *                               (pn_loader: output; pn_net: input); load_data is LOAD_BITS wide
  */
 
 `ifndef PN_MACROS_VH
@@ -68,6 +74,16 @@
 `define PN_PX_CONNECT \
     .px_ready(px_ready), .px_en(px_en), .px_base(px_base), .px_data(px_data), \
     .px_row_done(px_row_done)
+
+`define PN_LITE_PORTS(dat, rdy) \
+    dat wire [31:0] lite_data, dat wire lite_valid, rdy wire lite_ready
+
+`define PN_LITE_CONNECT \
+    .lite_data(lite_data), .lite_valid(lite_valid), .lite_ready(lite_ready)
+
+`define PN_LOAD_PORTS(dir) \
+    dir wire load_we, dir wire [2:0] load_layer, dir wire [1:0] load_kind, \
+    dir wire [7:0] load_bank, dir wire [15:0] load_addr, dir wire [LOAD_BITS-1:0] load_data
 
 `define PN_LOAD_CONNECT \
     .load_we(load_we), .load_layer(load_layer), .load_kind(load_kind), .load_bank(load_bank), \

@@ -60,12 +60,7 @@ module pn_net #
     /*
      * Memory load port
      */
-    input  wire                       load_we,
-    input  wire [2:0]                 load_layer,
-    input  wire [1:0]                 load_kind,
-    input  wire [7:0]                 load_bank,
-    input  wire [15:0]                load_addr,
-    input  wire [LOAD_BITS-1:0]       load_data,
+    `PN_LOAD_PORTS(input),
 
     /*
      * Status
@@ -417,8 +412,7 @@ generate
                 .LANES(L_LANES),
                 .IN_BITS(L_ACC_BITS),
                 .LOGIT_BITS(LOGIT_BITS),
-                .BASE_BITS(BASE_BITS),
-                .CLASS_BITS(4)
+                .BASE_BITS(BASE_BITS)
             )
             argmax_inst (
                 .clk(clk),

@@ -315,9 +315,12 @@ def test_port_widths_of_the_verilog_match_the_limits():
         assert m, pattern
         return int(m.group(1)) + 1
 
-    assert 2 ** width(loader, "load_layer") == LIMITS.max_layers
-    assert width(loader, "load_addr") == LIMITS.load_addr_bits
-    assert width(loader, "load_bank") == LIMITS.bank_bits
+    # the load port of pn_loader and pn_net (`PN_LOAD_PORTS)
+    macros = (REPO / "hdl" / "pn_macros.vh").read_text()
+    assert "`PN_LOAD_PORTS(output)" in loader
+    assert 2 ** width(macros, "load_layer") == LIMITS.max_layers
+    assert width(macros, "load_addr") == LIMITS.load_addr_bits
+    assert width(macros, "load_bank") == LIMITS.bank_bits
     assert width(loader, "chunk_reg") == LIMITS.chunk_bits
     core = (REPO / "hdl" / "neuro_core.v").read_text()
     sizes = set(re.findall(r"parameter \[32\*(\d+)-1:0\] V_", loader))
