@@ -34,7 +34,7 @@ def main() -> int:
                         help="rewrite the README's zoo table from accuracy.json, run nothing")
     args = parser.parse_args()
     if args.readme_only:
-        return update_readme(json.loads((report.RESULTS / "accuracy.json").read_text()))
+        return report.rewrite_readme("accuracy", readme_body)
     if args.retrain:
         subprocess.run([sys.executable, str(ROOT / "scripts" / "build_zoo.py")], check=True)
 
@@ -81,8 +81,7 @@ def main() -> int:
         }
         entries.append(entry)
         print(json.dumps(entry))
-    write_results("accuracy", entries, plot)
-    return update_readme(entries)
+    return write_results("accuracy", entries, plot, readme_body)
 
 
 def how_trained(info: dict) -> str:
@@ -101,14 +100,10 @@ def readme_body(entries: list[dict]) -> str:
     for e in entries:
         info = zoo.info(e["model"])
         bits = "float" if e["wbits"] == 32 else f"W{e['wbits']}A{e['abits']}"
-        lines.append(f"| {report.zoo_label(e['model'])} | {bits} | {e['synapses']:,} | {100 * e['accuracy']:.2f} % | "
-                     f"{e['train_seconds']:.0f} s ({how_trained(info)}) |")
+        lines.append(f"| {report.zoo_label(e['model'])} | {bits} | {e['synapses']:,} | "
+                     f"{100 * e['accuracy']:.2f} % | {e['train_seconds']:.0f} s "
+                     f"({how_trained(info)}) |")
     return "\n".join(lines)
-
-
-def update_readme(entries: list[dict]) -> int:
-    report.update_readme("accuracy", "accuracy.py", readme_body(entries))
-    return 0
 
 
 def plot(entries: list[dict], path: Path) -> None:

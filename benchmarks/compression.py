@@ -147,7 +147,7 @@ def main() -> int:
                         help="rewrite the README's compression table from compression.json")
     args = parser.parse_args()
     if args.readme_only:
-        return update_readme(json.loads((report.RESULTS / "compression.json").read_text()))
+        return report.rewrite_readme("compression", readme_body)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -158,8 +158,7 @@ def main() -> int:
             atomic_write_text(WORK / f"{model}-{level}" / "result.json", json.dumps(entry, indent=2))
             print(json.dumps(entry), flush=True)
     entries = [json.loads(p.read_text()) for p in sorted(WORK.glob("*/result.json"))]
-    write_results("compression", entries, plot)
-    return update_readme(entries)
+    return write_results("compression", entries, plot, readme_body)
 
 
 def readme_body(entries: list[dict]) -> str:
@@ -179,11 +178,6 @@ def readme_body(entries: list[dict]) -> str:
                      f"{100 * e['accuracy']:.2f} % | {e['modeled_images_per_s']:,.0f} | "
                      f"{e['bram36_estimate']:.1f} | {e['lut_estimate']:,} |")
     return "\n".join(lines)
-
-
-def update_readme(entries: list[dict]) -> int:
-    report.update_readme("compression", "compression.py", readme_body(entries))
-    return 0
 
 
 def plot(entries: list[dict], path: Path) -> None:

@@ -219,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = RESULTS / "hardware.json"
     if args.readme_only:
-        report.update_readme("hardware", "hardware.py", readme_body(json.loads(out.read_text())))
-        return 0
+        return report.rewrite_readme("hardware", readme_body)
     sys.path.insert(0, str(ROOT))
     if args.images < 1:
         ap.error(f"--images must be >= 1, got {args.images}")
@@ -253,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
         merge_into_results(out, args.vivado)
         print(f"merged {', '.join(args.vivado)} into {out}", flush=True)
-    report.update_readme("hardware", "hardware.py", readme_body(json.loads(out.read_text())))
-    return 0
+    return report.rewrite_readme("hardware", readme_body)
 
 
 if __name__ == "__main__":

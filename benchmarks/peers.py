@@ -333,7 +333,7 @@ def readme_body(result: dict[str, Any]) -> str:
 
 
 def update_readme(result: dict[str, Any], path: Path = README) -> None:
-    report.update_readme("peers", "peers.py", readme_body(result), path)
+    report.update_readme("peers", readme_body(result), path)
 
 
 def _count(text: str) -> int:

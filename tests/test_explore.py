@@ -274,13 +274,17 @@ def _done_ids(folder: Path) -> set[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def explored(tmp_path_factory):
+def _skip_unless_trials_can_run() -> None:
+    """Trials need Ray Tune, Optuna, torch and the MNIST training split."""
+    for module in ("ray.tune", "optuna", "torch"):
+        pytest.importorskip(module)
     if not train_split_available():
         pytest.skip("the trials train on the MNIST training split, which is not available")
-    pytest.importorskip("ray.tune")
-    pytest.importorskip("optuna")
-    pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def explored(tmp_path_factory):
+    _skip_unless_trials_can_run()
     if shutil.which("verilator") is None:
         pytest.skip("verilator is not installed")
     root = tmp_path_factory.mktemp("explore")
@@ -377,11 +381,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A one-node Ray cluster started with ``ray start --head``, stopped at the end."""
-    if not train_split_available():
-        pytest.skip("the trials train on the MNIST training split, which is not available")
-    pytest.importorskip("ray.tune")
-    pytest.importorskip("optuna")
-    pytest.importorskip("torch")
+    _skip_unless_trials_can_run()
     ray_cli = Path(sys.executable).with_name("ray")
     if not ray_cli.is_file():
         pytest.skip("the ray command is not installed beside this interpreter")

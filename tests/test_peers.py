@@ -87,7 +87,7 @@ def test_readme_section_is_replaced_in_place(tiny_result, tmp_path):
     once = readme.read_text()
     peers.update_readme(tiny_result, readme)
     assert readme.read_text() == once
-    begin, end = peers.report.markers("peers", "peers.py")
+    begin, end = peers.report.markers("peers")
     assert once.count(begin) == 1 and once.index(end) < once.index("## Layout")
     assert "| TDNN | W1A1 | UniQ" in once and "| MLP | W2A2 | Brevitas" in once
     assert "`tdnn-w1a1-sparse`" in once and "118,883" in once and "99.37 %" in once
