@@ -9,7 +9,6 @@ with ``scripts/build_zoo.py`` (about 30 minutes on 2 cores).
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -26,12 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = report.argument_parser(__doc__, "accuracy")
     parser.add_argument("--retrain", action="store_true", help="retrain the zoo first")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 is robust when other jobs share the cores)")
-    parser.add_argument("--readme-only", action="store_true",
-                        help="rewrite the README's zoo table from accuracy.json, run nothing")
     args = parser.parse_args()
     if args.readme_only:
         return report.rewrite_readme("accuracy", readme_body)
@@ -96,14 +91,14 @@ def readme_body(entries: list[dict]) -> str:
     """The README's zoo table from accuracy.json entries (and the zoo's own records)."""
     from pynq_neuro import zoo
 
-    lines = ["| model | bits | synapses | test accuracy | training time |", "|---|---|---|---|---|"]
+    rows = []
     for e in entries:
-        info = zoo.info(e["model"])
         bits = "float" if e["wbits"] == 32 else f"W{e['wbits']}A{e['abits']}"
-        lines.append(f"| {report.zoo_label(e['model'])} | {bits} | {e['synapses']:,} | "
-                     f"{100 * e['accuracy']:.2f} % | {e['train_seconds']:.0f} s "
-                     f"({how_trained(info)}) |")
-    return "\n".join(lines)
+        rows.append([report.zoo_label(e["model"]), bits, f"{e['synapses']:,}",
+                     f"{100 * e['accuracy']:.2f} %",
+                     f"{e['train_seconds']:.0f} s ({how_trained(zoo.info(e['model']))})"])
+    return "\n".join(report.table(
+        ["model", "bits", "synapses", "test accuracy", "training time"], rows))
 
 
 def plot(entries: list[dict], path: Path) -> None:

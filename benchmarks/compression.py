@@ -12,7 +12,6 @@ networks of an earlier run are only compiled again, a few seconds each).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -136,15 +135,11 @@ def run_point(model: str, level_name: str, threads: int, reuse: bool = False) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = report.argument_parser(__doc__, "compression")
     parser.add_argument("--models", nargs="*", default=list(SWEEP))
     parser.add_argument("--levels", nargs="*", help=f"default: {SWEEP}")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 is robust when other jobs share the cores)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the compressed networks of an earlier run; compile again")
-    parser.add_argument("--readme-only", action="store_true",
-                        help="rewrite the README's compression table from compression.json")
     args = parser.parse_args()
     if args.readme_only:
         return report.rewrite_readme("compression", readme_body)
@@ -163,21 +158,21 @@ def main() -> int:
 
 def readme_body(entries: list[dict]) -> str:
     """The README's compression table from compression.json entries, most synapses first."""
-    lines = [report.para(
-        "Compression (full test set, integer models of the artifacts; compiled with the default "
-        "budget; throughput from the cycle model on the 1,000 sample digits of the folding "
-        "search, LUTs from the compiler's resource model):"), "",
-        "| network | synapses | accuracy | modeled digits/s | BRAM36 | LUT (model) |",
-        "|---|---|---|---|---|---|"]
+    rows = []
     for e in sorted(entries, key=lambda e: (e["wbits"], -e["synapses"], -e["accuracy"])):
         label = LABELS.get(e["level"], e["level"]).format(model=e["model"])
         recipe = e["passes"] if isinstance(e["passes"], str) else ""
         if e["level"] == "zoo-sparse" and "--teacher" not in recipe:
             label = label[:-1] + ", before distillation)"
-        lines.append(f"| W{e['wbits']}A{e['abits']} {label} | {e['synapses']:,} | "
-                     f"{100 * e['accuracy']:.2f} % | {e['modeled_images_per_s']:,.0f} | "
-                     f"{e['bram36_estimate']:.1f} | {e['lut_estimate']:,} |")
-    return "\n".join(lines)
+        rows.append([f"W{e['wbits']}A{e['abits']} {label}", f"{e['synapses']:,}",
+                     f"{100 * e['accuracy']:.2f} %", f"{e['modeled_images_per_s']:,.0f}",
+                     f"{e['bram36_estimate']:.1f}", f"{e['lut_estimate']:,}"])
+    return "\n".join([report.para(
+        "Compression (full test set, integer models of the artifacts; compiled with the default "
+        "budget; throughput from the cycle model on the 1,000 sample digits of the folding "
+        "search, LUTs from the compiler's resource model):"), "", *report.table(
+            ["network", "synapses", "accuracy", "modeled digits/s", "BRAM36", "LUT (model)"],
+            rows)])
 
 
 def plot(entries: list[dict], path: Path) -> None:

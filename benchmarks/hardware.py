@@ -15,7 +15,6 @@ model plus 10-25 minutes of Yosys for the large dense networks.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import subprocess
@@ -167,9 +166,7 @@ def model_label(model: str) -> str:
 def readme_body(record: dict) -> str:
     """The README's hardware table from a hardware.json record. Yosys figures carried from an
     earlier Verilog (same folding) are marked, with the digests of both Verilog versions."""
-    rows = ["| model | accuracy | bit-exact | cycles/digit (mean, p99) | digits/s | latency (cycles) "
-            "| LUT | FF | BRAM36 | LUT levels | plausible clock |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     earlier = set()
     for r in record["models"]:
         u = r.get("utilisation") or {}
@@ -185,19 +182,21 @@ def readme_body(record: dict) -> str:
         else:
             lut = ff = levels = bram = "–"
         clock = f"{r['clock_mhz']:.0f} MHz" if r.get("clock_mhz") and not mark else "–"
-        rows.append(
-            f"| {model_label(r['model'])} | {100 * r['accuracy']:.2f} % | "
-            f"{r['images'] - r['mismatches']:,}/{r['images']:,} | "
-            f"{r['cycles_per_image_mean']:.1f}, {r['cycles_per_image_p99']:.0f} | "
-            f"{r['images_per_s_100mhz']:,.0f} | {r['latency_cycles']:,.0f} | {lut} | {ff} | "
-            f"{bram} | {levels} | {clock} |")
+        rows.append([
+            model_label(r["model"]), f"{100 * r['accuracy']:.2f} %",
+            f"{r['images'] - r['mismatches']:,}/{r['images']:,}",
+            f"{r['cycles_per_image_mean']:.1f}, {r['cycles_per_image_p99']:.0f}",
+            f"{r['images_per_s_100mhz']:,.0f}", f"{r['latency_cycles']:,.0f}", lut, ff, bram,
+            levels, clock])
     current = {r.get("hdl") for r in record["models"]}
     lines = [report.para(
         "RTL on the full test set (default compile: 40,000-LUT budget; throughput from "
         f"simulated cycles at {record['clock_mhz']:.0f} MHz with digits back to back; "
         "resources from Yosys 0.23 `synth_xilinx`, utilisation of the xc7z020; Vivado not "
         "run; plausible clock: a first-order figure from the slowest path of the Yosys "
-        "netlist, see `pynq_neuro/rtl/estimate.py`):"), "", *rows]
+        "netlist, see `pynq_neuro/rtl/estimate.py`):"), "", *report.table(
+            ["model", "accuracy", "bit-exact", "cycles/digit (mean, p99)", "digits/s",
+             "latency (cycles)", "LUT", "FF", "BRAM36", "LUT levels", "plausible clock"], rows)]
     if earlier:
         lines += ["", report.para(
             f"† Yosys figures of the same folding on an earlier Verilog "
@@ -207,15 +206,13 @@ def readme_body(record: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = report.argument_parser(__doc__, "hardware", threads=False)
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--images", type=int, default=10_000)
     ap.add_argument("--no-synth", action="store_true", help="skip the Yosys estimate")
     ap.add_argument("--force", action="store_true", help="recompute cached models")
     ap.add_argument("--vivado", action="append", default=[], metavar="REPORT",
                     help="merge a Vivado report.json (make -C overlays) into its model's entry")
-    ap.add_argument("--readme-only", action="store_true",
-                    help="rewrite the README's hardware table from hardware.json, run nothing")
     args = ap.parse_args(argv)
     out = RESULTS / "hardware.json"
     if args.readme_only:

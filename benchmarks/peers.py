@@ -302,33 +302,31 @@ def readme_body(result: dict[str, Any]) -> str:
         f"on a shared 2-core machine. The zoo's W1A1 and W2A2 models train {full_float} + "
         f"{full_qat} epochs (`--float-epochs {full_float} --epochs {full_qat}`). Brevitas "
         f"quantizers (FINN-style): {_brevitas_quantizers(result)}."),
-        "",
-        "| model | bits | trainer | accuracy (torch) | accuracy (integer) | train time |",
-        "|---|---|---|---|---|---|",
+        "", *report.table(
+            ["model", "bits", "trainer", "accuracy (torch)", "accuracy (integer)", "train time"],
+            ([e["family"].upper(), f"W{e['bits']}A{e['bits']}", e["trainer"],
+              f"{100 * e['accuracy']:.2f} %",
+              "-" if e["golden_accuracy"] is None else f"{100 * e['golden_accuracy']:.2f} %",
+              f"{e['train_seconds']:.0f} s"] for e in result["trainers"]["results"])),
     ]
-    for e in result["trainers"]["results"]:
-        gold = "-" if e["golden_accuracy"] is None else f"{100 * e['golden_accuracy']:.2f} %"
-        lines.append(f"| {e['family'].upper()} | W{e['bits']}A{e['bits']} | {e['trainer']} | "
-                     f"{100 * e['accuracy']:.2f} % | {gold} | {e['train_seconds']:.0f} s |")
     digits = result["event_skipping"][0]["digits"] if result["event_skipping"] else 0
     lines += ["", report.para(
         f"Event skipping: cycle model of the default compile on {digits:,} test digits back to "
         "back, against the same arrays with event skipping disabled (every input, zero or not, "
         "is an event); work skipped: share of the event-phase cycles (synapse words) that zero "
         "inputs save. Foldings per model are in `peers.json`."),
-        "",
-        "| model | cycles/digit (events) | cycles/digit (no skipping) | speed-up | work skipped |",
-        "|---|---|---|---|---|",
+        "", *report.table(
+            ["model", "cycles/digit (events)", "cycles/digit (no skipping)", "speed-up",
+             "work skipped"],
+            ([f"`{e['model']}`", f"{e['cycles_per_digit_events']:.1f}",
+              f"{e['cycles_per_digit_dense']:.1f}", f"{e['speedup']:.2f}x",
+              f"{100 * e['work_skipped']:.1f} %"] for e in result["event_skipping"])),
+        "", "Published anchors (MNIST, full test set):", "", *report.table(
+            ["system", "accuracy", "digits/s", "source"],
+            ([a["system"], f"{100 * a['accuracy']:.2f} %",
+              f"{a['images_per_s']:,}" if a.get("images_per_s") else "-", a["source"]]
+             for a in result["anchors"])),
     ]
-    for e in result["event_skipping"]:
-        lines.append(f"| `{e['model']}` | {e['cycles_per_digit_events']:.1f} | "
-                     f"{e['cycles_per_digit_dense']:.1f} | {e['speedup']:.2f}x | "
-                     f"{100 * e['work_skipped']:.1f} % |")
-    lines += ["", "Published anchors (MNIST, full test set):", "",
-              "| system | accuracy | digits/s | source |", "|---|---|---|---|"]
-    for a in result["anchors"]:
-        rate = f"{a['images_per_s']:,}" if a.get("images_per_s") else "-"
-        lines.append(f"| {a['system']} | {100 * a['accuracy']:.2f} % | {rate} | {a['source']} |")
     return "\n".join(lines)
 
 

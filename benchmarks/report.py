@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import textwrap
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from pynq_neuro.fileio import atomic_write_text
 
@@ -20,6 +21,20 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def argument_parser(doc: str, name: str | None = None,
+                    threads: bool = True) -> argparse.ArgumentParser:
+    """A benchmark's parser: its description, ``--threads`` (torch threads) and, for a
+    benchmark with a README section ``name``, ``--readme-only``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if threads:
+        parser.add_argument("--threads", type=int, default=1,
+                            help="torch threads (1 is robust when other jobs share the cores)")
+    if name is not None:
+        parser.add_argument("--readme-only", action="store_true",
+                            help=f"rewrite the README's section from {name}.json, run nothing")
+    return parser
 
 
 def write_results(name: str, record: Any, plot: Callable[[Any, Path], None],
@@ -52,6 +67,12 @@ def zoo_label(name: str) -> str:
     if "--input-bits" in words:
         return f"`{name}` ({words[words.index('--input-bits') + 1]}-bit pixels)"
     return f"`{name}`"
+
+
+def table(columns: list[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    """The lines of a Markdown table."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *("| " + " | ".join(row) + " |" for row in rows)]
 
 
 def para(text: str) -> str:
