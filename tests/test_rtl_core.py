@@ -181,3 +181,62 @@ def test_cli_parsers(tiny, capsys):
     with pytest.raises(SystemExit) as exit_:   # no digits to verify: refused when parsed
         parser.parse_args(["verify", str(a), "--rtl", "--images", "0"])
     assert exit_.value.code == 2
+
+
+def test_builds_of_one_key_at_once_both_finish_and_a_failed_build_leaves_no_key(tmp_path):
+    import threading
+    import time
+
+    from pynq_neuro.rtl.verilator import build_once
+
+    out = tmp_path / "key"
+    calls = []
+
+    def slow_build(folder):
+        calls.append(folder)
+        time.sleep(0.2)   # both threads are inside a build at the same time
+        (folder / "exe").write_text(f"built in {folder.name}")
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(build_once(out, "exe", slow_build)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 2 and results == [out / "exe"] * 2
+    assert (out / "exe").read_text().startswith("built in .key-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key"]   # the loser's copy is gone
+    assert build_once(out, "exe", lambda folder: pytest.fail("rebuilt")) == out / "exe"
+
+    def failing(folder):
+        (folder / "build.log").write_text("error")
+        raise RuntimeError(f"failed, log {folder / 'build.log'}")
+
+    with pytest.raises(RuntimeError, match="build.log"):
+        build_once(tmp_path / "other", "exe", failing)
+    assert not (tmp_path / "other").exists()
+
+
+def test_regressions_of_one_artifact_at_once_do_not_share_files(tiny, tmp_path):
+    """Two runs of the same artifact at once (fresh build, default run folders): both build,
+    both pass with the same cycles, and no run folder is left behind."""
+    _tools("verilator")
+    _datapath()
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pynq_neuro.compiler.artifact import load_artifact
+    from pynq_neuro.rtl import REPO
+    from pynq_neuro.rtl.regression import regression
+
+    a, _ = tiny
+    runs = REPO / "build" / "rtl" / "runs"
+    prefix = load_artifact(a).fingerprint
+    before = set(runs.glob(f"{prefix}-*")) if runs.exists() else set()
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: regression(a, 30, build_root=tmp_path / "obj"),
+                                range(2)))
+    assert all(r["passed"] and r["digits"] == 30 for r in reports)
+    assert reports[0]["sim_cycles"] == reports[1]["sim_cycles"]
+    assert set(runs.glob(f"{prefix}-*")) == before
+    assert [p.name for p in (tmp_path / "obj").iterdir() if p.name.startswith(".")] == []

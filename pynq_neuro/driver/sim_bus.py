@@ -200,31 +200,24 @@ def build(artifact: str | os.PathLike, engine: str = "auto",
     """Build the simulator of ``neuro_core`` for an artifact (or reuse the cached build);
     returns the ``sim.vvp`` file (Icarus) or the executable (Verilator)."""
     from ..rtl import REPO
+    from ..rtl.verilator import build_once
 
     engine = resolve_engine(engine)
     art = _artifact_dir(artifact)
     root = Path(build_root) if build_root else REPO / "build" / "rtl" / "cosim"
     out = root / build_key(art, engine)
-    exe = _executable(engine, out)
-    if exe.exists():
-        return exe
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=root))
-    cmd = _compile(engine, art, tmp)
-    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
-    (tmp / "build.log").write_text(" ".join(cmd) + "\n" + proc.stdout + proc.stderr)
-    if proc.returncode != 0 or not _executable(engine, tmp).exists():
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-        raise DriverError(f"{engine} failed to build {TOPLEVEL} for {art} (log "
-                          f"{tmp / 'build.log'}):\n{tail}")
-    shutil.rmtree(tmp / "obj", ignore_errors=True)
-    try:
-        tmp.rename(out)
-    except OSError:  # built concurrently by another process: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not exe.exists():
-            raise
-    return exe
+
+    def build_in(tmp: Path) -> None:
+        cmd = _compile(engine, art, tmp)
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
+        (tmp / "build.log").write_text(" ".join(cmd) + "\n" + proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not _executable(engine, tmp).exists():
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+            raise DriverError(f"{engine} failed to build {TOPLEVEL} for {art} (log "
+                              f"{tmp / 'build.log'}):\n{tail}")
+        shutil.rmtree(tmp / "obj", ignore_errors=True)
+
+    return build_once(out, _executable(engine, out).name, build_in)
 
 
 def _command(engine: str, exe: Path, run_dir: Path, req_fd: int, resp_fd: int,

@@ -15,7 +15,9 @@ first_beat_cycle result_cycle`` (decimal), then ``counters DIGITS CYCLES STALL I
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from ..golden.synthetic import random_network as tiny_network
 from . import (REPO, RtlError, bench_headers, bench_include_dir, hdl_headers, hdl_sources,
                require, sim_dir)
 from .verilator import command as verilator_command
-from .verilator import NO_DFG, files_key
+from .verilator import NO_DFG, build_once, files_key
 
 FAST_TB = "fast/tb_neuro_core.v"
 
@@ -166,25 +168,23 @@ def build_fast(artifact: str | Path, build_root: str | Path | None = None,
     key = files_key(sources + hdl_headers(sources[0].parent) + bench_headers() + [tb, vh],
                     f"{mem_dir} {opt} {threads} {' '.join(extra_args)}")
     root = Path(build_root or REPO / "build" / "rtl" / "verilator")
-    obj = root / key
-    exe = obj / "Vtb_neuro_core"
-    if exe.exists():
-        return exe
-    obj.mkdir(parents=True, exist_ok=True)
-    cmd = verilator_command(
-        verilator, top="tb_neuro_core", mdir=obj, exe="Vtb_neuro_core",
-        includes=[art, sources[0].parent, bench_include_dir()],
-        defines=[f"PN_MEM_DIR=\"{mem_dir}\""],
-        sources=[*sources, tb], jobs=jobs, opt=opt, threads=threads, extra_args=extra_args)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=obj, capture_output=True, text=True)
-    (obj / "build.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0 or not exe.exists():
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        raise RtlError(f"verilator build failed (log {obj / 'build.log'}):\n{tail}")
-    if verbose:
-        print(f"verilator build {time.perf_counter() - start:.1f} s -> {exe}")
-    return exe
+
+    def build(obj: Path) -> None:
+        cmd = verilator_command(
+            verilator, top="tb_neuro_core", mdir=obj, exe="Vtb_neuro_core",
+            includes=[art, sources[0].parent, bench_include_dir()],
+            defines=[f"PN_MEM_DIR=\"{mem_dir}\""],
+            sources=[*sources, tb], jobs=jobs, opt=opt, threads=threads, extra_args=extra_args)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=obj, capture_output=True, text=True)
+        (obj / "build.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not (obj / "Vtb_neuro_core").exists():
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+            raise RtlError(f"verilator build failed (log {obj / 'build.log'}):\n{tail}")
+        if verbose:
+            print(f"verilator build {time.perf_counter() - start:.1f} s -> {root / key}")
+
+    return build_once(root / key, "Vtb_neuro_core", build)
 
 
 def run_fast(exe: Path, images: np.ndarray, workdir: str | Path,
@@ -268,8 +268,15 @@ def regression(artifact: str | Path, images: int | np.ndarray = 1000, *,
     t0 = time.perf_counter()
     exe = build_fast(artifact, build_root, verbose=verbose)
     build_s = time.perf_counter() - t0
-    work = Path(workdir or REPO / "build" / "rtl" / "runs" / art.fingerprint)
+    if workdir is None:  # a folder of its own: runs of one artifact at once do not collide
+        runs = REPO / "build" / "rtl" / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{art.fingerprint}-", dir=runs))
+    else:
+        work = Path(workdir)
     res, sim_s = run_fast(exe, x, work, network=load, stall=stall)
+    if workdir is None:  # kept only when the bench failed (its log is named in the error)
+        shutil.rmtree(work, ignore_errors=True)
     gold = run(ref.network, x)
     n = len(x)
     if len(res.classes) != n:
@@ -320,7 +327,7 @@ def regression(artifact: str | Path, images: int | np.ndarray = 1000, *,
         "build_seconds": build_s,
         "sim_seconds": sim_s,
         "sim_cycles": int(res.result[-1]) if n else 0,
-        "workdir": str(work),
+        "workdir": str(workdir) if workdir is not None else None,
     }
     if labels is not None:
         report["accuracy"] = float(np.mean(res.classes == labels))

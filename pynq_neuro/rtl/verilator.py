@@ -8,7 +8,9 @@ bench (:mod:`pynq_neuro.driver.sim_bus`) use these.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # Verilator 5.006: fast X handling (the core resets what it reads), lint warnings are the
@@ -48,4 +50,27 @@ def files_key(paths: Sequence[Path], extra: str = "") -> str:
     return hash_files(hashlib.sha256(extra.encode()), paths).hexdigest()[:KEY_CHARS]
 
 
-__all__ = ["BASE_FLAGS", "KEY_CHARS", "NO_DFG", "command", "files_key", "hash_files"]
+def build_once(out: Path, product: str, build: Callable[[Path], None]) -> Path:
+    """``out/product``, built by ``build(folder)`` unless it is there already.
+
+    The build runs in a new hidden sibling folder, which is then renamed to ``out``: a folder
+    under the key is always a finished build, and processes that build the same key at once
+    each finish (the first rename wins, the others discard their copy). A failed build keeps
+    its folder for the log that ``build`` names in its error."""
+    exe = out / product
+    if exe.exists():
+        return exe
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    build(tmp)
+    try:
+        tmp.rename(out)
+    except OSError:  # built by another process in the meantime: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not exe.exists():
+            raise
+    return exe
+
+
+__all__ = ["BASE_FLAGS", "KEY_CHARS", "NO_DFG", "build_once", "command", "files_key",
+           "hash_files"]
