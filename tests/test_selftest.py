@@ -178,9 +178,9 @@ def test_config_and_cli_refuse_bad_options(capsys):
 
 
 def test_selftest_runs_with_numpy_only(artifact, tmp_path):
-    from test_numpy_only import run_blocked
+    from helpers import run_numpy_only
 
-    r = run_blocked(f"""
+    r = run_numpy_only(f"""
         import json
         from pynq_neuro.cli import main
         rc = main(['selftest', '--backend', 'golden', '--artifact', r'{artifact}', '--digits',

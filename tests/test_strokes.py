@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from test_numpy_only import run_blocked
+from helpers import run_numpy_only
 
 from pynq_neuro import zoo
 from pynq_neuro.data import DataError, prepare_digit
@@ -179,7 +179,7 @@ def test_examples_stay_in_the_unit_square():
 
 
 def test_strokes_render_with_numpy_only():
-    r = run_blocked("""
+    r = run_numpy_only("""
         import json
         from pynq_neuro.data import prepare_digit
         from pynq_neuro.data.strokes import EXAMPLES, render_strokes, transform_strokes
