@@ -378,7 +378,7 @@ generate
         // the code, |2*code + 1| = 2*(code ^ s) + 1. For 2..4-bit codes the magnitude is the
         // group's multiple number (code ^ s); otherwise it is a plus a << (i+1) for every set
         // bit i of code ^ s (an adder tree of WEIGHT_BITS-1 adders). The accumulator adds or
-        // subtracts it (one adder: xor and carry-in).
+        // subtracts it (one subtractor, below).
         wire sgn = e_code[WEIGHT_BITS-1];
         /* verilator lint_off UNUSEDSIGNAL */
         wire [WEIGHT_BITS-1:0] mag_code = e_code ^ {WEIGHT_BITS{sgn}};  // top bit is 0
@@ -423,11 +423,18 @@ generate
         wire [ACC_ADDR_BITS-1:0] acc_addr = acc_clear ? acc_clear_addr : mac_addr;
         wire [ACC_BITS-1:0] acc_q = acc_mem[acc_addr];
         wire acc_we = acc_clear || (c_valid_reg && e_valid);
-        // acc +- magnitude in one adder (xor and carry-in); a clear writes
-        // acc + ~acc + 1 = 0 through the same adder
-        wire [ACC_BITS-1:0] op_mag = acc_clear ? ~acc_q : (mag_acc ^ {ACC_BITS{sgn}});
-        wire [ACC_BITS-1:0] op_cin = {{(ACC_BITS-1){1'b0}}, sgn || acc_clear};
-        wire [ACC_BITS-1:0] acc_d = acc_q + op_mag + op_cin;
+        // acc +- magnitude in one subtractor acc - op_sub - op_borrow, the borrow entering
+        // as the low bit of operands one bit wider: a negative code subtracts the magnitude,
+        // a positive one subtracts ~mag and borrows (acc - ~mag - 1 = acc + mag), a clear
+        // writes acc - acc = 0. (A subtraction keeps acc on the carry chain's direct input;
+        // with a sum of three terms the synthesis may route the computed operand there
+        // and spend a LUT per bit on it.)
+        wire [ACC_BITS-1:0] op_sub = acc_clear ? acc_q : (mag_acc ^ {ACC_BITS{!sgn}});
+        wire op_borrow = !sgn && !acc_clear;
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [ACC_BITS:0] acc_diff = {acc_q, 1'b0} - {op_sub, op_borrow};
+        /* verilator lint_on UNUSEDSIGNAL */
+        wire [ACC_BITS-1:0] acc_d = acc_diff[ACC_BITS:1];
 
         always @(posedge clk) begin
             if (acc_we) begin
