@@ -26,7 +26,6 @@ import report
 from pynq_neuro.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "hardware"
 CLOCK_MHZ = 100.0
 
@@ -171,10 +170,10 @@ def readme_body(record: dict) -> str:
     for r in record["models"]:
         u = r.get("utilisation") or {}
         mark = ""
-        if r.get("lut") is not None and r.get("synthesis_hdl") not in (None, r.get("hdl")):
-            mark = " †"
-            earlier.add(r["synthesis_hdl"])
         if r.get("lut") is not None:
+            if r.get("synthesis_hdl") not in (None, r.get("hdl")):
+                mark = " †"
+                earlier.add(r["synthesis_hdl"])
             fits = "" if r.get("fits", True) else ", does not fit"
             lut = f"{r['lut']:,} ({100 * u['luts']:.0f} %{fits}){mark}"
             ff, levels = f"{r['ff']:,}", str(r["lut_levels"])
@@ -214,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vivado", action="append", default=[], metavar="REPORT",
                     help="merge a Vivado report.json (make -C overlays) into its model's entry")
     args = ap.parse_args(argv)
-    out = RESULTS / "hardware.json"
+    out = report.RESULTS / "hardware.json"
     if args.readme_only:
         return report.rewrite_readme("hardware", readme_body)
     sys.path.insert(0, str(ROOT))
@@ -231,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if res["entry"].get("lut") is not None:
             entry["synthesis_hdl"] = res["key"]["hdl"]
         entries[model] = carry_synthesis(entry, entries.get(model))
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        report.RESULTS.mkdir(parents=True, exist_ok=True)
         ordered = [entries[m] for m in MODELS if m in entries] + \
             [e for m, e in entries.items() if m not in MODELS]
         atomic_write_text(out, json.dumps({

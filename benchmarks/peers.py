@@ -38,9 +38,7 @@ from hardware import ANCHORS as HARDWARE_ANCHORS
 from pynq_neuro.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "build" / "peers"
-README = ROOT / "README.md"
 
 SOURCES = {
     "BNN-PYNQ LFC W1A1 (PYNQ-Z2)": "github.com/Xilinx/BNN-PYNQ (LFC W1A1, measured on the board)",
@@ -330,7 +328,7 @@ def readme_body(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(result: dict[str, Any], path: Path = README) -> None:
+def update_readme(result: dict[str, Any], path: Path = report.README) -> None:
     report.update_readme("peers", readme_body(result), path)
 
 
@@ -355,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads (1 is robust when other jobs share the cores)")
     parser.add_argument("--readme-only", action="store_true",
                         help="rewrite the README section from peers.json, run nothing")
-    parser.add_argument("--output", type=Path, default=RESULTS / "peers.json")
+    parser.add_argument("--output", type=Path, default=report.RESULTS / "peers.json")
     args = parser.parse_args(argv)
     if args.readme_only:
         update_readme(json.loads(args.output.read_text()))
@@ -382,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     result["seconds"] = time.perf_counter() - start
     args.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
-    if args.output.resolve() == (RESULTS / "peers.json").resolve():
+    if args.output.resolve() == (report.RESULTS / "peers.json").resolve():
         update_readme(result)
     print(f"wrote {args.output} ({result['seconds']:.0f} s)")
     return 0

@@ -1,4 +1,5 @@
-"""Where the benchmarks write: ``benchmarks/results/NAME.json`` and its plot ``NAME.png``."""
+"""Where the benchmarks write: ``benchmarks/results/NAME.json``, its plot ``NAME.png`` and the
+README section generated from it; the parser options and Markdown helpers they share."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Callable, Iterable
 from pynq_neuro.fileio import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def pyplot():
@@ -78,9 +80,6 @@ def table(columns: list[str], rows: Iterable[Iterable[str]]) -> list[str]:
 def para(text: str) -> str:
     """A README paragraph wrapped at 98 columns."""
     return textwrap.fill(text, width=98, break_on_hyphens=False, break_long_words=False)
-
-
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def markers(name: str) -> tuple[str, str]:
