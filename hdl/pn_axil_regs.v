@@ -17,7 +17,7 @@
 module pn_axil_regs #
 (
     // load stream format version
-    parameter FORMAT_VERSION = 1,
+    parameter FORMAT_VERSION = 2,
     // version of this core
     parameter CORE_VERSION = 1,
     // number of layers synthesized (1..8)

@@ -6,7 +6,7 @@ The group takes the events (c_local, a) of its channels from the input frame buf
 phase_on is high. For each active tap k of an event (k = k0, k0 - STRIDE, ... while k >= 0
 and the output frame tau of the tap is below FRAMES_EMITTED; k0 and its output frame come
 with the frame in frame_pos, frame_null when the frame has no active tap) it reads the index
-entry k*LOCAL_CHANNELS + c_local = {count, base}, then the synapse words base ..
+entry at {k, c_local} = {count, base}, then the synapse words base ..
 base+count-1, one per cycle (a tap with count 0, or an event without active taps, still takes
 one cycle); every lane j with a valid entry {code, i} adds (2*code+1)*a to its partial
 accumulator [slot(tau)][i]. busy is high while an event is waiting or in the pipeline.
@@ -19,8 +19,10 @@ Pipeline (one operation per cycle, no bubbles):
   apply    synapse word -> per lane: product, read-modify-write of the partial
            accumulator (distributed RAM, asynchronous read)
 
-A tap position is {k, k*LOCAL_CHANNELS, tau, slot base} (slot base = (tau mod SLOTS)*LOCALS);
-the next tap of an event is {k - STRIDE, (k - STRIDE)*LOCAL_CHANNELS, tau + 1, next slot}.
+A tap position is {k, k*INDEX_STRIDE, tau, slot base} (slot base = (tau mod SLOTS)*LOCALS,
+INDEX_STRIDE = LOCAL_CHANNELS rounded up to a power of two, so that the index address is the
+concatenation {k, c_local}, without an adder); the next tap of an event is {k - STRIDE,
+(k - STRIDE)*INDEX_STRIDE, tau + 1, next slot}.
 
 Partial accumulators: acc_rd is the entry at acc_clear_addr of every lane while acc_clear is
 high (the entry is cleared at the clock edge), otherwise the entry the apply stage updates.
@@ -74,7 +76,8 @@ module pn_event_group #
         ((TAPS + STRIDE - 1) / STRIDE * ((OUT_CHANNELS + LANES - 1) / LANES) > 1) ?
         $clog2((TAPS + STRIDE - 1) / STRIDE * ((OUT_CHANNELS + LANES - 1) / LANES)) : 1,
     // width of a tap position; keep the default
-    parameter POS_BITS = $clog2(TAPS + STRIDE + 1) + $clog2(TAPS * LOCAL_CHANNELS + 1) + 1 +
+    parameter POS_BITS = $clog2(TAPS + STRIDE + 1) +
+        $clog2(TAPS * (1 << $clog2(LOCAL_CHANNELS)) + 1) + 1 +
         $clog2(FRAMES_EMITTED + 2) + ACC_ADDR_BITS
 )
 (
@@ -121,13 +124,14 @@ localparam integer ENTRY_BITS = pn_entry_bits(OUT_CHANNELS, LANES, WEIGHT_BITS);
 localparam integer WORD_BITS = LANES * ENTRY_BITS;
 localparam integer ADDR_BITS = pn_index_width(SYNAPSE_DEPTH);
 localparam integer INDEX_BITS = COUNT_BITS + ADDR_BITS;
-localparam integer INDEX_DEPTH = TAPS * LOCAL_CHANNELS;
+localparam integer INDEX_STRIDE = pn_index_stride(LOCAL_CHANNELS);
+localparam integer INDEX_DEPTH = TAPS * INDEX_STRIDE;
 // partial accumulator slots (output frame tau uses slot tau mod SLOTS) and entries per lane
 localparam integer SLOTS = (TAPS + STRIDE - 1) / STRIDE;
 localparam integer ACC_DEPTH = SLOTS * LOCALS;
 localparam IDX_ADDR_BITS = pn_index_width(INDEX_DEPTH);
 // fields of a tap position: tap k (0 .. TAPS-1, or below 0 after the last one), tap times
-// LOCAL_CHANNELS, output frame tau (0 .. FRAMES_EMITTED) and slot base
+// INDEX_STRIDE, output frame tau (0 .. FRAMES_EMITTED) and slot base
 localparam KP_BITS = $clog2(TAPS + STRIDE + 1);
 localparam KB_BITS = $clog2(INDEX_DEPTH + 1) + 1;
 localparam TAU_BITS = $clog2(FRAMES_EMITTED + 2);
@@ -144,7 +148,9 @@ localparam LB = (LOCAL_BITS > 0) ? LOCAL_BITS : 1;
 
 // integer constants used at fixed widths
 localparam integer C_STRIDE = STRIDE;
-localparam integer C_SLC = STRIDE * LOCAL_CHANNELS;
+localparam integer C_SLC = STRIDE * INDEX_STRIDE;
+// the low bits of a tap times INDEX_STRIDE, where the index address takes the local channel
+localparam [KB_BITS-1:0] CH_MASK = INDEX_STRIDE - 1;
 localparam integer C_EMIT = FRAMES_EMITTED;
 localparam integer C_LOCALS = LOCALS;
 localparam integer C_ACC_LAST = ACC_DEPTH - 1;
@@ -276,7 +282,7 @@ always @* begin
 
     load = phase_on && b_free && (cur_more_reg || ev_valid);
 
-    idx_ra_full = sel_kb + {{(KB_BITS-CH_BITS){1'b0}}, sel_ch};
+    idx_ra_full = (sel_kb & ~CH_MASK) | ({{(KB_BITS-CH_BITS){1'b0}}, sel_ch} & CH_MASK);
     idx_ra = idx_ra_full[IDX_ADDR_BITS-1:0];
     idx_re = load && !sel_null;
 

@@ -8,7 +8,7 @@ them itself). For frame t:
   event phase      Every group (pn_event_group) pops its events (c_local, a) from the input
                    frame buffer; for each active tap k = t - tau*STRIDE (tau <
                    FRAMES_EMITTED, increasing tau) it reads the index entry
-                   k*LOCAL_CHANNELS + c_local = {count, base}, then the synapse words
+                   {k, c_local} = {count, base}, then the synapse words
                    base .. base+count-1, one per cycle (a tap with count 0, or an event
                    without active taps, still takes one cycle); every lane j with a valid
                    entry {code, i} adds (2*code+1)*a to its partial accumulator
@@ -139,7 +139,8 @@ localparam integer LOCALS = pn_locals(OUT_CHANNELS, LANES);
 localparam integer LOCAL_CHANNELS = pn_local_channels(IN_CHANNELS, GROUPS);
 localparam integer LEVELS = pn_levels(ACT_BITS, IS_CLASSIFIER);
 localparam integer PARAM_BITS = LEVELS * ACC_BITS;
-localparam integer INDEX_DEPTH = TAPS * LOCAL_CHANNELS;
+localparam integer INDEX_STRIDE = pn_index_stride(LOCAL_CHANNELS);
+localparam integer INDEX_DEPTH = pn_index_depth(TAPS, IN_CHANNELS, GROUPS);
 localparam integer PAR_WIDTH = LANES * PARAM_BITS;
 
 // parameter checks: a layer that cannot work stops the simulation at time 0 and the synthesis
@@ -183,19 +184,19 @@ localparam LOC_BITS = (LOCALS > 1) ? $clog2(LOCALS) : 1;
 localparam T_BITS = (FRAMES_USED > 1) ? $clog2(FRAMES_USED) : 1;
 // first tap of a frame plus STRIDE (1 .. TAPS+STRIDE-1); below STRIDE: no active tap
 localparam KP_BITS = $clog2(TAPS + STRIDE + 1);
-// tap index times LOCAL_CHANNELS
+// tap index times INDEX_STRIDE
 localparam KB_BITS = $clog2(INDEX_DEPTH + 1) + 1;
 // output frame index 0 .. FRAMES_EMITTED
 localparam TAU_BITS = $clog2(FRAMES_EMITTED + 2);
-// tap position {k0, k0*LOCAL_CHANNELS, tau0, slot base} (pn_event_group)
+// tap position {k0, k0*INDEX_STRIDE, tau0, slot base} (pn_event_group)
 localparam POS_BITS = KP_BITS + KB_BITS + TAU_BITS + ACC_ADDR_BITS;
 
 // integer constants used at fixed widths
 localparam integer C_STRIDE = STRIDE;
 localparam integer C_K_LAST = TAPS + STRIDE - 1;
 localparam integer C_K_JUMP = TAPS;
-localparam integer C_KB_JUMP = (TAPS > STRIDE) ? (TAPS - STRIDE) * LOCAL_CHANNELS : 0;
-localparam integer C_LC = LOCAL_CHANNELS;
+localparam integer C_KB_JUMP = (TAPS > STRIDE) ? (TAPS - STRIDE) * INDEX_STRIDE : 0;
+localparam integer C_IS = INDEX_STRIDE;
 localparam integer C_EMIT = FRAMES_EMITTED;
 localparam integer C_LOCALS = LOCALS;
 localparam integer C_ACC_LAST = ACC_DEPTH - 1;
@@ -215,7 +216,7 @@ localparam [2:0]
 
 reg [2:0] state_reg = STATE_FLUSH, state_next;
 
-// frame sequencing: frame t, its first active tap k0 (as k0 + STRIDE), k0*LOCAL_CHANNELS,
+// frame sequencing: frame t, its first active tap k0 (as k0 + STRIDE), k0*INDEX_STRIDE,
 // the output frame tau0 of that tap and its slot base
 reg [T_BITS-1:0] t_reg = {T_BITS{1'b0}}, t_next;
 reg [KP_BITS-1:0] f_kp_reg = C_STRIDE[KP_BITS-1:0], f_kp_next;
@@ -509,7 +510,7 @@ always @* begin
             end else begin
                 f_kp_next = f_kp_reg + 1'b1;
                 if (f_kp_reg >= C_STRIDE[KP_BITS-1:0]) begin
-                    f_kb_next = f_kb_reg + C_LC[KB_BITS-1:0];
+                    f_kb_next = f_kb_reg + C_IS[KB_BITS-1:0];
                 end else begin
                     f_kb_next = {KB_BITS{1'b0}};
                 end

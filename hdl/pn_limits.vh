@@ -73,6 +73,25 @@ function integer pn_local_channels;
     end
 endfunction
 
+// entries per tap of a group's index table: the local channels rounded up to a power of two,
+// so that the entry of (tap k, local channel c) is at the address {k, c}
+function integer pn_index_stride;
+    input integer local_channels;
+    begin
+        pn_index_stride = 1 << $clog2(local_channels);
+    end
+endfunction
+
+// entries of a group's index table
+function integer pn_index_depth;
+    input integer taps;
+    input integer in_channels;
+    input integer groups;
+    begin
+        pn_index_depth = taps * pn_index_stride(pn_local_channels(in_channels, groups));
+    end
+endfunction
+
 // bits of the local index of a lane entry (0 for one local index)
 function integer pn_local_bits;
     input integer out_channels;

@@ -53,7 +53,7 @@ module pn_loader #
     // width of the load data port (the widest memory word)
     parameter LOAD_BITS = 32,
     // load stream format version accepted
-    parameter FORMAT_VERSION = 1
+    parameter FORMAT_VERSION = 2
 )
 (
     input  wire                 clk,

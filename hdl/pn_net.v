@@ -295,7 +295,7 @@ generate
             pn_out_frames(L_IN_FRAMES, L_TAPS, L_STRIDE), pn_locals(L_OUT_CHANNELS, L_LANES),
             pn_local_channels(L_IN_CHANNELS, L_GROUPS), pn_local_bits(L_OUT_CHANNELS, L_LANES),
             D_ENTRY, L_LANES * D_ENTRY, D_LEVELS, D_LEVELS * L_ACC_BITS, D_ADDR,
-            L_COUNT_BITS + D_ADDR, L_TAPS * pn_local_channels(L_IN_CHANNELS, L_GROUPS)};
+            L_COUNT_BITS + D_ADDR, pn_index_depth(L_TAPS, L_IN_CHANNELS, L_GROUPS)};
         integer d;
         initial begin
             for (d = 10; d >= 0; d = d - 1) begin

@@ -193,7 +193,7 @@ if cocotb is not None:
     # (seed, corruption, expected error code, sent over AXI-Lite)
     _REFUSED = [
         cocotb.Param((5, _word(0, 0x12345678), 3, False), "bad_magic"),
-        cocotb.Param((6, _word(1, 2), 3, False), "bad_version"),
+        cocotb.Param((6, _word(1, 0xFFFF), 3, False), "bad_version"),
         cocotb.Param((7, _word(2, 99), 4, False), "bank_count"),
         cocotb.Param((8, _word(3, 7), 6, False), "payload_length"),
         # depth of the first bank changed: error 4 before any write

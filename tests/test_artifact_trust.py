@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pynq_neuro.compiler import artifact as A
-from pynq_neuro.compiler.artifact import (ArtifactError, hardware_fingerprint, load_artifact,
-                                          verilog_header, write_artifact)
+from pynq_neuro.compiler.artifact import (VERSION, ArtifactError, hardware_fingerprint,
+                                          load_artifact, verilog_header, write_artifact)
 from pynq_neuro.compiler.compile import CompileConfig, compile_network
 from pynq_neuro.compiler.mapping import Folding, map_network
 from pynq_neuro.driver import InputError, NeuroAccelerator
@@ -397,10 +397,10 @@ def test_payload_edit_with_repaired_crc_and_digest_is_refused(original):
 def test_nan_and_duplicate_keys_in_a_manifest_are_refused(original):
     with copy_of(original) as p:
         text = (p / "manifest.json").read_text()
-        (p / "manifest.json").write_text(text.replace('"version": 1', '"version": NaN', 1))
+        (p / "manifest.json").write_text(text.replace(f'"version": {VERSION}', '"version": NaN', 1))
         with pytest.raises(ArtifactError, match="NaN is not a JSON number"):
             load_artifact(p)
-        (p / "manifest.json").write_text(text[:-2] + ', "version": 1}')
+        (p / "manifest.json").write_text(text[:-2] + f', "version": {VERSION}}}')
         with pytest.raises(ArtifactError, match="appears twice"):
             load_artifact(p)
         (p / "manifest.json").write_text(text[:-2] + ', "performance": {"x": 1e999}}')

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pynq_neuro.compiler.artifact import (ArtifactError, load_artifact, pack_binary,
+from pynq_neuro.compiler.artifact import (VERSION, ArtifactError, load_artifact, pack_binary,
                                           unpack_binary, banks_of)
 from pynq_neuro.compiler.compile import (BudgetError, CompileConfig, HardwareMismatchError,
                                          compile_network)
@@ -111,7 +111,8 @@ CORRUPTIONS = {
     "no manifest": (lambda p: (p / "manifest.json").unlink(), "no manifest"),
     "bad json": (lambda p: (p / "manifest.json").write_text("{"), "not valid JSON"),
     "other format": (lambda p: _edit_manifest(p, lambda m: m.update(format="x")), "not a"),
-    "future version": (lambda p: _edit_manifest(p, lambda m: m.update(version=2)), "version 2"),
+    "future version": (lambda p: _edit_manifest(p, lambda m: m.update(version=VERSION + 1)),
+                       f"version {VERSION + 1}"),
     "hardware edited": (lambda p: _edit_manifest(
         p, lambda m: m["hardware"]["layers"][0].update(lanes=5)), "fingerprint"),
     "mem edited": (lambda p: (p / "mem" / "L1_syn_g0.mem").write_text(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pynq_neuro.cli import main as cli_main
-from pynq_neuro.compiler.artifact import load_artifact
+from pynq_neuro.compiler.artifact import VERSION, load_artifact
 from pynq_neuro.compiler.compile import CompileConfig, compile_network
 from pynq_neuro.compiler.cycles import simulate
 from pynq_neuro.compiler.mapping import Folding, map_layer
@@ -174,7 +174,7 @@ def test_constructor_arguments_are_checked(artifacts):
 def test_hardware_read_back(acc, artifacts):
     hw = acc.hardware()
     manifest = json.loads((artifacts["hw"] / "manifest.json").read_text())
-    assert hw["id"] == R.ID_VALUE and hw["format_version"] == 1 and hw["core_version"] == 1
+    assert hw["id"] == R.ID_VALUE and hw["format_version"] == VERSION and hw["core_version"] == 1
     assert hw["fingerprint"] == manifest["hardware"]["fingerprint"]
     assert hw["layers"] == manifest["hardware"]["layers"]
     assert hw["input_bits"] == manifest["network"]["input_bits"]
@@ -241,7 +241,7 @@ def test_core_refuses_bad_load_streams(acc, artifacts, digits, golden, damage, c
     if damage == "magic":
         words[0] ^= 1
     elif damage == "version":
-        words[1] = 2
+        words[1] = VERSION + 1
     elif damage == "banks":
         words[2] += 1
     elif damage == "bank_header":
@@ -421,7 +421,7 @@ def test_register_file(artifacts):
     art = load_artifact(artifacts["hw"])
     layers = art.manifest["hardware"]["layers"]
     assert bus.read(R.ID) == 0x504E4E31
-    assert bus.read(R.VERSION) == (1 << 16) | 1
+    assert bus.read(R.VERSION) == (VERSION << 16) | 1
     assert bus.read(R.NUM_LAYERS) == len(layers)
     fp = int(art.fingerprint, 16)
     assert bus.read(R.FINGERPRINT_HI) == fp >> 32 and bus.read(R.FINGERPRINT_LO) == fp & 0xFFFFFFFF

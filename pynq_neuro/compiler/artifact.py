@@ -47,7 +47,7 @@ from .limits import HW_LAYER_FIELDS
 from .mapping import Folding, LayerMap
 
 FORMAT = "pynq-neuro-artifact"
-VERSION = 1
+VERSION = 2
 BIN_MAGIC = b"PNNB"
 BANK_KINDS = {"synapse": 0, "index": 1, "params": 2}
 TARGET = "xc7z020clg400-1"
@@ -1113,11 +1113,8 @@ def _check_mapping(manifest: dict[str, Any], net: IntegerNetwork, banks: list[Ba
         diff = [k for k in HW_LAYER_FIELDS if want[k] != h[k]]
         _require(not diff, f"layer {i}: {', '.join(diff)} differ from what the memory images "
                            f"map to")
-        addr = lm.addr_bits
         for g in range(h["groups"]):
-            index = [(n << addr) | b for b, n in zip(lm.base[g].reshape(-1).tolist(),
-                                                     lm.words[g].reshape(-1).tolist())]
-            _require(by_key[(i, "index", g)].words == index,
+            _require(by_key[(i, "index", g)].words == lm.index_words(g),
                      f"layer {i}: index table of group {g} is not in the canonical layout")
             used = int(lm.words[g].sum())
             _require(not any(by_key[(i, "synapse", g)].words[used:]),
@@ -1151,9 +1148,8 @@ def network_from_banks(manifest: dict[str, Any], banks: list[Bank]) -> IntegerNe
                  f"layer {i}: parameter bank shape differs from the parameters")
         K, cl = h["taps"], h["local_channels"]
         amask = (1 << h["addr_bits"]) - 1
-        base = np.array([[w & amask for w in b.words] for b in idx], np.int64).reshape(G, K, cl)
-        words = np.array([[w >> h["addr_bits"] for w in b.words] for b in idx],
-                         np.int64).reshape(G, K, cl)
+        table = np.array([b.words for b in idx], np.int64).reshape(G, K, -1)
+        base, words = table[:, :, :cl] & amask, table[:, :, :cl] >> h["addr_bits"]
         _require(bool(np.all(base + words <= h["synapse_depth"])),
                  f"layer {i}: index table points outside the synapse memory")
         pmask = (1 << h["param_bits"]) - 1

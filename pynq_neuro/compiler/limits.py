@@ -195,7 +195,7 @@ def _derived(h: dict[str, int], last: bool) -> dict[str, int]:
         "entry_bits": entry_bits, "word_bits": h["lanes"] * entry_bits, "levels": levels,
         "param_bits": levels * h["acc_bits"], "addr_bits": addr_bits,
         "index_bits": h["count_bits"] + addr_bits,
-        "index_depth": h["taps"] * local_channels,
+        "index_depth": h["taps"] * (1 << clog2(local_channels)),
     }
 
 

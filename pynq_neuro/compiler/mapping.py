@@ -123,14 +123,21 @@ class LayerMap:
         return self.count_bits + self.addr_bits
 
     @property
+    def index_stride(self) -> int:
+        """Index entries per tap: ``local_channels`` rounded up to a power of two, so that the
+        hardware addresses entry (k, c_local) as the concatenation ``{k, c_local}``."""
+        return 1 << clog2(self.local_channels)
+
+    @property
     def index_depth(self) -> int:
-        return self.layer.taps * self.local_channels
+        return self.layer.taps * self.index_stride
 
     def index_words(self, group: int) -> list[int]:
-        """Index table of a group, entry ``k * local_channels + c_local``."""
-        b = self.base[group].reshape(-1).tolist()
-        n = self.words[group].reshape(-1).tolist()
-        return [(cnt << self.addr_bits) | bs for bs, cnt in zip(b, n)]
+        """Index table of a group: entry ``k * index_stride + c_local`` is ``{count, base}``;
+        the entries past the last local channel of each tap are 0."""
+        table = np.zeros((self.layer.taps, self.index_stride), np.int64)
+        table[:, :self.local_channels] = (self.words[group] << self.addr_bits) | self.base[group]
+        return table.reshape(-1).tolist()
 
 
 def _accumulator_bits(net: IntegerNetwork, i: int) -> int:

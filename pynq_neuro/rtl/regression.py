@@ -86,11 +86,12 @@ def tiny_artifacts(directory: str | Path, seed: int = 0, foldings=None,
     if len(folds) != len(net.layers):
         folds = [Folding(1, min(4, l.out_channels)) for l in net.layers]
     images = sample_images(32)
-    if not (a / "manifest.json").exists():
-        compile_network(net, a, CompileConfig(foldings=list(folds), sample_digits=32), images)
-    if not (b / "manifest.json").exists():
-        compile_network(variant_network(net, seed + 1), b,
-                        CompileConfig(hardware=str(a), sample_digits=32), images)
+    # compiled every time (a second each): a folder left by another version of the compiler
+    # or for another network is never reused
+    compile_network(net, a, CompileConfig(foldings=list(folds), sample_digits=32), images,
+                    force=True)
+    compile_network(variant_network(net, seed + 1), b,
+                    CompileConfig(hardware=str(a), sample_digits=32), images, force=True)
     return a, b
 
 
