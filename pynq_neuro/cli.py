@@ -44,6 +44,9 @@ from .cli_core import (  # noqa: F401 - the exit statuses and the debug switch, 
 from .data.datasets import add_data_options, data_options
 from .evaluation import evaluate
 
+DESCRIPTION = ("pynq-neuro: train and quantize networks, compile them onto the event-driven core, "
+               "verify the Verilog against the golden model and run them on the board")
+
 
 def _add_train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a float or quantized (UniQ) model")
@@ -367,7 +370,7 @@ def commands() -> list[Command]:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    return cli_core.build_parser(commands(), __doc__.splitlines()[0], __version__)
+    return cli_core.build_parser(commands(), DESCRIPTION, __version__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
