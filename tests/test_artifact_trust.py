@@ -5,6 +5,7 @@ injection into every write step, property fuzzing of every file, and hostile fil
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -392,6 +393,23 @@ def test_payload_edit_with_repaired_crc_and_digest_is_refused(original):
             load_artifact(p)
         with pytest.raises(InputError, match="network.bin"):
             NeuroAccelerator("golden", artifact=p)
+
+
+def test_index_table_padding_must_be_zero(original, reference):
+    """The index entries past the last local channel of a tap (the table has a power of two
+    entries per tap) are 0: a consistent edit of all three copies of one is refused."""
+    banks = [dataclasses.replace(b, words=list(b.words)) for b in reference.banks]
+    bank = next(b for b in banks if b.name == "L0_idx_g0")
+    h = reference.manifest["hardware"]["layers"][0]
+    stride = h["index_depth"] // h["taps"]
+    assert stride > h["local_channels"] and bank.words[h["local_channels"]] == 0
+    bank.words[h["local_channels"]] = 1
+    with copy_of(original) as p:
+        replace_file(p, "mem/L0_idx_g0.mem", A.mem_text(bank).encode())
+        replace_file(p, "coe/L0_idx_g0.coe", A.coe_text(bank).encode())
+        replace_file(p, "network.bin", A.pack_binary(banks))
+        with pytest.raises(ArtifactError, match="index table of group 0 is not in the canonical"):
+            load_artifact(p)
 
 
 def test_nan_and_duplicate_keys_in_a_manifest_are_refused(original):
