@@ -9,7 +9,10 @@ with the frame in frame_pos, frame_null when the frame has no active tap) it rea
 entry at {k, c_local} = {count, base}, then the synapse words base ..
 base+count-1, one per cycle (a tap with count 0, or an event without active taps, still takes
 one cycle); every lane j with a valid entry {code, i} adds (2*code+1)*a to its partial
-accumulator [slot(tau)][i]. busy is high while an event is waiting or in the pipeline.
+accumulator [slot(tau)][i]. idle is high when the group has no event waiting and no tap left
+and its fetch stage is free for a new operation in the next cycle (the last word of an earlier
+operation may still be in the fetch or apply stage: operations of the next frame follow them
+without a gap).
 
 Pipeline (one operation per cycle, no bubbles):
 
@@ -105,7 +108,7 @@ module pn_event_group #
     output wire                       ev_pop,
     input  wire                       frame_null,
     input  wire [POS_BITS-1:0]        frame_pos,
-    output wire                       busy,
+    output wire                       idle,
 
     /*
      * Partial accumulators: read and clear
@@ -150,7 +153,7 @@ localparam LB = (LOCAL_BITS > 0) ? LOCAL_BITS : 1;
 localparam integer C_STRIDE = STRIDE;
 localparam integer C_SLC = STRIDE * INDEX_STRIDE;
 // the low bits of a tap times INDEX_STRIDE, where the index address takes the local channel
-localparam [KB_BITS-1:0] CH_MASK = INDEX_STRIDE - 1;
+localparam integer C_CH_MASK = INDEX_STRIDE - 1;
 localparam integer C_EMIT = FRAMES_EMITTED;
 localparam integer C_LOCALS = LOCALS;
 localparam integer C_ACC_LAST = ACC_DEPTH - 1;
@@ -266,7 +269,7 @@ generate
 endgenerate
 
 assign ev_pop = phase_on && b_free && !cur_more_reg;
-assign busy = b_valid_reg || cur_more_reg || ev_valid;
+assign idle = !ev_valid && !cur_more_reg && b_free;
 
 always @* begin
     cur_more_next = cur_more_reg;
@@ -282,7 +285,8 @@ always @* begin
 
     load = phase_on && b_free && (cur_more_reg || ev_valid);
 
-    idx_ra_full = (sel_kb & ~CH_MASK) | ({{(KB_BITS-CH_BITS){1'b0}}, sel_ch} & CH_MASK);
+    idx_ra_full = (sel_kb & ~C_CH_MASK[KB_BITS-1:0]) |
+        ({{(KB_BITS-CH_BITS){1'b0}}, sel_ch} & C_CH_MASK[KB_BITS-1:0]);
     idx_ra = idx_ra_full[IDX_ADDR_BITS-1:0];
     idx_re = load && !sel_null;
 

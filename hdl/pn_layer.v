@@ -12,10 +12,13 @@ them itself). For frame t:
                    base .. base+count-1, one per cycle (a tap with count 0, or an event
                    without active taps, still takes one cycle); every lane j with a valid
                    entry {code, i} adds (2*code+1)*a to its partial accumulator
-                   [slot(tau)][i] of this group. Cycles: 2 + max over groups of
-                   the group's operations, the input frame is released in the last one.
+                   [slot(tau)][i] of this group. The input frame is released in the
+                   cycle in which every group is idle (its last word in the fetch
+                   stage): 1 + max over groups of the group's operation cycles, and the
+                   next frame's operations follow the last words without a gap.
   threshold phase  When output frame tau = (t - TAPS + 1)/STRIDE completes and the output
-                   is free (wr_ready): one cycle to start, then one local index i per cycle
+                   is free (wr_ready): one cycle to start (the groups apply their last
+                   words in it), then one local index i per cycle
                    through a pipeline: every lane reads (and clears) the partial
                    accumulators [slot(tau)][i] of all groups at once (registered), adds
                    them in an adder tree, compares the total with the thresholds (hidden
@@ -216,6 +219,22 @@ localparam [2:0]
 
 reg [2:0] state_reg = STATE_FLUSH, state_next;
 
+// the state after a cycle in which a frame may be in its event phase: the threshold phase when
+// the frame ends and completes an output frame, idle when it ends otherwise, else the event
+// phase (or idle, without a frame)
+function [2:0] frame_state;
+    input ended;
+    input done;
+    input valid;
+    begin
+        if (ended) begin
+            frame_state = done ? STATE_TH_WAIT : STATE_IDLE;
+        end else begin
+            frame_state = valid ? STATE_EVENT : STATE_IDLE;
+        end
+    end
+endfunction
+
 // frame sequencing: frame t, its first active tap k0 (as k0 + STRIDE), k0*INDEX_STRIDE,
 // the output frame tau0 of that tap and its slot base
 reg [T_BITS-1:0] t_reg = {T_BITS{1'b0}}, t_next;
@@ -246,7 +265,7 @@ wire [LANES*PARAM_BITS-1:0] par_q;
 reg par_re;
 
 // per group status and partial accumulator read data
-wire [GROUPS-1:0] grp_busy;
+wire [GROUPS-1:0] grp_idle;
 wire [GROUPS*LANES*ACC_BITS-1:0] acc_rd;
 
 // frame-level tap information
@@ -256,14 +275,20 @@ wire [KP_BITS-1:0] f_k0 = f_kp_reg - C_STRIDE[KP_BITS-1:0];
 // slot base of the next output frame (slot base = slot*LOCALS)
 wire [ACC_ADDR_BITS:0] f_sb_step = {1'b0, f_sb_reg} + C_LOCALS[ACC_ADDR_BITS:0];
 
-// groups may take events: in the event phase, or in the cycle a frame arrives
-wire phase_on = (state_reg == STATE_EVENT) || (state_reg == STATE_IDLE && rd_frame_valid);
-wire ev_end = (state_reg == STATE_EVENT) && !(|grp_busy);
 wire flush_on = (state_reg == STATE_FLUSH);
 wire th_on = (state_reg == STATE_TH_SUM);
+// the threshold phase starts (the frame registers move on to the next input frame)
+wire th_start = (state_reg == STATE_TH_WAIT) && wr_ready && !pipe_busy;
 // the threshold phase reads its last local index
 wire th_i_last = (th_i_reg == C_LOC_LAST[LOC_BITS-1:0]);
 wire th_last = th_on && th_i_last;
+// a frame may start: idle, or in the last cycle of a threshold phase (its operations reach the
+// partial accumulators two cycles later, after the last clear)
+wire frame_free = (state_reg == STATE_IDLE) || th_last;
+// groups may take events: in the event phase, or in the cycle a frame arrives
+wire phase_on = (state_reg == STATE_EVENT) || (frame_free && rd_frame_valid);
+// the event phase ends (the input frame is released) when every group is idle
+wire ev_end = phase_on && (&grp_idle);
 
 assign rd_release = ev_end;
 wire rdq_valid = valid_reg[0];
@@ -324,7 +349,7 @@ generate
             .ev_pop(ev_pop[g]),
             .frame_null(f_null),
             .frame_pos(f_pos),
-            .busy(grp_busy[g]),
+            .idle(grp_idle[g]),
             .acc_clear(acc_clear),
             .acc_clear_addr(acc_clear_addr),
             .acc_rd(acc_rd[g*LANES*ACC_BITS +: LANES*ACC_BITS])
@@ -453,22 +478,11 @@ always @* begin
                 state_next = STATE_IDLE;
             end
         end
-        STATE_IDLE: begin
-            if (rd_frame_valid) begin
-                state_next = STATE_EVENT;
-            end
-        end
-        STATE_EVENT: begin
-            if (ev_end) begin
-                if (f_done) begin
-                    state_next = STATE_TH_WAIT;
-                end else begin
-                    state_next = STATE_IDLE;
-                end
-            end
+        STATE_IDLE, STATE_EVENT: begin
+            state_next = frame_state(ev_end, f_done, rd_frame_valid);
         end
         STATE_TH_WAIT: begin
-            if (wr_ready && !pipe_busy) begin
+            if (th_start) begin
                 state_next = STATE_TH_SUM;
                 th_i_next = {LOC_BITS{1'b0}};
                 th_addr_next = f_sb_reg;
@@ -481,8 +495,9 @@ always @* begin
             th_i_next = th_i_reg + 1'b1;
             th_addr_next = th_addr_reg + 1'b1;
             if (th_last) begin
-                // the pipeline finishes the last local index on its own
-                state_next = STATE_IDLE;
+                // the pipeline finishes the last local index on its own; the next frame may
+                // already start
+                state_next = frame_state(ev_end, f_done, rd_frame_valid);
             end
         end
         default: begin
@@ -490,8 +505,8 @@ always @* begin
         end
     endcase
 
-    // next frame (after the event phase without completion, or after the threshold phase)
-    if ((ev_end && !f_done) || th_last) begin
+    // next frame (after the event phase without completion, or as the threshold phase starts)
+    if ((ev_end && !f_done) || th_start) begin
         if (t_reg == C_USED_LAST[T_BITS-1:0]) begin
             t_next = {T_BITS{1'b0}};
             f_kp_next = C_STRIDE[KP_BITS-1:0];

@@ -65,6 +65,29 @@ def test_cocotb_neuro_core():
     _bench("test_neuro_core").test_neuro_core()
 
 
+def test_verilator_lint_is_clean(tiny, tmp_path):
+    """Every module, elaborated under neuro_core for the tiny network and for the default
+    zoo model, passes ``verilator --lint-only -Wall`` without a warning."""
+    _tools("verilator")
+    _datapath()
+    import subprocess
+
+    from pynq_neuro import zoo
+    from pynq_neuro.compiler.compile import CompileConfig, compile_network
+    from pynq_neuro.rtl import hdl_dir, hdl_sources
+    from pynq_neuro.rtl.regression import sample_images
+
+    default = tmp_path / "default"
+    compile_network(zoo.network_path(zoo.hardware_default()), default,
+                    CompileConfig(sample_digits=32), sample_images(32))
+    for art in (tiny[0], default):
+        proc = subprocess.run(
+            ["verilator", "--lint-only", "-Wall", f"-I{hdl_dir()}", f"-I{art}",
+             "--top-module", "neuro_core", *map(str, hdl_sources())],
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "%Warning" not in proc.stderr, proc.stderr[-3000:]
+
+
 def test_verilator_regression(tiny, tmp_path):
     """Bit-exact classes and logits on MNIST digits, before and after a run-time load, and
     cycle counts close to the compiler's cycle model."""

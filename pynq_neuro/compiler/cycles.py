@@ -41,9 +41,9 @@ from .mapping import LayerMap
 BEATS_PER_ROW = 7
 ROW_BUFFERS = 2
 FRAME_BUFFERS = 2
-FRAME_OVERHEAD = 2
+FRAME_OVERHEAD = 1
 THRESHOLD_LATENCY = 4
-THRESHOLD_BUSY = 1
+THRESHOLD_BUSY = 0
 RESULT_LATENCY = 2
 # register slices of neuro_core around the datapath: a beat accepted on s_axis reaches the
 # input unit one cycle later, a result reaches m_axis two cycles after the datapath presents
