@@ -26,10 +26,11 @@ them itself). For frame t:
                    counted in a second adder tree) or adds the bias (classifier), and
                    writes the LANES results to outputs i*LANES + j (wr_en,
                    wr_base = i*LANES); wr_done comes with the last write, LOCALS + 4
-                   (THRESHOLD_LATENCY) cycles after the start. The layer is busy for
-                   LOCALS + 1 cycles: the next event phase overlaps the last three pipeline
-                   stages (they no longer touch the partial accumulators); a threshold phase
-                   starts only when the pipeline is empty.
+                   (THRESHOLD_LATENCY) cycles after the start. The next frame may start
+                   in the last TH_OVERLAP (2, or 1 for LOCALS = 1) cycles: its operations
+                   reach the partial accumulators after the last clear, and the last
+                   pipeline stages no longer touch them. A threshold phase starts only when
+                   the pipeline is empty.
 
 Each group runs a select / fetch / apply pipeline with its own index and synapse RAMs and the
 lanes' partial accumulators (pn_event_group).
@@ -205,6 +206,10 @@ localparam integer C_LOCALS = LOCALS;
 localparam integer C_ACC_LAST = ACC_DEPTH - 1;
 localparam integer C_USED_LAST = FRAMES_USED - 1;
 localparam integer C_LOC_LAST = LOCALS - 1;
+// the next frame may start in the last TH_OVERLAP cycles of a threshold phase: an operation
+// reaches the partial accumulators two cycles after its selection, after the last clear
+localparam integer TH_OVERLAP = (LOCALS < 2) ? LOCALS : 2;
+localparam integer C_TAIL_FIRST = LOCALS - TH_OVERLAP;
 localparam integer C_LANES = LANES;
 
 localparam HAVE_MEM = (MEM_PREFIX != "");
@@ -282,9 +287,20 @@ wire th_start = (state_reg == STATE_TH_WAIT) && wr_ready && !pipe_busy;
 // the threshold phase reads its last local index
 wire th_i_last = (th_i_reg == C_LOC_LAST[LOC_BITS-1:0]);
 wire th_last = th_on && th_i_last;
-// a frame may start: idle, or in the last cycle of a threshold phase (its operations reach the
-// partial accumulators two cycles later, after the last clear)
-wire frame_free = (state_reg == STATE_IDLE) || th_last;
+// the last TH_OVERLAP cycles of the threshold phase
+wire th_tail;
+generate
+    if (C_TAIL_FIRST > 0) begin : g_tail
+        assign th_tail = th_on && (th_i_reg >= C_TAIL_FIRST[LOC_BITS-1:0]);
+    end else begin : g_tail_all
+        assign th_tail = th_on;
+    end
+endgenerate
+// a frame that ended in the threshold phase's tail and completes an output frame: its threshold
+// phase follows this one, and no frame may start before it
+reg th_pend_reg = 1'b0;
+// a frame may start: idle, or in the tail of a threshold phase
+wire frame_free = (state_reg == STATE_IDLE) || (th_tail && !th_pend_reg);
 // groups may take events: in the event phase, or in the cycle a frame arrives
 wire phase_on = (state_reg == STATE_EVENT) || (frame_free && rd_frame_valid);
 // the event phase ends (the input frame is released) when every group is idle
@@ -496,8 +512,9 @@ always @* begin
             th_addr_next = th_addr_reg + 1'b1;
             if (th_last) begin
                 // the pipeline finishes the last local index on its own; the next frame may
-                // already start
-                state_next = frame_state(ev_end, f_done, rd_frame_valid);
+                // already have started
+                state_next = th_pend_reg ? STATE_TH_WAIT :
+                    frame_state(ev_end, f_done, rd_frame_valid);
             end
         end
         default: begin
@@ -567,9 +584,11 @@ always @(posedge clk) begin
     out_reg <= out_next;
     out_last_reg <= out_last_next;
     out_base_reg <= out_base_next;
+    th_pend_reg <= th_on && !th_last && ev_end && f_done;
 
     if (rst) begin
         state_reg <= STATE_FLUSH;
+        th_pend_reg <= 1'b0;
         t_reg <= {T_BITS{1'b0}};
         f_kp_reg <= C_STRIDE[KP_BITS-1:0];
         f_kb_reg <= {KB_BITS{1'b0}};

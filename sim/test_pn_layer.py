@@ -12,7 +12,7 @@ schedule must follow the cycle model exactly:
 * a completed output frame's threshold phase starts in the first cycle from the end of the
   event phase in which wr_ready is high and the previous output frame is written; wr_done
   comes ``threshold_cycles`` (LOCALS + 4) cycles after the start, and the layer is free for
-  the next event phase ``threshold_busy_cycles`` (LOCALS + 1) cycles after the start.
+  the next event phase ``threshold_busy_cycles`` after the start.
 
 Configuration (``$PN_SIM_CONFIG``): ``artifact``, ``layer``, ``digits``, ``load_port``,
 ``seed``.

@@ -54,7 +54,7 @@ TARGET = "xc7z020clg400-1"
 PIXEL_BEAT_BITS = 32
 # Cycle-model constants that the RTL reproduces (pynq_neuro.compiler.cycles).
 CONSTANT_NAMES = ("BEATS_PER_ROW", "ROW_BUFFERS", "FRAME_BUFFERS", "FRAME_OVERHEAD",
-                  "THRESHOLD_LATENCY", "THRESHOLD_BUSY", "RESULT_LATENCY")
+                  "THRESHOLD_LATENCY", "THRESHOLD_OVERLAP", "RESULT_LATENCY")
 # Network-wide parameters built into a core; with the constants and the layers they are what
 # the fingerprint covers and what neuro_params.vh defines.
 HW_NETWORK_FIELDS = ("format_version", "input_bits", "num_classes", "pixel_beat_bits",

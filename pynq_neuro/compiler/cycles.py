@@ -11,9 +11,11 @@ parameters that the RTL reproduces:
   frame still takes one cycle); then every output frame that is complete gets a *threshold
   phase*: each cycle every lane reads one neuron's partial sums from all G groups at once,
   adds them in a pipelined adder tree, compares the thresholds and writes the activation. The
-  layer is busy for ``locals + THRESHOLD_BUSY`` cycles; the output frame is complete
-  ``locals + THRESHOLD_LATENCY`` cycles after the phase starts (the next event phase overlaps
-  the end of the pipeline), and the next threshold phase starts no earlier than that;
+  layer is busy for ``1 + locals - min(THRESHOLD_OVERLAP, locals)`` cycles (the next frame's
+  events may be selected in the last ``THRESHOLD_OVERLAP`` cycles: they reach the partial
+  accumulators after the last clear); the output frame is complete ``locals +
+  THRESHOLD_LATENCY`` cycles after the phase starts (the next event phase overlaps the end of
+  the pipeline), and the next threshold phase starts no earlier than that;
 * output frames go into a ring of ``FRAME_BUFFERS`` frame buffers; a threshold phase waits for a
   free buffer, which the next layer frees when its event phase for that frame ends;
 * the classifier's threshold phase is the argmax; the result leaves ``RESULT_LATENCY`` cycles
@@ -43,7 +45,7 @@ ROW_BUFFERS = 2
 FRAME_BUFFERS = 2
 FRAME_OVERHEAD = 1
 THRESHOLD_LATENCY = 4
-THRESHOLD_BUSY = 0
+THRESHOLD_OVERLAP = 2
 RESULT_LATENCY = 2
 # register slices of neuro_core around the datapath: a beat accepted on s_axis reaches the
 # input unit one cycle later, a result reaches m_axis two cycles after the datapath presents
@@ -63,7 +65,7 @@ class CycleReport:
     constants: dict = field(default_factory=lambda: {
         "BEATS_PER_ROW": BEATS_PER_ROW, "ROW_BUFFERS": ROW_BUFFERS,
         "FRAME_BUFFERS": FRAME_BUFFERS, "FRAME_OVERHEAD": FRAME_OVERHEAD,
-        "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "THRESHOLD_BUSY": THRESHOLD_BUSY,
+        "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "THRESHOLD_OVERLAP": THRESHOLD_OVERLAP,
         "RESULT_LATENCY": RESULT_LATENCY, "SHELL_LATENCY": SHELL_LATENCY})
     # (digits,): first pixel write of the datapath (pn_net) to its result
     datapath_latency: np.ndarray | None = None
@@ -136,8 +138,10 @@ def threshold_cycles(lm: LayerMap) -> int:
 
 
 def threshold_busy_cycles(lm: LayerMap) -> int:
-    """Cycles a threshold phase keeps the layer from its next event phase."""
-    return lm.locals + THRESHOLD_BUSY
+    """Cycles a threshold phase keeps the layer from its next event phase: one to start, then
+    one per local index, of which the last ``THRESHOLD_OVERLAP`` may already select the next
+    frame's operations."""
+    return 1 + lm.locals - min(THRESHOLD_OVERLAP, lm.locals)
 
 
 def completions(lm: LayerMap) -> list[int]:
