@@ -332,6 +332,19 @@ def update_readme(result: dict[str, Any], path: Path = report.README) -> None:
     report.update_readme("peers", readme_body(result), path)
 
 
+def _event_skipping_only(result: dict[str, Any], output: Path) -> int:
+    """Replace the event-skipping part (and the anchors) of an earlier result."""
+    start = time.perf_counter()
+    result["event_skipping"] = event_skipping()
+    result["anchors"] = anchors()
+    result["event_skipping_seconds"] = time.perf_counter() - start
+    atomic_write_text(output, json.dumps(result, indent=2) + "\n")
+    if output.resolve() == (report.RESULTS / "peers.json").resolve():
+        update_readme(result)
+    print(f"wrote the event-skipping part of {output} ({result['event_skipping_seconds']:.0f} s)")
+    return 0
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -353,11 +366,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads (1 is robust when other jobs share the cores)")
     parser.add_argument("--readme-only", action="store_true",
                         help="rewrite the README section from peers.json, run nothing")
+    parser.add_argument("--event-skipping-only", action="store_true",
+                        help="run the event-skipping part again (the cycle model and foldings of "
+                             "this compiler, a few minutes) and keep the trainers' results of "
+                             "the output file")
     parser.add_argument("--output", type=Path, default=report.RESULTS / "peers.json")
     args = parser.parse_args(argv)
     if args.readme_only:
         update_readme(json.loads(args.output.read_text()))
         return 0
+    if args.event_skipping_only:
+        try:
+            earlier = json.loads(args.output.read_text())
+        except (OSError, ValueError) as e:
+            parser.error(f"--event-skipping-only needs an earlier result in {args.output}: {e}")
+        return _event_skipping_only(earlier, args.output)
     try:
         _brevitas_version()
     except ImportError:

@@ -93,6 +93,25 @@ def test_readme_section_is_replaced_in_place(tiny_result, tmp_path):
     assert "`tdnn-w1a1-sparse`" in once and "118,883" in once and "99.37 %" in once
 
 
+def test_event_skipping_only_keeps_the_trainers(tiny_result, tmp_path, monkeypatch):
+    out = tmp_path / "peers.json"
+    old = {**tiny_result, "event_skipping": [], "seconds": 1.0}
+    out.write_text(json.dumps(old))
+    monkeypatch.setattr(peers, "event_skipping", lambda: tiny_result["event_skipping"])
+    assert peers.main(["--event-skipping-only", "--output", str(out)]) == 0
+    new = json.loads(out.read_text())
+    assert new["trainers"] == json.loads(json.dumps(tiny_result["trainers"]))
+    assert new["event_skipping"] == json.loads(json.dumps(tiny_result["event_skipping"]))
+    assert new["seconds"] == 1.0 and new["event_skipping_seconds"] >= 0
+
+
+def test_event_skipping_only_without_an_earlier_result(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        peers.main(["--event-skipping-only", "--output", str(tmp_path / "none.json")])
+    assert e.value.code == 2
+    assert "--event-skipping-only needs an earlier result" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("option", ["--epochs", "--float-epochs", "--train-images", "--threads"])
 def test_counts_below_one_are_refused_before_any_work(option, capsys):
     with pytest.raises(SystemExit) as e:
