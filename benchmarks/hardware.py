@@ -73,7 +73,7 @@ def run_model(model: str, images: int, synth: bool, force: bool) -> dict:
     from pynq_neuro.rtl.estimate import estimate
     from pynq_neuro.rtl.regression import format_report, regression
 
-    work = WORK / model
+    work = WORK / model.replace(":", "-t")  # make reads ':' in a path as a rule
     art_dir = work / "artifact"
     compile_model(model, art_dir)
     art = load_artifact(art_dir)
