@@ -397,20 +397,7 @@ generate
         wire [ACC_BITS-1:0] mag_acc;
 
         if (SHARED_MULT) begin : g_shared
-            // a multiplexer written as a comparison per input: an indexed part-select of
-            // c_mult_reg becomes a shifter in Yosys (about twice the LUTs for 4-bit codes)
-            wire [31:0] mult_index = {{(33-WEIGHT_BITS){1'b0}}, mag_code[WEIGHT_BITS-2:0]};
-            reg [MAG_BITS-1:0] mag_sel;
-            integer q;
-            always @* begin
-                mag_sel = {MAG_BITS{1'b0}};
-                for (q = 0; q < NMULT; q = q + 1) begin
-                    if (mult_index == q) begin
-                        mag_sel = c_mult_reg[q*MAG_BITS +: MAG_BITS];
-                    end
-                end
-            end
-            assign mag = mag_sel;
+            assign mag = c_mult_reg[mag_code[WEIGHT_BITS-2:0]*MAG_BITS +: MAG_BITS];
         end else begin : g_shift_add
             wire [MAG_BITS-1:0] a_ext = {{(MAG_BITS-IN_BITS){1'b0}}, c_val_reg};
             wire [WEIGHT_BITS*MAG_BITS-1:0] terms;
