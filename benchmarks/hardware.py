@@ -54,10 +54,16 @@ def hdl_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def compile_model(model: str, out: Path) -> None:
-    exe = Path(sys.executable).with_name("pynq-neuro")
+def model_options(model: str) -> tuple[str, str, str]:
+    """``NAME[@LUTS[:TARGET]]`` as (name, luts, target), the missing parts empty."""
     name, _, options = model.partition("@")
     luts, _, target = options.partition(":")
+    return name, luts, target
+
+
+def compile_model(model: str, out: Path) -> None:
+    exe = Path(sys.executable).with_name("pynq-neuro")
+    name, luts, target = model_options(model)
     cmd = [str(exe) if exe.exists() else "pynq-neuro", "compile", name, "-o", str(out)]
     if luts:
         cmd += ["--luts", luts]
@@ -160,11 +166,10 @@ def carry_synthesis(entry: dict, previous: dict | None) -> dict:
 
 def model_label(model: str) -> str:
     """The README's name of a hardware row: the zoo model and its compile options."""
-    name, _, options = model.partition("@")
-    if not options:
+    name, luts, target = model_options(model)
+    if not luts:
         return report.zoo_label(name)
-    luts, _, target = options.partition(":")
-    if options == THROUGHPUT_FIRST:
+    if f"{luts}:{target}" == THROUGHPUT_FIRST:
         share = " (throughput first)"
     else:
         share = {"26600": " (half device)", "53200": " (whole device)"}.get(luts, "")

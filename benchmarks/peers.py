@@ -338,11 +338,17 @@ def _event_skipping_only(result: dict[str, Any], output: Path) -> int:
     result["event_skipping"] = event_skipping()
     result["anchors"] = anchors()
     result["event_skipping_seconds"] = time.perf_counter() - start
+    _write(result, output)
+    print(f"wrote the event-skipping part of {output} ({result['event_skipping_seconds']:.0f} s)")
+    return 0
+
+
+def _write(result: dict[str, Any], output: Path) -> None:
+    """Write a result; the default output also rewrites the README's section."""
+    output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output, json.dumps(result, indent=2) + "\n")
     if output.resolve() == (report.RESULTS / "peers.json").resolve():
         update_readme(result)
-    print(f"wrote the event-skipping part of {output} ({result['event_skipping_seconds']:.0f} s)")
-    return 0
 
 
 def _count(text: str) -> int:
@@ -401,10 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         "anchors": anchors(),
     }
     result["seconds"] = time.perf_counter() - start
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
-    if args.output.resolve() == (report.RESULTS / "peers.json").resolve():
-        update_readme(result)
+    _write(result, args.output)
     print(f"wrote {args.output} ({result['seconds']:.0f} s)")
     return 0
 

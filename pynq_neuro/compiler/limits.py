@@ -181,6 +181,13 @@ DERIVED_FIELDS = ("out_frames", "locals", "local_channels", "local_bits", "entry
                   "word_bits", "levels", "param_bits", "addr_bits", "index_bits", "index_depth")
 
 
+def index_stride(local_channels: int) -> int:
+    """Index-table entries per tap: the local channels rounded up to a power of two, so that
+    the core addresses entry (k, c_local) as the concatenation ``{k, c_local}``
+    (``pn_index_stride``)."""
+    return 1 << clog2(local_channels)
+
+
 def _derived(h: dict[str, int], last: bool) -> dict[str, int]:
     """The fields that follow from the others (what the compiler writes)."""
     locals_ = ceil_div(h["out_channels"], h["lanes"])
@@ -195,7 +202,7 @@ def _derived(h: dict[str, int], last: bool) -> dict[str, int]:
         "entry_bits": entry_bits, "word_bits": h["lanes"] * entry_bits, "levels": levels,
         "param_bits": levels * h["acc_bits"], "addr_bits": addr_bits,
         "index_bits": h["count_bits"] + addr_bits,
-        "index_depth": h["taps"] * (1 << clog2(local_channels)),
+        "index_depth": h["taps"] * index_stride(local_channels),
     }
 
 

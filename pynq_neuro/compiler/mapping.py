@@ -26,6 +26,7 @@ import numpy as np
 
 from ..golden.network import IntegerNetwork, IntLayer
 from ..util import ceil_div, clog2
+from .limits import index_stride
 
 
 def signed_bits(lo: int, hi: int) -> int:
@@ -124,9 +125,8 @@ class LayerMap:
 
     @property
     def index_stride(self) -> int:
-        """Index entries per tap: ``local_channels`` rounded up to a power of two, so that the
-        hardware addresses entry (k, c_local) as the concatenation ``{k, c_local}``."""
-        return 1 << clog2(self.local_channels)
+        """Index entries per tap (:func:`~pynq_neuro.compiler.limits.index_stride`)."""
+        return index_stride(self.local_channels)
 
     @property
     def index_depth(self) -> int:
