@@ -386,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
             earlier = json.loads(args.output.read_text())
         except (OSError, ValueError) as e:
             parser.error(f"--event-skipping-only needs an earlier result in {args.output}: {e}")
+        if not isinstance(earlier, dict) or "trainers" not in earlier:
+            parser.error(f"--event-skipping-only needs an earlier result in {args.output}: "
+                         f"it holds no trainers' results")
         return _event_skipping_only(earlier, args.output)
     try:
         _brevitas_version()

@@ -105,11 +105,18 @@ def test_event_skipping_only_keeps_the_trainers(tiny_result, tmp_path, monkeypat
     assert new["seconds"] == 1.0 and new["event_skipping_seconds"] >= 0
 
 
-def test_event_skipping_only_without_an_earlier_result(tmp_path, capsys):
+@pytest.mark.parametrize("text", [None, "{", "[1, 2]", '{"event_skipping": []}'],
+                         ids=["missing", "not JSON", "a list", "no trainers"])
+def test_event_skipping_only_without_an_earlier_result(tmp_path, capsys, text):
+    out = tmp_path / "peers.json"
+    if text is not None:
+        out.write_text(text)
     with pytest.raises(SystemExit) as e:
-        peers.main(["--event-skipping-only", "--output", str(tmp_path / "none.json")])
+        peers.main(["--event-skipping-only", "--output", str(out)])
     assert e.value.code == 2
-    assert "--event-skipping-only needs an earlier result" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--event-skipping-only needs an earlier result" in err and "Traceback" not in err
+    assert text is None or out.read_text() == text
 
 
 @pytest.mark.parametrize("option", ["--epochs", "--float-epochs", "--train-images", "--threads"])
