@@ -99,8 +99,6 @@ module neuro_core #
 // limits of the core and the derived fields of a layer
 `include "pn_limits.vh"
 
-// version of this core (VERSION register, low half)
-localparam CORE_VERSION = 1;
 // classes (logit beats)
 localparam NUM_CLASSES = LIMIT_NUM_CLASSES;
 // the packed vectors of neuro_params.vh (`PN_V_<FIELD>) have 32 bits per synthesized layer
@@ -147,7 +145,9 @@ initial begin
     if (LOAD_BITS != WIDEST_WORD || LOAD_BITS > LIMIT_MAX_WORD_BITS)
         `PN_STOP(("neuro_core: LOAD_BITS = %0d, the widest memory word is %0d bits (at most %0d)",
                   LOAD_BITS, WIDEST_WORD, LIMIT_MAX_WORD_BITS))
-    if (3 * NUM_LAYERS + 5 > IN_FLIGHT)
+    // a digit in each layer and one in each of its output frames (three behind layer 0), two
+    // in the row buffers and the input unit, two in pn_argmax, one in the formatter
+    if (3 * NUM_LAYERS + 6 > IN_FLIGHT)
         `PN_STOP(("neuro_core: IN_FLIGHT = %0d is too small for %0d layers", IN_FLIGHT, NUM_LAYERS))
 end
 
@@ -484,7 +484,6 @@ wire in_flight = in_active || pending_reg != 8'd0 || fmt_busy_reg || m_axis_tval
 
 pn_axil_regs #(
     .FORMAT_VERSION(FORMAT_VERSION),
-    .CORE_VERSION(CORE_VERSION),
     .NUM_LAYERS(NUM_LAYERS),
     .INPUT_BITS(INPUT_BITS),
     .FINGERPRINT(FINGERPRINT)

@@ -2,7 +2,7 @@
 
 The overlay constants (``overlays/config.tcl``) are read by a Tcl interpreter, the ports and
 parameters of ``hdl/neuro_core.v`` by pyslang; the register map has one source,
-:data:`pynq_neuro.driver.registers.REGISTER_MAP`, from which ``hdl/pn_axil_regs.v``, the table
+:data:`pynq_neuro.driver.registers.REGISTER_MAP`, from which ``hdl/pn_regmap.vh``, the table
 of ``docs/hardware.md`` and the IP-XACT registers of ``overlays/package_ip.tcl`` are generated
 (:mod:`pynq_neuro.overlay.regmap`). Every disagreement is a :class:`Mismatch`. A built ``.hwh``
 is checked against the driver with ``check-hwh``, the Vivado calls of a dry run of the scripts
@@ -52,6 +52,7 @@ class OverlayPaths:
     bd_tcl: Path
     core_v: Path
     regs_v: Path
+    regmap_vh: Path
     hardware_md: Path
     registers_py: Path
 
@@ -63,6 +64,7 @@ class OverlayPaths:
                    bd_tcl=r / "overlays" / "build_bd.tcl",
                    core_v=r / "hdl" / "neuro_core.v",
                    regs_v=r / "hdl" / "pn_axil_regs.v",
+                   regmap_vh=r / "hdl" / "pn_regmap.vh",
                    hardware_md=r / "docs" / "hardware.md",
                    registers_py=r / "pynq_neuro" / "driver" / "registers.py")
 
@@ -123,7 +125,11 @@ def check_registers(driver: ModuleType, texts: dict[regmap.Target, str]) -> list
             out.append(Mismatch("register", target.path,
                                 f"{len(found)} '{target.begin}' blocks, expected 1"))
             continue
-        if found[0] != want:
+        if found[0] == want and target.whole and texts[target] != target.file_text(want):
+            out.append(Mismatch("register", target.path,
+                                "the text around the generated block is not the generated one "
+                                "(python -m pynq_neuro.driver.registers --write)"))
+        elif found[0] != want:
             pairs = itertools.zip_longest(want.splitlines(), found[0].splitlines(), fillvalue="")
             expected, got = next((w, f) for w, f in pairs if w != f)
             out.append(Mismatch("register", target.path,
@@ -333,7 +339,7 @@ class OverlaySpec:
         if not top:
             raise SpecError(f"{paths.config_tcl} does not set PN_CORE_TOP")
         module = read_module(_read(paths.core_v), top, variables.get("PN_RESET_PORT"))
-        generated = {regmap.HDL: _read(paths.regs_v), regmap.DOCS: _read(paths.hardware_md),
+        generated = {regmap.HDL: _read(paths.regmap_vh), regmap.DOCS: _read(paths.hardware_md),
                      regmap.TCL: _read(paths.package_tcl)}
         return cls(variables, module, bd, load_driver_module(paths.registers_py), generated)
 

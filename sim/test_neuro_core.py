@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from pynq_neuro.driver.registers import (  # the register map has one source
-    BATCH, BUSY, CLEAR_COUNTERS, CLEAR_ERROR, CONTROL, CYCLES, DIGITS, ERROR, FINGERPRINT_HI,
-    FINGERPRINT_LO, ID, INPUT_BITS, INPUT_STALL_CYCLES, LAYER_BASE, LAYER_STRIDE, LOAD_DATA,
-    LOAD_DONE, LOAD_MODE, LOAD_OK, LOGITS_ENABLE, NUM_LAYERS, SOFT_RESET, STALL_CYCLES, STATUS,
-    VERSION)
+    BATCH, BUSY, CLEAR_COUNTERS, CLEAR_ERROR, CONTROL, CORE_VERSION, CYCLES, DIGITS, ERROR,
+    FINGERPRINT_HI, FINGERPRINT_LO, ID, INPUT_BITS, INPUT_STALL_CYCLES, LAYER_BASE, LAYER_STRIDE,
+    LOAD_DATA, LOAD_DONE, LOAD_MODE, LOAD_OK, LOGITS_ENABLE, NUM_LAYERS, SOFT_RESET, STALL_CYCLES,
+    STATUS, VERSION)
 
 try:
     import cocotb
@@ -206,7 +206,8 @@ if cocotb is not None:
         tb = await _start(dut, 1)
         m = tb.art["A"].manifest
         assert await tb.read(ID) == 0x504E4E31
-        assert await tb.read(VERSION) >> 16 == m["version"]
+        version = await tb.read(VERSION)
+        assert (version >> 16, version & 0xFFFF) == (m["version"], CORE_VERSION)
         assert await tb.read(NUM_LAYERS) == len(m["hardware"]["layers"])
         assert await tb.read(INPUT_BITS) == m["network"]["input_bits"]
         fp = (await tb.read(FINGERPRINT_HI) << 32) | await tb.read(FINGERPRINT_LO)

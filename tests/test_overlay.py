@@ -311,11 +311,19 @@ def test_driver_constants_come_from_the_map():
 
 
 def test_generated_hdl_decodes_every_register():
-    """Each decoded register has a case label in pn_axil_regs.v, the reserved ones none."""
+    """pn_regmap.vh declares every register and the core version; each decoded register has a
+    case label in pn_axil_regs.v (which includes the header), the reserved ones none."""
     from pynq_neuro.driver import registers as R
-    text = PATHS.regs_v.read_text()
-    body = regmap.HDL.pattern().sub("", text)
+    header = PATHS.regmap_vh.read_text()
+    body = PATHS.regs_v.read_text()
+    assert '`include "pn_regmap.vh"' in body and "BEGIN pn_regmap" not in body
+    assert re.search(r"\bparameter\s+CORE_VERSION\b", body) is None
+    # the core version has one source: the header holds the driver's, neuro_core.v none
+    assert f"localparam CORE_VERSION = {R.CORE_VERSION};" in header
+    assert "CORE_VERSION" not in PATHS.core_v.read_text()
     for r in R.REGISTER_MAP:
+        assert f"localparam [ADDR_WIDTH-1:0] A_{r.name} = 12'h{r.offset:03X};" in header, r.name
+        assert re.search(rf"\blocalparam\b[^;]*\bA_{r.name}\b", body) is None, r.name
         used = re.search(rf"\bA_{r.name}\b", body) is not None
         assert used == r.decoded, r.name
 
@@ -378,6 +386,8 @@ def bad_maps():
         ("not a power of two", dict(LAYER_STRIDE=0x90)),
         ("do not fit", dict(LAYER_STRIDE=0x40, LAYER_BASE=0x100)),
         ("past CORE_RANGE", dict(CORE_RANGE=0x400)),
+        ("not a 16-bit number", dict(CORE_VERSION=0x10000)),
+        ("not a 16-bit number", dict(CORE_VERSION=-1)),
     ]
 
 
@@ -412,6 +422,24 @@ def test_registers_check_fails_on_a_stale_block_and_write_repairs_it(tmp_path, t
     assert r.returncode == 0 and f"updated {target.path}" in r.stdout
     assert path.read_text() == text
     assert regmap.stale(root) == []
+
+
+def test_generated_header_is_the_whole_file(tmp_path):
+    """Text edited outside the block of pn_regmap.vh is stale; --write recreates a missing one."""
+    root = repo_copy(tmp_path)
+    path = root / regmap.HDL.path
+    text = path.read_text()
+    assert text.startswith(regmap.HDL_PREAMBLE) and text.endswith("// END pn_regmap\n")
+    path.write_text(text.replace("Do not edit by hand.", "Edit freely.", 1))
+    assert regmap.stale(root) == [regmap.HDL.path]
+    from pynq_neuro.driver import registers
+    edited = check_registers(registers, {regmap.HDL: path.read_text()})
+    assert [(m.subject, "--write" in m.message) for m in edited] == [(regmap.HDL.path, True)]
+    path.unlink()
+    assert regmap.stale(root) == [regmap.HDL.path]
+    assert regmap.write(root) == [regmap.HDL.path]
+    assert path.read_text() == text and regmap.stale(root) == []
+    assert regmap.write(root) == []
 
 
 def test_registers_write_needs_the_markers(tmp_path):
@@ -451,8 +479,10 @@ MUTATIONS = {
          [("interface", "m_axis.TDATA")]),
         ("parameter MEM_DIR =", "parameter MEM_PATH =", [("parameter", "MEM_DIR")]),
     ],
-    "regs_v": [
+    "regmap_vh": [
         ("A_STATUS = 12'h00C", "A_STATUS = 12'h02C", [HDL_BLOCK]),
+        ("CORE_VERSION = 1;", "CORE_VERSION = 2;", [HDL_BLOCK]),
+        ("Do not edit by hand.", "Edit freely.", [HDL_BLOCK]),
         ("A_BATCH = 12'h028", "A_BATCH = 12'h030", [HDL_BLOCK]),
         ("STATUS_LOAD_OK = 17", "STATUS_LOAD_OK = 18", [HDL_BLOCK]),
         ("LAYER_SHIFT = 7", "LAYER_SHIFT = 8", [HDL_BLOCK]),
@@ -487,6 +517,7 @@ MUTATIONS = {
         (*STATUS_MOVED, [HDL_BLOCK, DOCS_BLOCK, TCL_BLOCK]),
         ('Register("BATCH", 0x028', 'Register("BATCH", 0x024', [("register", "map")]),
         ("LAYER_STRIDE = 0x80", "LAYER_STRIDE = 0x100", [HDL_BLOCK]),
+        ("CORE_VERSION = 1", "CORE_VERSION = 2", [HDL_BLOCK, DOCS_BLOCK, TCL_BLOCK]),
         ('Field("LOAD_DONE", 16)', 'Field("LOAD_DONE", 18)', [DOCS_BLOCK]),
         ('VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:1.0"',
          'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:2.0"', [("contract", "VLNV")]),
@@ -520,7 +551,7 @@ def test_check_reports_a_change_of_one_side(tmp_path, attr, old, new, expected):
 @needs_pyslang
 def test_mismatch_message_names_each_side(tmp_path):
     mutated = PATHS.replace(registers_py=mutate(tmp_path, PATHS.registers_py, *STATUS_MOVED))
-    [m] = [m for m in check_overlay(mutated) if m.subject == "hdl/pn_axil_regs.v"]
+    [m] = [m for m in check_overlay(mutated) if m.subject == "hdl/pn_regmap.vh"]
     assert "A_STATUS = 12'h010" in m.message and "A_STATUS = 12'h00C" in m.message
     assert "--write" in m.message
 

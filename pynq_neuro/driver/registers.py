@@ -1,9 +1,9 @@
 """Register map, stream framing and error codes of ``neuro_core`` (docs/hardware.md).
 
 :data:`REGISTER_MAP` is the one source of the register map: the offsets and bit constants
-below are read from it, and the localparams of ``hdl/pn_axil_regs.v``, the register table of
-``docs/hardware.md`` and the IP-XACT registers of ``overlays/package_ip.tcl`` are generated
-from it::
+below are read from it, and the Verilog header ``hdl/pn_regmap.vh`` (included by
+``pn_axil_regs``; with :data:`CORE_VERSION`), the register table of ``docs/hardware.md`` and the
+IP-XACT registers of ``overlays/package_ip.tcl`` are generated from it::
 
     python -m pynq_neuro.driver.registers --write    # regenerate
     python -m pynq_neuro.driver.registers --check    # exit 1 when a generated block is stale
@@ -36,7 +36,7 @@ DMA_BUFFER_LENGTH_WIDTH = 26
 DMA_MAX_BYTES = (1 << DMA_BUFFER_LENGTH_WIDTH) - 1
 
 # ------------------------------------------------------------------------------------------------
-# registers: the one source of the map. hdl/pn_axil_regs.v, the register table of
+# registers: the one source of the map. hdl/pn_regmap.vh, the register table of
 # docs/hardware.md and the IP-XACT description of overlays/package_ip.tcl are generated from
 # REGISTER_MAP (python -m pynq_neuro.driver.registers --write; --check exits 1 when stale).
 
@@ -84,7 +84,7 @@ CORE_VERSION = 1
 REGISTER_MAP: tuple[Register, ...] = (
     Register("ID", 0x000, "R", '`0x504E4E31` ("PNN1")'),
     Register("VERSION", 0x004, "R",
-             "`{format version[15:0], core version[15:0]}` (core version 1)"),
+             f"`{{format version[15:0], core version[15:0]}}` (core version {CORE_VERSION})"),
     Register("CONTROL", 0x008, "RW", fields=(
         Field("SOFT_RESET", 0, note="self-clearing: clears datapath state, keeps weights",
               access="W"),

@@ -1,9 +1,10 @@
 """Text generated from the register map of :mod:`pynq_neuro.driver.registers`.
 
 Three files hold a generated block between ``BEGIN pn_regmap`` / ``END pn_regmap`` markers:
-the localparams of ``hdl/pn_axil_regs.v``, the register table of ``docs/hardware.md`` and the
-IP-XACT register list (``PN_REGISTERS``) of ``overlays/package_ip.tcl``. ``--write`` rewrites
-the blocks, ``--check`` exits 1 when one is stale or the map itself is inconsistent::
+``hdl/pn_regmap.vh`` (the localparams ``pn_axil_regs`` includes, with the core version; the
+whole header is generated), the register table of ``docs/hardware.md`` and the IP-XACT register
+list (``PN_REGISTERS``) of ``overlays/package_ip.tcl``. ``--write`` rewrites them, ``--check``
+exits 1 when one is stale or the map itself is inconsistent::
 
     python -m pynq_neuro.driver.registers --check [--root DIR]
 """
@@ -32,17 +33,44 @@ WORD_BITS = 32
 
 @dataclass(frozen=True)
 class Target:
-    """A file with a generated block: its path below the root and its comment markers."""
+    """A file with a generated block: its path below the root and its comment markers. With a
+    ``preamble`` the whole file is generated: the preamble, the block and a newline."""
 
     path: str
     begin: str
     end: str
+    preamble: str = ""
+
+    @property
+    def whole(self) -> bool:
+        return bool(self.preamble)
 
     def pattern(self) -> re.Pattern[str]:
         return re.compile(re.escape(self.begin) + r".*?" + re.escape(self.end), re.DOTALL)
 
+    def file_text(self, block: str) -> str:
+        """The generated file around ``block`` (a whole-file target only)."""
+        return f"{self.preamble}{block}\n"
 
-HDL = Target("hdl/pn_axil_regs.v", "// BEGIN pn_regmap", "// END pn_regmap")
+    def is_current(self, text: str, block: str) -> bool:
+        """``text`` holds ``block`` as its one generated block (and is the generated file)."""
+        if self.whole:
+            return text == self.file_text(block)
+        return self.pattern().findall(text) == [block]
+
+
+HDL_PREAMBLE = f"""/*
+ * pn_regmap.vh: the register map of neuro_core (byte offsets, CONTROL and STATUS bits, the
+ * LAYER[l].FIELD[f] block) and the core version, included in the body of pn_axil_regs (no
+ * include guard: each module that includes it gets its own localparams).
+ *
+ * This whole file is {SOURCE}; regenerate it with
+ *     python -m pynq_neuro.driver.registers --write
+ * (--check exits 1 when it is stale). Do not edit by hand.
+ */
+
+"""
+HDL = Target("hdl/pn_regmap.vh", "// BEGIN pn_regmap", "// END pn_regmap", HDL_PREAMBLE)
 DOCS = Target("docs/hardware.md", "<!-- BEGIN pn_regmap", "<!-- END pn_regmap -->")
 TCL = Target("overlays/package_ip.tcl", "# BEGIN pn_regmap", "# END pn_regmap")
 
@@ -73,6 +101,10 @@ def problems(regs: ModuleType = _registers) -> list[str]:
         out.append(f"LAYER_BASE {base:#x} is not a multiple of LAYER_STRIDE {stride:#x}")
     if 4 * len(HW_LAYER_FIELDS) > stride:
         out.append(f"{len(HW_LAYER_FIELDS)} layer fields do not fit in LAYER_STRIDE {stride:#x}")
+    version = regs.CORE_VERSION
+    if not isinstance(version, int) or not 0 <= version <= 0xFFFF:
+        out.append(f"CORE_VERSION {version!r} is not a 16-bit number (the low half of the "
+                   f"VERSION register)")
     if _layer_end(regs) > core_range:
         out.append(f"the layer fields end at {_layer_end(regs):#x}, past CORE_RANGE "
                    f"{core_range:#x}")
@@ -112,7 +144,7 @@ def problems(regs: ModuleType = _registers) -> list[str]:
 
 
 def verilog_block(regs: ModuleType = _registers) -> str:
-    """The localparams of ``pn_axil_regs.v`` (between the markers, markers included)."""
+    """The localparams of ``pn_regmap.vh`` (between the markers, markers included)."""
     addr_bits = _log2(regs.CORE_RANGE)
     shift = _log2(regs.LAYER_STRIDE)
     block_bits = addr_bits - shift
@@ -121,6 +153,7 @@ def verilog_block(regs: ModuleType = _registers) -> str:
         (f"localparam ADDR_WIDTH = {addr_bits};",
          f"byte address bits (range {regs.CORE_RANGE:#x})"),
         (f"localparam [31:0] ID_VALUE = 32'h{regs.ID_VALUE:08X};", "ID register value"),
+        (f"localparam CORE_VERSION = {regs.CORE_VERSION};", "VERSION register, low half"),
     ]
     for r in regs.REGISTER_MAP:
         note = r.access + ("" if r.decoded else ", reserved")
@@ -231,22 +264,26 @@ def stale(root: Path | None = None, regs: ModuleType = _registers) -> list[str]:
     for target, generate in GENERATORS:
         path = base / target.path
         text = path.read_text() if path.is_file() else ""
-        if target.pattern().findall(text) != [generate(regs)]:
+        if not target.is_current(text, generate(regs)):
             out.append(target.path)
     return out
 
 
 def write(root: Path | None = None, regs: ModuleType = _registers) -> list[str]:
-    """Rewrite the generated blocks (atomically); returns the files changed."""
+    """Rewrite the generated blocks and files (atomically); returns the files changed."""
     base = Path(root) if root is not None else default_root()
     changed = []
     for target, generate in GENERATORS:
         path = base / target.path
-        text = path.read_text()
-        if not target.pattern().search(text):
-            raise ValueError(f"{path}: no '{target.begin}' ... '{target.end}' block")
         block = generate(regs)
-        new = target.pattern().sub(lambda _: block, text)
+        if target.whole:
+            text = path.read_text() if path.is_file() else ""
+            new = target.file_text(block)
+        else:
+            text = path.read_text()
+            if not target.pattern().search(text):
+                raise ValueError(f"{path}: no '{target.begin}' ... '{target.end}' block")
+            new = target.pattern().sub(lambda _: block, text)
         if new != text:
             atomic_write_text(path, new)
             changed.append(target.path)
@@ -257,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pynq_neuro.driver.registers",
                                 description="files generated from the register map")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--write", action="store_true", help="rewrite the generated blocks")
+    g.add_argument("--write", action="store_true", help="rewrite the generated blocks and files")
     g.add_argument("--check", action="store_true",
                    help="exit 1 if a generated block is stale or the map is inconsistent")
     p.add_argument("--root", type=Path, default=None, help="repository root")
