@@ -28,7 +28,7 @@ bench: setup
 clean:
 	rm -rf build .pytest_cache sim/sim_build
 
-# The PYNQ-Z2 overlay (Vivado 2022.1 in batch mode): compiles tdnn-w2a2-sparse, packages the IP,
+# The PYNQ-Z2 overlay (Vivado 2022.1 in batch mode): compiles tdnn-w2a2-sparse-in4, packages the IP,
 # builds the block design and the bitstream, installs neuro.bit/neuro.hwh into
 # pynq_neuro/overlays/neuro/. Options (MODEL, LUT_BUDGET, JOBS, BOARD_REPO, ...): overlays/Makefile.
 .PHONY: overlay

@@ -205,13 +205,13 @@ def event_skipping(models: list[str] | None = None, images: int | None = None,
     from pynq_neuro.compiler.compile import CompileConfig, compile_network
     from pynq_neuro.compiler.cycles import event_costs, simulate
     from pynq_neuro.compiler.mapping import Folding, map_layer
-    from pynq_neuro.data import load_mnist
+    from pynq_neuro.data import load_dataset, load_mnist
     from pynq_neuro.golden import run
 
     names = models or [n for n in zoo.names() if zoo.info(n)["wbits"] is not None]
     x = load_mnist("test")[0][:images]
     cfg = CompileConfig()
-    sample = load_mnist("test")[0][:cfg.sample_digits]  # the default sample, named explicitly
+    sample = load_dataset("mnist").sample(cfg.sample_digits).images  # the default sample
     out = []
     for name in names:
         net = zoo.load_network(name)

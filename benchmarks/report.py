@@ -64,11 +64,10 @@ def zoo_label(name: str) -> str:
 
     info = zoo.info(name)
     words = " ".join(info.get("commands") or []).split()
-    if info.get("hardware_default"):
-        return f"`{name}` (hardware default)"
+    notes = ["hardware default"] if info.get("hardware_default") else []
     if "--input-bits" in words:
-        return f"`{name}` ({words[words.index('--input-bits') + 1]}-bit pixels)"
-    return f"`{name}`"
+        notes.append(f"{words[words.index('--input-bits') + 1]}-bit pixels")
+    return f"`{name}` ({', '.join(notes)})" if notes else f"`{name}`"
 
 
 def table(columns: list[str], rows: Iterable[Iterable[str]]) -> list[str]:

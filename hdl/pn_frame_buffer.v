@@ -78,6 +78,10 @@ localparam PTR_BITS = $clog2(NBUF) > 0 ? $clog2(NBUF) : 1;
 localparam FRAME_BITS = CHANNELS * BITS;
 // last ring position
 localparam integer LAST_PTR = NBUF - 1;
+// nonzero flags kept in registers where reading them from the activations would take a LUT
+// level more (the read pointer and the activations of a channel in all frames exceed one
+// 6-input LUT); else derived from the activations, which a pop or a release then clears
+localparam STORE_FLAGS = (PTR_BITS + NBUF * BITS > 6);
 
 // parameter checks: stop the simulation at time 0 and the synthesis with the message
 initial begin
@@ -96,11 +100,25 @@ assign rd_frame_valid = full_reg[rd_ptr_reg];
 
 // contents of every frame (one block per buffer below)
 wire [NBUF*FRAME_BITS-1:0] all_val;
-wire [NBUF*CHANNELS-1:0] all_nz;
+/* verilator lint_off UNUSEDSIGNAL */
+wire [NBUF*CHANNELS-1:0] all_nz;    // unused when the flags are derived
+/* verilator lint_on UNUSEDSIGNAL */
 
-// the frame at the read pointer
+// the frame at the read pointer and its channels' flags: an activation is an event while its
+// flag is set
 wire [FRAME_BITS-1:0] rd_val = all_val[rd_ptr_reg*FRAME_BITS +: FRAME_BITS];
-wire [CHANNELS-1:0] rd_nz = all_nz[rd_ptr_reg*CHANNELS +: CHANNELS];
+wire [CHANNELS-1:0] rd_nz;
+
+genvar n_i;
+generate
+    if (STORE_FLAGS) begin : g_rd_stored
+        assign rd_nz = all_nz[rd_ptr_reg*CHANNELS +: CHANNELS];
+    end else begin : g_rd_derived
+        for (n_i = 0; n_i < CHANNELS; n_i = n_i + 1) begin : g_ch
+            assign rd_nz[n_i] = |rd_val[n_i*BITS +: BITS];
+        end
+    end
+endgenerate
 
 // channels addressed by wr_base (aligned to WR_WIDTH) and their data
 wire [CHANNELS-1:0] wr_hit;
@@ -185,7 +203,11 @@ generate
                     nz_next[c] = |wr_val[c*BITS +: BITS];
                 end
                 if (rd_sel && (rd_release || pop_clear[c])) begin
-                    nz_next[c] = 1'b0;
+                    if (STORE_FLAGS) begin
+                        nz_next[c] = 1'b0;
+                    end else begin
+                        val_next[c*BITS +: BITS] = {BITS{1'b0}};
+                    end
                 end
             end
         end
@@ -195,6 +217,9 @@ generate
             nz_reg <= nz_next;
             if (rst) begin
                 nz_reg <= {CHANNELS{1'b0}};
+                if (!STORE_FLAGS) begin
+                    val_reg <= {FRAME_BITS{1'b0}};
+                end
             end
         end
     end

@@ -72,9 +72,12 @@ module pn_net #
 // limits of the core and the derived fields of a layer
 `include "pn_limits.vh"
 
-// ring sizes (cycle-model constants ROW_BUFFERS and FRAME_BUFFERS)
+// ring sizes (cycle-model constants ROW_BUFFERS, FRAME_BUFFERS and FIRST_FRAME_BUFFERS): rows
+// in front of layer 0, output frames between layers, and one frame more behind layer 0, which
+// runs with the pixel stream and so absorbs the uneven frames of the layers after it
 localparam ROW_BUFFERS = 2;
 localparam FRAME_BUFFERS = 2;
+localparam FIRST_FRAME_BUFFERS = 3;
 // width of wr_base between the units
 localparam BASE_BITS = LIMIT_BASE_BITS;
 
@@ -94,6 +97,12 @@ initial begin
     if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS)
         `PN_STOP(("pn_net: layer 0 takes %0d channels x %0d frames, a digit is %0d x %0d",
                   pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS))
+    // the cycle model the artifact was compiled with must be this core's
+    if (`PN_ROW_BUFFERS != ROW_BUFFERS || `PN_FRAME_BUFFERS != FRAME_BUFFERS ||
+            `PN_FIRST_FRAME_BUFFERS != FIRST_FRAME_BUFFERS)
+        `PN_STOP(("pn_net: neuro_params.vh assumes rings of %0d rows, %0d frames and %0d frames behind layer 0, the core has %0d, %0d and %0d",
+                  `PN_ROW_BUFFERS, `PN_FRAME_BUFFERS, `PN_FIRST_FRAME_BUFFERS, ROW_BUFFERS,
+                  FRAME_BUFFERS, FIRST_FRAME_BUFFERS))
 end
 
 `ifdef PN_INPUT_ROWS
@@ -335,7 +344,7 @@ generate
         pn_frame_buffer #(
             .CHANNELS(L_IN_CHANNELS),
             .BITS(L_IN_BITS),
-            .NBUF((i == 0) ? ROW_BUFFERS : FRAME_BUFFERS),
+            .NBUF((i == 0) ? ROW_BUFFERS : (i == 1) ? FIRST_FRAME_BUFFERS : FRAME_BUFFERS),
             .GROUPS(L_GROUPS),
             .WR_WIDTH(FB_WR_WIDTH),
             .BASE_BITS(BASE_BITS),

@@ -234,7 +234,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         foldings=args.folding, hardware=args.hardware, sample_digits=args.sample_digits,
         allow_over_budget=args.allow_over_budget)
     # the network's dataset, or the given data (checked against it), before any work
-    sample = sample_data(args.source, **data_options(args)).head(args.sample_digits)
+    sample = sample_data(args.source, **data_options(args)).sample(args.sample_digits)
     manifest = compile_network(args.source, args.output, cfg, sample, force=args.force)
     seconds = time.perf_counter() - start
     if args.json:

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-from .golden.network import IMAGE_COLS, IMAGE_ROWS, IntegerNetwork, IntLayer
+from .golden.network import IMAGE_COLS, IMAGE_ROWS, IntegerNetwork, IntLayer, single_frame_stride
 from .models import NeuroNet
 from .quant import QuantLinear
 from .quant.quantizers import effective_step
@@ -89,6 +89,8 @@ def lower(model: NeuroNet, meta: dict | None = None) -> IntegerNetwork:
         codes, mask = _td_codes(layer, frames, channels)
         taps = codes.shape[1]
         stride = 1 if isinstance(layer, QuantLinear) else int(layer.stride[0])
+        if (frames - taps) // stride == 0:  # one output frame: the one form of its stride
+            stride = single_frame_stride(taps, frames)
         g = (norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)).numpy()
         c = (norm.bias.double() - norm.weight.double() * norm.running_mean.double()
              / torch.sqrt(norm.running_var.double() + norm.eps)).numpy()

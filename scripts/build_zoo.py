@@ -54,7 +54,7 @@ MODELS = [
                                     Z + "tdnn_w2a2_sparse_in4.pt", *SPARSE, "--epochs", "20",
                                     "--input-bits", "4", *TEACHER, "--quiet"], "tdnn-w2a2"),
 ]
-HARDWARE_DEFAULT = "tdnn-w2a2-sparse"
+HARDWARE_DEFAULT = "tdnn-w2a2-sparse-in4"
 
 
 def chain(name: str) -> list[str]:

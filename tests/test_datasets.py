@@ -418,7 +418,7 @@ def test_compile_records_its_sample(tmp_path, shoes_net, capsys):
     data = load_dataset(path=shoes)
     assert m["dataset"] == {"name": "shoes", "sha256": data.sha256,
                             "sample_images": 25, "source": str(shoes.resolve()),
-                            "sample_sha256": ds_mod.images_digest(data.images[:25])}
+                            "sample_sha256": ds_mod.images_digest(data.sample(25).images)}
     assert m["network"]["meta"]["dataset"] == data.record()
     # the artifact's evaluation defaults to the recorded dataset
     assert _eval_json(capsys, str(out))["dataset"] == "shoes"
@@ -444,7 +444,7 @@ def test_compile_network_with_images_or_dataset(tmp_path):
     other = load_dataset(path=tmp_path / "shoes")
     m = compile_network(net, tmp_path / "b", CompileConfig(sample_digits=10), other)
     assert m["dataset"]["name"] == "shoes" and m["dataset"]["sha256"] == other.sha256
-    assert m["dataset"]["sample_sha256"] == ds_mod.images_digest(other.images[:10])
+    assert m["dataset"]["sample_sha256"] == ds_mod.images_digest(other.sample(10).images)
     with pytest.raises(DataError, match="--other-data"):
         compile_network(net, tmp_path / "d", CompileConfig(sample_digits=10),
                         data=tmp_path / "shoes", log=lambda s: None)
@@ -730,3 +730,16 @@ def test_classify_errors_are_one_line(tmp_path, capsys):
         assert err.startswith("pynq-neuro: error:") and err.count("\n") == 1, err
     assert main(["classify", str(tmp_path / "white.npy"), "--backend", "sim"]) == 2
     capsys.readouterr()
+
+
+def test_sample_spreads_over_the_split():
+    x, y = make_split(10, 4)
+    data = ds_mod.Dataset("shoes", "test", x, y, "0" * 64, "shoes")
+    s = data.sample(4)
+    assert ds_mod.sample_indices(10, 4).tolist() == [0, 2, 5, 7]
+    assert np.array_equal(s.images, x[[0, 2, 5, 7]]) and np.array_equal(s.labels, y[[0, 2, 5, 7]])
+    assert s.sha256 == data.sha256 and (s.name, s.split, s.source) == ("shoes", "test", "shoes")
+    assert np.array_equal(data.sample(10).images, x) and np.array_equal(data.sample(99).labels, y)
+    assert ds_mod.sample_indices(10_000, 1000).tolist() == list(range(0, 10_000, 10))
+    with pytest.raises(ValueError, match="at least one"):
+        ds_mod.sample_indices(10, 0)

@@ -121,6 +121,8 @@ def _header(arrays, change):
     (lambda a: _header(a, lambda h: h["layers"][0].__setitem__("out_channels", 8)), "shape"),
     (lambda a: _header(a, lambda h: h["layers"][1].__setitem__("in_frames", 11)), "frames"),
     (lambda a: a.__setitem__("header", a["header"][:-3]), "corrupt header"),
+    # a one-frame layer has one form: the smallest stride (any other gives the same frame)
+    (lambda a: _header(a, lambda h: h["layers"][1].__setitem__("stride", 2)), "has stride 1"),
 ])
 def test_inconsistent_networks_are_refused(tmp_path, mutate, message):
     rng = np.random.default_rng(2)

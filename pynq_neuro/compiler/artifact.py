@@ -53,7 +53,8 @@ BANK_KINDS = {"synapse": 0, "index": 1, "params": 2}
 TARGET = "xc7z020clg400-1"
 PIXEL_BEAT_BITS = 32
 # Cycle-model constants that the RTL reproduces (pynq_neuro.compiler.cycles).
-CONSTANT_NAMES = ("BEATS_PER_ROW", "ROW_BUFFERS", "FRAME_BUFFERS", "FRAME_OVERHEAD",
+CONSTANT_NAMES = ("BEATS_PER_ROW", "ROW_BUFFERS", "FRAME_BUFFERS", "FIRST_FRAME_BUFFERS",
+                  "FRAME_OVERHEAD",
                   "THRESHOLD_LATENCY", "THRESHOLD_OVERLAP", "RESULT_LATENCY")
 # Network-wide parameters built into a core; with the constants and the layers they are what
 # the fingerprint covers and what neuro_params.vh defines.

@@ -271,7 +271,8 @@ def _sample(source: str | Path | IntegerNetwork, record: dict[str, str] | None,
         what = _name_of(source)
         images = data_for(record_of(record, what, log), what, name=dataset, path=data,
                           other_data=other_data, log=log)
-    x = _check_images(images.images[: cfg.sample_digits])
+    images = images.sample(cfg.sample_digits)
+    x = _check_images(images.images)
     section = {"name": images.name, "sha256": images.sha256, "sample_images": int(len(x)),
                "sample_sha256": images_digest(x)}
     if images.source != images.name:
@@ -288,9 +289,10 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
     """Compile a network into an artifact directory; returns the manifest.
 
     The folding search and the cycle model run on sample images: ``images`` if given (an
-    array, used as it is, or a :class:`~pynq_neuro.data.Dataset`, of which the first
-    ``cfg.sample_digits`` images are used: the caller's choice, see :func:`sample_data`), else
-    the first ``cfg.sample_digits`` test images of the dataset the network records, or of
+    array, used as it is, or a :class:`~pynq_neuro.data.Dataset`, of which
+    ``cfg.sample_digits`` images spread evenly over it are used: the caller's choice, see
+    :func:`sample_data`), else ``cfg.sample_digits`` test images spread evenly over the test
+    split (:meth:`~pynq_neuro.data.Dataset.sample`) of the dataset the network records, or of
     ``data`` (a folder of IDX files or an ``.npz``) or ``dataset`` (a name), which must be the
     recorded dataset unless ``other_data`` (then ``log`` warns). The manifest's ``dataset``
     section records them (name, digest of the split, count and digest of the sample).

@@ -16,8 +16,10 @@ parameters that the RTL reproduces:
   accumulators after the last clear); the output frame is complete ``locals +
   THRESHOLD_LATENCY`` cycles after the phase starts (the next event phase overlaps the end of
   the pipeline), and the next threshold phase starts no earlier than that;
-* output frames go into a ring of ``FRAME_BUFFERS`` frame buffers; a threshold phase waits for a
-  free buffer, which the next layer frees when its event phase for that frame ends;
+* output frames go into a ring of ``FRAME_BUFFERS`` frame buffers (``FIRST_FRAME_BUFFERS``
+  behind layer 0, which follows the pixel stream and so absorbs the other layers' uneven
+  frames); a threshold phase waits for a free buffer, which the next layer frees when its event
+  phase for that frame ends;
 * the classifier's threshold phase is the argmax; the result leaves ``RESULT_LATENCY`` cycles
   later;
 * a digit's first beat is accepted (by the register slice in front of the input unit) right
@@ -43,6 +45,7 @@ from .mapping import LayerMap
 BEATS_PER_ROW = 7
 ROW_BUFFERS = 2
 FRAME_BUFFERS = 2
+FIRST_FRAME_BUFFERS = 3
 FRAME_OVERHEAD = 1
 THRESHOLD_LATENCY = 4
 THRESHOLD_OVERLAP = 2
@@ -64,7 +67,8 @@ class CycleReport:
     input_cycles: int = 28 * BEATS_PER_ROW
     constants: dict = field(default_factory=lambda: {
         "BEATS_PER_ROW": BEATS_PER_ROW, "ROW_BUFFERS": ROW_BUFFERS,
-        "FRAME_BUFFERS": FRAME_BUFFERS, "FRAME_OVERHEAD": FRAME_OVERHEAD,
+        "FRAME_BUFFERS": FRAME_BUFFERS, "FIRST_FRAME_BUFFERS": FIRST_FRAME_BUFFERS,
+        "FRAME_OVERHEAD": FRAME_OVERHEAD,
         "THRESHOLD_LATENCY": THRESHOLD_LATENCY, "THRESHOLD_OVERLAP": THRESHOLD_OVERLAP,
         "RESULT_LATENCY": RESULT_LATENCY, "SHELL_LATENCY": SHELL_LATENCY})
     # (digits,): first pixel write of the datapath (pn_net) to its result
@@ -144,6 +148,11 @@ def threshold_busy_cycles(lm: LayerMap) -> int:
     return 1 + lm.locals - min(THRESHOLD_OVERLAP, lm.locals)
 
 
+def frame_buffers(layer: int) -> int:
+    """Frames in the ring that holds the output frames of ``layer``."""
+    return FIRST_FRAME_BUFFERS if layer == 0 else FRAME_BUFFERS
+
+
 def completions(lm: LayerMap) -> list[int]:
     """Number of emitted output frames that complete at each input frame."""
     L = lm.layer
@@ -167,6 +176,7 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     done_at = [completions(lm) for lm in maps]
     thr = [threshold_cycles(lm) for lm in maps]
     thr_busy = [threshold_busy_cycles(lm) for lm in maps]
+    ring = [frame_buffers(l) for l in range(len(maps))]
     L = len(maps)
 
     # Global frame streams: layer l handles frames_used frames per digit.
@@ -227,7 +237,7 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
                     avail = out_end[l - 1][u]
                 k = done_at[l][t]
                 # a threshold phase needs a free output buffer (freed by the next layer)
-                need = len(out_end[l]) + k - FRAME_BUFFERS
+                need = len(out_end[l]) + k - ring[l]
                 if l + 1 < L and k and need >= 0 and need >= pos[l + 1]:
                     break
                 start = max(free_at[l], avail)
@@ -235,8 +245,8 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
                 ev_end[l][u] = end
                 for j in range(k):
                     v = len(out_end[l])
-                    if l + 1 < L and v >= FRAME_BUFFERS:
-                        end = max(end, ev_end[l + 1][v - FRAME_BUFFERS])
+                    if l + 1 < L and v >= ring[l]:
+                        end = max(end, ev_end[l + 1][v - ring[l]])
                     if v:  # the previous threshold pipeline has drained
                         end = max(end, out_end[l][-1])
                     out_end[l].append(end + thr[l])
@@ -248,6 +258,6 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
                 pos[l] += 1
                 progress = True
     if any(p < t for p, t in zip(pos, total)):
-        raise RuntimeError("cycle model deadlocked; check FRAME_BUFFERS and the layer chain")
+        raise RuntimeError("cycle model deadlocked; check the frame rings and the layer chain")
     return CycleReport(n, busy, result - first_beat + SHELL_LATENCY, result,
                        datapath_latency=result - first_write)

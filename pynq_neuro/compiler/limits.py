@@ -99,8 +99,9 @@ class CoreLimits:
     field_bits: int = 32
     # neuro_core IN_FLIGHT: end-of-packet flags of the digits between the input unit and the
     # result formatter; at most 3 digits per layer (its neuron array and threshold pipeline,
-    # its two output frame buffers), 2 in the row buffers and the input unit, 2 in pn_argmax
-    # and 1 in the formatter: 3 * 8 + 5 = 29 < 32
+    # its two output frame buffers) and one more behind layer 0 (its third frame buffer), 2 in
+    # the row buffers and the input unit, 2 in pn_argmax and 1 in the formatter:
+    # 3 * 8 + 6 = 30 < 32
     in_flight: int = 32
 
     # the counts the widths above reach

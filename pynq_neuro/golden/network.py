@@ -43,6 +43,12 @@ IMAGE_ROWS = 28
 IMAGE_COLS = 28
 
 
+def single_frame_stride(taps: int, in_frames: int) -> int:
+    """The stride of a layer that produces one frame: the smallest that does, so that a
+    network has one form (any larger stride computes the same)."""
+    return max(1, int(in_frames) - int(taps) + 1)
+
+
 def frame_chain(taps: Sequence[int], strides: Sequence[int],
                 frames: int = IMAGE_ROWS) -> list[int]:
     """Frames entering each layer of ``taps`` and ``strides`` (``frames`` enter the first),
@@ -145,6 +151,10 @@ class IntLayer:
                 raise NetworkError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.taps > self.in_frames:
             raise NetworkError(f"taps {self.taps} exceed the {self.in_frames} input frames")
+        if self.out_frames == 1 and self.stride != single_frame_stride(self.taps, self.in_frames):
+            raise NetworkError(f"a layer that produces one frame has stride "
+                               f"{single_frame_stride(self.taps, self.in_frames)} (every stride "
+                               f"gives the same frame), got {self.stride}")
         if not 1 <= self.weight_bits <= 8:
             raise NetworkError(f"weight_bits must be in 1..8, got {self.weight_bits}")
         shape = (self.out_channels, self.taps, self.in_channels)
