@@ -341,8 +341,8 @@ fig.tight_layout()
 # ## The hardware model
 #
 # The model that the default hardware runs (`zoo.hardware_default()`) is the lane-balanced
-# sparse W2A2 model, pruned so that every processing element holds the same number of
-# synapses. Lowering its
+# sparse W2A2 model with 4-bit pixels, pruned so that every processing element holds the same
+# number of synapses. Lowering its
 # shipped checkpoint again must reproduce the shipped integer network exactly; then the
 # golden model classifies the whole test set.
 
@@ -396,5 +396,5 @@ ax.grid(alpha=0.3)
 fig.tight_layout()
 
 # %% [markdown]
-# **Next:** [2 · Compile and inspect](02_compile_and_inspect.ipynb) maps `tdnn-w2a2-sparse`
+# **Next:** [2 · Compile and inspect](02_compile_and_inspect.ipynb) maps `tdnn-w2a2-sparse-in4`
 # onto neuron arrays.

@@ -24,7 +24,7 @@
 # budget on the xc7z020 (`pynq_neuro.compiler.resources.Budget`; by default the core leaves
 # part of the device to the DMA and the interconnect).
 #
-# This notebook compiles the hardware default `tdnn-w2a2-sparse`, looks at the result layer by
+# This notebook compiles the hardware default `tdnn-w2a2-sparse-in4`, looks at the result layer by
 # layer, trades folding against throughput, and checks that the artifact's memory images
 # still hold exactly the integer network. It needs numpy and matplotlib only.
 
@@ -74,10 +74,10 @@ for i, L in enumerate(net.layers):
 # %% [markdown]
 # ## Compile
 #
-# `compile_network` runs the golden model on sample digits (the first 1,000 test digits of
-# `DATASET`; their activations drive the cycle model: a zero activation is no event and
+# `compile_network` runs the golden model on sample digits (1,000 test digits of `DATASET`,
+# spread evenly over its test split; their activations drive the cycle model: a zero activation is no event and
 # costs no cycle), searches the foldings, maps every layer to memory words and writes the
-# artifact. The command line equivalent is `pynq-neuro compile tdnn-w2a2-sparse -o DIR`.
+# artifact. The command line equivalent is `pynq-neuro compile tdnn-w2a2-sparse-in4 -o DIR`.
 
 # %%
 t0 = time.perf_counter()

@@ -88,7 +88,8 @@ print(f"fast path (Verilator): {'yes' if HAVE_VERILATOR else 'skipped'}; driver 
 # The simulators build the core for an artifact's parameters (`neuro_params.vh`) and load its
 # memory images, exactly like synthesis. Compiling is quick and deterministic, so this
 # notebook compiles the hardware default into the build folder (the same place notebook 2
-# uses), with the first 1,000 test digits of `DATASET` as the cycle model's sample.
+# uses), with 1,000 test digits of `DATASET`, spread over its test split, as the cycle model's
+# sample.
 
 # %%
 NAME = zoo.hardware_default()

@@ -135,7 +135,9 @@ def _icarus(art: Path, out: Path) -> str:
     ("PN_LOGIT_BITS", "10", "33", "LOGIT_BITS = 33"),
     ("PN_V_GROUPS", "32'd2}", "32'd3}",
      "pn_net: layer 0: LOCAL_CHANNELS = 14 in neuro_params.vh, 10 from the other fields"),
-], ids=["local_bits", "logit_bits", "groups"])
+    ("PN_FIRST_FRAME_BUFFERS", "3", "2", "pn_net: neuro_params.vh assumes rings of 2 rows, 2 "
+     "frames and 2 frames behind layer 0, the core has 2, 2 and 3"),
+], ids=["local_bits", "logit_bits", "groups", "frame_rings"])
 def test_inconsistent_parameters_stop_icarus_with_the_message(tiny, tmp_path, edit):
     _tools("iverilog", "vvp")
     macro, old, new, message = edit
