@@ -177,15 +177,16 @@ fig.tight_layout()
 # ## The cycle model
 #
 # The neuron arrays are event driven: a layer spends cycles only on nonzero activations, so
-# each digit takes its own time. The layers form a pipeline with two frame buffers between
-# neighbours, and the slowest layer sets the steady-state rate. `simulate` streams the digits
-# back to back through the model of that pipeline.
+# each digit takes its own time. The layers form a pipeline with frame buffers between
+# neighbours (three behind layer 0, two elsewhere), and the slowest layer sets the steady-state
+# rate. `simulate` streams the digits back to back through the model of that pipeline; here the
+# compile's own sample, 1,000 digits spread over the test split.
 
 # %%
 from pynq_neuro.compiler.cycles import simulate
 
-SAMPLE = 1000
-report = simulate(maps, art.network, x_test[:SAMPLE])
+x_sample = test_set.sample(CompileConfig().sample_digits).images
+report = simulate(maps, art.network, x_sample)
 s = report.summary(budget["clock_mhz"])
 assert np.isclose(s["cycles_per_digit"], perf["cycle_model"]["cycles_per_digit"])
 print(f"{s['cycles_per_digit']:.1f} cycles per digit -> {s['images_per_s']:,.0f} digits/s at "
@@ -200,7 +201,7 @@ a1.axvline(s["cycles_per_digit"], color="k", ls="--", lw=1, label="pipeline cycl
 a1.set_xlabel("busy cycles per digit")
 a1.set_ylabel("digits")
 a1.legend(fontsize=8)
-ink = (x_test[:SAMPLE] > 0).sum(axis=(1, 2))
+ink = (x_sample > 0).sum(axis=(1, 2))
 a2.scatter(ink, report.layer_cycles[0], s=4, label="layer 0")
 a2.scatter(ink, report.layer_cycles[s["bottleneck_layer"]], s=4,
            label=f"layer {s['bottleneck_layer']}")
