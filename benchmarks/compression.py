@@ -70,7 +70,7 @@ def run_point(model: str, level_name: str, threads: int, reuse: bool = False) ->
     from pynq_neuro.compiler.artifact import load_artifact
     from pynq_neuro.compiler.compile import CompileConfig, compile_network
     from pynq_neuro.compress.factorize import compress
-    from pynq_neuro.data import load_mnist
+    from pynq_neuro.data import load_mnist, sample_indices
     from pynq_neuro.golden import run
 
     level = LEVELS[level_name]
@@ -98,7 +98,9 @@ def run_point(model: str, level_name: str, threads: int, reuse: bool = False) ->
         source = str(out / "model.npz")
     x, y = load_mnist("test")
     start = time.perf_counter()
-    manifest = compile_network(source, out / "artifact", CompileConfig(), x[:1000])
+    cfg = CompileConfig()  # the default compile and its sample
+    manifest = compile_network(source, out / "artifact", cfg,
+                               x[sample_indices(len(x), cfg.sample_digits)])
     compile_seconds = time.perf_counter() - start
     art = load_artifact(out / "artifact")
     res = run(art.network, x)

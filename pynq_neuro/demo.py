@@ -89,11 +89,13 @@ def compile_default(output: Path, x: np.ndarray, y: np.ndarray,
     from .compiler.artifact import load_artifact
     from .compiler.compile import CompileConfig, compile_network
     from .compiler.inspect import plot, summary_table
+    from .data import sample_indices
     from .golden import run
 
     name = zoo.hardware_default()
     print(f"\ncompiling {name} for the xc7z020 ...")
-    compile_network(name, output, CompileConfig(), x[:1000])
+    cfg = CompileConfig()
+    compile_network(name, output, cfg, x[sample_indices(len(x), cfg.sample_digits)])
     art = load_artifact(output)
     print(summary_table(art))
     res = run(art.network, x)

@@ -18,6 +18,7 @@ from .datasets import (
     images_digest,
     load_dataset,
     record_of,
+    sample_indices,
     split_digest,
 )
 from .idx import DataError, read_idx, sha256_of_idx, write_idx
@@ -62,6 +63,7 @@ __all__ = [
     "read_idx",
     "record_of",
     "sha256_of_idx",
+    "sample_indices",
     "split_digest",
     "write_idx",
 ]

@@ -370,11 +370,12 @@ def default_artifact(backend: str, log: Callable[[str], None] = lambda s: None) 
     except (ArtifactError, OSError, ValueError):
         pass
     from ..compiler.compile import CompileConfig, compile_network
-    from ..data import load_mnist
+    from ..data import load_mnist, sample_indices
 
     log(f"compiling {name} (default settings) into {out} ...")
     out.parent.mkdir(parents=True, exist_ok=True)
-    compile_network(name, out, CompileConfig(), load_mnist("test")[0][:1000], force=True)
+    cfg, x = CompileConfig(), load_mnist("test")[0]
+    compile_network(name, out, cfg, x[sample_indices(len(x), cfg.sample_digits)], force=True)
     return out
 
 
@@ -611,7 +612,7 @@ class Selftest:
     # -- 4 ----------------------------------------------------------------------------------
 
     def digits(self) -> tuple[np.ndarray, np.ndarray]:
-        from ..data import load_mnist
+        from ..data import load_mnist, sample_indices
 
         x, y = load_mnist("test", self.cfg.data_dir)
         n = self.cfg.digits or (SIM_DIGITS if self.backend == "sim" else TEST_DIGITS)
