@@ -612,7 +612,7 @@ class Selftest:
     # -- 4 ----------------------------------------------------------------------------------
 
     def digits(self) -> tuple[np.ndarray, np.ndarray]:
-        from ..data import load_mnist, sample_indices
+        from ..data import load_mnist
 
         x, y = load_mnist("test", self.cfg.data_dir)
         n = self.cfg.digits or (SIM_DIGITS if self.backend == "sim" else TEST_DIGITS)
