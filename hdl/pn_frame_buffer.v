@@ -98,10 +98,10 @@ reg [PTR_BITS-1:0] rd_ptr_reg = {PTR_BITS{1'b0}}, rd_ptr_next;
 assign wr_ready = !full_reg[wr_ptr_reg];
 assign rd_frame_valid = full_reg[rd_ptr_reg];
 
-// contents of every frame (one block per buffer below)
+// contents of every frame and, when stored, their flags (one block per buffer below)
 wire [NBUF*FRAME_BITS-1:0] all_val;
 /* verilator lint_off UNUSEDSIGNAL */
-wire [NBUF*CHANNELS-1:0] all_nz;    // unused when the flags are derived
+wire [NBUF*CHANNELS-1:0] all_nz;    // only the read frame's part is read
 /* verilator lint_on UNUSEDSIGNAL */
 
 // the frame at the read pointer and its channels' flags: an activation is an event while its
@@ -177,50 +177,67 @@ generate
     end
 endgenerate
 
-// frame storage: activations and nonzero flags of buffer fb
+// frame storage: the activations of buffer fb and, when stored, its nonzero flags
 genvar fb;
 generate
     for (fb = 0; fb < NBUF; fb = fb + 1) begin : g_buf
         localparam integer C_FB = fb;
 
         reg [FRAME_BITS-1:0] val_reg = {FRAME_BITS{1'b0}}, val_next;
-        reg [CHANNELS-1:0] nz_reg = {CHANNELS{1'b0}}, nz_next;
 
         wire wr_sel = wr_en && (wr_ptr_reg == C_FB[PTR_BITS-1:0]);
         wire rd_sel = rd_frame_valid && (rd_ptr_reg == C_FB[PTR_BITS-1:0]);
 
         assign all_val[fb*FRAME_BITS +: FRAME_BITS] = val_reg;
-        assign all_nz[fb*CHANNELS +: CHANNELS] = nz_reg;
 
         integer c;
 
+        // a write sets the activation; with derived flags a pop or a release clears it
         always @* begin
             val_next = val_reg;
-            nz_next = nz_reg;
             for (c = 0; c < CHANNELS; c = c + 1) begin
                 if (wr_sel && wr_hit[c]) begin
                     val_next[c*BITS +: BITS] = wr_val[c*BITS +: BITS];
-                    nz_next[c] = |wr_val[c*BITS +: BITS];
                 end
-                if (rd_sel && (rd_release || pop_clear[c])) begin
-                    if (STORE_FLAGS) begin
-                        nz_next[c] = 1'b0;
-                    end else begin
-                        val_next[c*BITS +: BITS] = {BITS{1'b0}};
-                    end
+                if (!STORE_FLAGS && rd_sel && (rd_release || pop_clear[c])) begin
+                    val_next[c*BITS +: BITS] = {BITS{1'b0}};
                 end
             end
         end
 
         always @(posedge clk) begin
             val_reg <= val_next;
-            nz_reg <= nz_next;
-            if (rst) begin
-                nz_reg <= {CHANNELS{1'b0}};
-                if (!STORE_FLAGS) begin
-                    val_reg <= {FRAME_BITS{1'b0}};
+            if (rst && !STORE_FLAGS) begin
+                val_reg <= {FRAME_BITS{1'b0}};
+            end
+        end
+
+        if (STORE_FLAGS) begin : g_nz
+            reg [CHANNELS-1:0] nz_reg = {CHANNELS{1'b0}}, nz_next;
+
+            assign all_nz[fb*CHANNELS +: CHANNELS] = nz_reg;
+
+            // a write sets the flag of a nonzero activation; a pop or a release clears it
+            always @* begin
+                nz_next = nz_reg;
+                for (c = 0; c < CHANNELS; c = c + 1) begin
+                    if (wr_sel && wr_hit[c]) begin
+                        nz_next[c] = |wr_val[c*BITS +: BITS];
+                    end
+                    if (rd_sel && (rd_release || pop_clear[c])) begin
+                        nz_next[c] = 1'b0;
+                    end
                 end
             end
+
+            always @(posedge clk) begin
+                nz_reg <= nz_next;
+                if (rst) begin
+                    nz_reg <= {CHANNELS{1'b0}};
+                end
+            end
+        end else begin : g_derived
+            assign all_nz[fb*CHANNELS +: CHANNELS] = {CHANNELS{1'b0}};
         end
     end
 endgenerate

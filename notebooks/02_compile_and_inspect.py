@@ -133,17 +133,17 @@ for i, lm in enumerate(maps):
 # are the compiler's estimate, the same it used to choose the foldings.
 
 # %%
-from pynq_neuro.compiler.resources import lutram_luts, memory
+from pynq_neuro.compiler.resources import bank_resources
 
 mems = art.manifest["memories"]
 bram = np.zeros((len(layers), 2))          # synapse, index memories in BRAM36
 lutram = np.zeros(len(layers))             # LUTs of the memories kept in distributed RAM
 for m in mems:
-    if m["kind"] == "params":  # all lanes read their thresholds at once: distributed RAM
-        lutram[m["layer"]] += lutram_luts(m["depth"], m["width"])
-        continue
-    r = memory(m["depth"], m["width"])
-    bram[m["layer"], ("synapse", "index").index(m["kind"])] += r.bram36
+    # synapse memories are block RAM, index tables by size, thresholds distributed RAM (all
+    # lanes read theirs at once)
+    r = bank_resources(m["kind"], m["depth"], m["width"])
+    if m["kind"] != "params":
+        bram[m["layer"], ("synapse", "index").index(m["kind"])] += r.bram36
     lutram[m["layer"]] += r.luts
 est = perf["resources_estimate"]
 assert np.allclose(bram.sum(axis=1), [r["bram36"] for r in est["layers"]])

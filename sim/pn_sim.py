@@ -411,7 +411,8 @@ if __name__ == "__main__":
 # registers (NBUF 2 with 3 bits and more, NBUF 3 with 2 bits) or derived from the activations
 # (NBUF 2 with 1 or 2 bits, NBUF 3 with 1 bit)
 FRAME_BUFFER_CASES = [(13, 3, 2, 3, 4), (28, 8, 2, 1, 4), (11, 1, 3, 5, 3), (7, 4, 2, 4, 2),
-                      (20, 2, 2, 3, 4), (19, 2, 3, 7, 4), (9, 1, 2, 2, 2)]
+                      (20, 2, 2, 3, 4), (19, 2, 3, 7, 4), (9, 1, 2, 2, 2), (40, 2, 3, 2, 4),
+                      (30, 1, 2, 1, 3)]
 
 
 def run_frame_buffer_test(case: tuple[int, int, int, int, int],

@@ -467,17 +467,17 @@ def test_whole_repository_is_consistent():
 HDL_BLOCK, DOCS_BLOCK, TCL_BLOCK = (("register", t.path) for t, _ in regmap.GENERATORS)
 STATUS_MOVED = ('Register("STATUS", 0x00C', 'Register("STATUS", 0x010')
 # the file changed: (text, its replacement, every (topic, subject) the check reports then)
+C, I, P = "contract", "interface", "parameter"   # the topics of the reports
 MUTATIONS = {
     "core_v": [
-        ("s_axis_tlast", "s_axis_tend",
-         [("interface", "s_axis.TLAST"), ("interface", "s_axis_tend")]),
+        ("s_axis_tlast", "s_axis_tend", [(I, "s_axis.TLAST"), (I, "s_axis_tend")]),
         ("output wire         s_axis_tready", "input  wire         s_axis_tready",
-         [("interface", "s_axis.TREADY")]),
+         [(I, "s_axis.TREADY")]),
         ("input  wire [11:0]  s_axil_awaddr", "input  wire [15:0]  s_axil_awaddr",
-         [("interface", "s_axil.AWADDR")]),
+         [(I, "s_axil.AWADDR")]),
         ("output wire [31:0]  m_axis_tdata", "output wire [63:0]  m_axis_tdata",
-         [("interface", "m_axis.TDATA")]),
-        ("parameter MEM_DIR =", "parameter MEM_PATH =", [("parameter", "MEM_DIR")]),
+         [(I, "m_axis.TDATA")]),
+        ("parameter MEM_DIR =", "parameter MEM_PATH =", [(P, "MEM_DIR")]),
     ],
     "regmap_vh": [
         ("A_STATUS = 12'h00C", "A_STATUS = 12'h02C", [HDL_BLOCK]),
@@ -491,19 +491,18 @@ MUTATIONS = {
     ],
     "config_tcl": [
         ("pynq-neuro.org:pynq_neuro:neuro_core:1.0", "pynq-neuro.org:pynq_neuro:neuro_core:1.1",
-         [("contract", "VLNV")]),
-        ("neuro_core_0", "neuro_core_1", [("contract", "core instance")]),
-        ("0x43C00000", "0x43C10000", [("contract", "core base address")]),
+         [(C, "VLNV")]),
+        ("neuro_core_0", "neuro_core_1", [(C, "core instance")]),
+        ("0x43C00000", "0x43C10000", [(C, "core base address")]),
         ("PN_DMA_BASE          0x40400000", "PN_DMA_BASE          0x40410000",
-         [("contract", "DMA base address")]),
-        ("PN_DMA_LENGTH_WIDTH  26", "PN_DMA_LENGTH_WIDTH  23",
-         [("contract", "DMA buffer length width")]),
+         [(C, "DMA base address")]),
+        ("PN_DMA_LENGTH_WIDTH  26", "PN_DMA_LENGTH_WIDTH  23", [(C, "DMA buffer length width")]),
         ("PN_CORE_RANGE        0x1000", "PN_CORE_RANGE        0x10000",
-         [("contract", "core address range")]),
-        ("TREADY s_axis_tready", "TREADY s_axis_trdy", [("interface", "s_axis.TREADY")]),
+         [(C, "core address range")]),
+        ("TREADY s_axis_tready", "TREADY s_axis_trdy", [(I, "s_axis.TREADY")]),
         ("PN_RESET_POLARITY    ACTIVE_HIGH", "PN_RESET_POLARITY    ACTIVE_LOW",
-         [("interface", "reset polarity")]),
-        ("{MEM_DIR}", "{MEM_DIR NUM_NEURONS}", [("parameter", "NUM_NEURONS")]),
+         [(I, "reset polarity")]),
+        ("{MEM_DIR}", "{MEM_DIR NUM_NEURONS}", [(P, "NUM_NEURONS")]),
     ],
     "package_tcl": [
         ("{BATCH 0x028 read-write", "{BATCH 0x02C read-write", [TCL_BLOCK]),
@@ -520,11 +519,11 @@ MUTATIONS = {
         ("CORE_VERSION = 1", "CORE_VERSION = 2", [HDL_BLOCK, DOCS_BLOCK, TCL_BLOCK]),
         ('Field("LOAD_DONE", 16)', 'Field("LOAD_DONE", 18)', [DOCS_BLOCK]),
         ('VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:1.0"',
-         'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:2.0"', [("contract", "VLNV")]),
+         'VLNV = "pynq-neuro.org:pynq_neuro:neuro_core:2.0"', [(C, "VLNV")]),
         ("CORE_BASE_ADDRESS = 0x43C0_0000", "CORE_BASE_ADDRESS = 0x43C1_0000",
-         [("contract", "core base address")]),
+         [(C, "core base address")]),
         ("DMA_BUFFER_LENGTH_WIDTH = 26", "DMA_BUFFER_LENGTH_WIDTH = 24",
-         [("contract", "DMA buffer length width")]),
+         [(C, "DMA buffer length width")]),
     ],
     "hardware_md": [
         ("| 0x01C | `INPUT_STALL_CYCLES`", "| 0x03C | `INPUT_STALL_CYCLES`", [DOCS_BLOCK]),

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..fileio import atomic_write_bytes
 from .artifact import Artifact
-from .resources import memory
+from .resources import bank_resources
 
 
 def summary_table(art: Artifact) -> str:
@@ -82,7 +82,8 @@ def plot(art: Artifact, output: Path) -> list[Path]:
     a1, a2 = fig.subplots(1, 2)
     names = [m["name"] for m in art.manifest["memories"]]
     bits = [m["depth"] * m["width"] for m in art.manifest["memories"]]
-    bram = [memory(m["depth"], m["width"]).bram36 for m in art.manifest["memories"]]
+    bram = [bank_resources(m["kind"], m["depth"], m["width"]).bram36
+            for m in art.manifest["memories"]]
     a1.barh(names, np.array(bits) / 1024, color="tab:blue", label="kbit")
     for y, b in enumerate(bram):
         if b:

@@ -52,19 +52,30 @@ class ExploreSettings:
     """The options of an exploration (recorded in ``explore.json``; a resumed run reuses
     them)."""
 
+    # where the record, the Optuna study and the design points go
     folder: str
+    # search space overrides (docs/explore.md), as read from --space
     space: dict[str, Any] = field(default_factory=dict)
+
+    # the search: trials in all, test digits of each accuracy (None: the whole split),
+    # Optuna sampler ("nsga2" or "tpe") and its population or start-up trials, seed
     trials: int = 24
     images: int | None = None
     sampler: str = "nsga2"
     population: int | None = None
     seed: int = 0
+
+    # Ray: CPUs of the local cluster (None: every core), CPUs and torch threads per trial
     cpus: int | None = None
     cpus_per_trial: int = 1
     threads: int = 1
+    # Optuna storage URL (None: sqlite in the folder)
     storage: str | None = None
+
+    # test digits of the folding search, and the dataset folder (None: the loader's search)
     sample_digits: int = 1000
     data_dir: str | None = None
+    # the second pass on the Pareto front (VerifySettings as a dict)
     verify: dict[str, Any] = field(default_factory=lambda: asdict(VerifySettings()))
 
     def check(self) -> None:
