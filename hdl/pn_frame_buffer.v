@@ -11,11 +11,23 @@ a multiple of WR_WIDTH; channels >= CHANNELS are ignored) and pulses wr_done, in
 cycle as its last write or later. The frame is readable from the next cycle on.
 
 Consumer: while rd_frame_valid is high, group g presents its next event: the lowest
-channel c = l*GROUPS + g of the frame whose nonzero flag is still set (ev_channel = l,
+channel c = l*GROUPS + g of the frame whose event flag is still set (ev_channel = l,
 ev_value = its activation). ev_pop[g] clears that flag at the clock edge (ignored when
 ev_valid[g] is low), so the next event follows in the next cycle and zero activations
 cost nothing. rd_release frees the frame (all its flags are cleared) and moves the read
 pointer; the producer sees wr_ready in the next cycle.
+
+Where the flags come from (the same behaviour, three costs):
+  held   groups of more than 8 local channels: a nonzero flag per channel and frame, set by
+         a write and cleared by a release, and the read frame's event flags in a register
+         of their own (loaded from the next frame's flags and the write of the same cycle by
+         a release, cleared by the pops), so that a group's priority encoder starts at a
+         flip-flop and not behind the read-pointer multiplexer;
+  stored a flag per channel and frame that the pops clear, read behind the read pointer,
+         where the read pointer and a channel's activations in all frames exceed one 6-input
+         LUT;
+  derived elsewhere: the flag is the OR of the read activation, which a pop or a release
+         clears.
 
 Every channel of a frame is expected to be written; unwritten channels read as zero
 because the flags are cleared when a frame is released.
@@ -78,10 +90,13 @@ localparam PTR_BITS = $clog2(NBUF) > 0 ? $clog2(NBUF) : 1;
 localparam FRAME_BITS = CHANNELS * BITS;
 // last ring position
 localparam integer LAST_PTR = NBUF - 1;
-// nonzero flags kept in registers where reading them from the activations would take a LUT
-// level more (the read pointer and the activations of a channel in all frames exceed one
-// 6-input LUT); else derived from the activations, which a pop or a release then clears
-localparam STORE_FLAGS = (PTR_BITS + NBUF * BITS > 6);
+// the ring position after the first
+localparam [PTR_BITS-1:0] SECOND_PTR = 1;
+// flags per channel and frame (see above): held where a group's priority encoder is more than
+// three levels deep, else stored where deriving a flag takes a LUT level more, else derived
+localparam HOLD_FLAGS = (LOCAL_CH > 8);
+localparam STORE_FLAGS = !HOLD_FLAGS && (PTR_BITS + NBUF * BITS > 6);
+localparam FRAME_FLAGS = HOLD_FLAGS || STORE_FLAGS;
 
 // parameter checks: stop the simulation at time 0 and the synthesis with the message
 initial begin
@@ -94,35 +109,28 @@ end
 reg [NBUF-1:0] full_reg = {NBUF{1'b0}}, full_next;
 reg [PTR_BITS-1:0] wr_ptr_reg = {PTR_BITS{1'b0}}, wr_ptr_next;
 reg [PTR_BITS-1:0] rd_ptr_reg = {PTR_BITS{1'b0}}, rd_ptr_next;
+// the ring position after the read pointer
+reg [PTR_BITS-1:0] rd_ptr_inc_reg = SECOND_PTR, rd_ptr_inc_next;
 
 assign wr_ready = !full_reg[wr_ptr_reg];
 assign rd_frame_valid = full_reg[rd_ptr_reg];
 
-// contents of every frame and, when stored, their flags (one block per buffer below)
+// contents and flags of every frame (one block per buffer below)
 wire [NBUF*FRAME_BITS-1:0] all_val;
 /* verilator lint_off UNUSEDSIGNAL */
-wire [NBUF*CHANNELS-1:0] all_nz;    // only the read frame's part is read
+wire [NBUF*CHANNELS-1:0] all_nz;    // zero where the flags are derived
 /* verilator lint_on UNUSEDSIGNAL */
 
-// the frame at the read pointer and its channels' flags: an activation is an event while its
-// flag is set
+// the frame at the read pointer and its event flags
 wire [FRAME_BITS-1:0] rd_val = all_val[rd_ptr_reg*FRAME_BITS +: FRAME_BITS];
 wire [CHANNELS-1:0] rd_nz;
 
-genvar n_i;
-generate
-    if (STORE_FLAGS) begin : g_rd_stored
-        assign rd_nz = all_nz[rd_ptr_reg*CHANNELS +: CHANNELS];
-    end else begin : g_rd_derived
-        for (n_i = 0; n_i < CHANNELS; n_i = n_i + 1) begin : g_ch
-            assign rd_nz[n_i] = |rd_val[n_i*BITS +: BITS];
-        end
-    end
-endgenerate
-
-// channels addressed by wr_base (aligned to WR_WIDTH) and their data
+// channels addressed by wr_base (aligned to WR_WIDTH), their data and its nonzero flags
 wire [CHANNELS-1:0] wr_hit;
 wire [FRAME_BITS-1:0] wr_val;
+/* verilator lint_off UNUSEDSIGNAL */
+wire [CHANNELS-1:0] wr_nz;          // unused where the flags are derived
+/* verilator lint_on UNUSEDSIGNAL */
 
 genvar c_i;
 generate
@@ -130,6 +138,7 @@ generate
         localparam integer CH_BASE = (c_i / WR_WIDTH) * WR_WIDTH;
         assign wr_hit[c_i] = (wr_base == CH_BASE[BASE_BITS-1:0]);
         assign wr_val[c_i*BITS +: BITS] = wr_data[(c_i % WR_WIDTH)*BITS +: BITS];
+        assign wr_nz[c_i] = |wr_val[c_i*BITS +: BITS];
     end
 endgenerate
 
@@ -151,7 +160,7 @@ generate
             if (l*GROUPS + g < CHANNELS) begin : g_in
                 assign grp_nz[l] = rd_nz[l*GROUPS + g];
                 assign grp_val[l*BITS +: BITS] = rd_val[(l*GROUPS + g)*BITS +: BITS];
-                assign pop_clear[l*GROUPS + g] = onehot[l] & ev_pop[g];
+                assign pop_clear[l*GROUPS + g] = onehot[l] & ev_pop[g] & rd_frame_valid;
             end else begin : g_out
                 assign grp_nz[l] = 1'b0;
                 assign grp_val[l*BITS +: BITS] = {BITS{1'b0}};
@@ -177,7 +186,7 @@ generate
     end
 endgenerate
 
-// frame storage: the activations of buffer fb and, when stored, its nonzero flags
+// frame storage: the activations and the flags of buffer fb
 genvar fb;
 generate
     for (fb = 0; fb < NBUF; fb = fb + 1) begin : g_buf
@@ -199,7 +208,7 @@ generate
                 if (wr_sel && wr_hit[c]) begin
                     val_next[c*BITS +: BITS] = wr_val[c*BITS +: BITS];
                 end
-                if (!STORE_FLAGS && rd_sel && (rd_release || pop_clear[c])) begin
+                if (!FRAME_FLAGS && rd_sel && (rd_release || pop_clear[c])) begin
                     val_next[c*BITS +: BITS] = {BITS{1'b0}};
                 end
             end
@@ -207,24 +216,25 @@ generate
 
         always @(posedge clk) begin
             val_reg <= val_next;
-            if (rst && !STORE_FLAGS) begin
+            if (rst && !FRAME_FLAGS) begin
                 val_reg <= {FRAME_BITS{1'b0}};
             end
         end
 
-        if (STORE_FLAGS) begin : g_nz
+        if (FRAME_FLAGS) begin : g_nz
             reg [CHANNELS-1:0] nz_reg = {CHANNELS{1'b0}}, nz_next;
 
             assign all_nz[fb*CHANNELS +: CHANNELS] = nz_reg;
 
-            // a write sets the flag of a nonzero activation; a pop or a release clears it
+            // a write sets the flag of a nonzero activation; a release clears it, and so does
+            // a pop where the flags are stored (held flags are popped in the read register)
             always @* begin
                 nz_next = nz_reg;
                 for (c = 0; c < CHANNELS; c = c + 1) begin
                     if (wr_sel && wr_hit[c]) begin
-                        nz_next[c] = |wr_val[c*BITS +: BITS];
+                        nz_next[c] = wr_nz[c];
                     end
-                    if (rd_sel && (rd_release || pop_clear[c])) begin
+                    if (rd_sel && (rd_release || (STORE_FLAGS && pop_clear[c]))) begin
                         nz_next[c] = 1'b0;
                     end
                 end
@@ -242,10 +252,50 @@ generate
     end
 endgenerate
 
+// the read frame's event flags
+genvar n_i;
+generate
+    if (HOLD_FLAGS) begin : g_rd_held
+        // writes of this cycle to the frame at the read pointer and to the one after it
+        wire wr_at_rd = wr_en && (wr_ptr_reg == rd_ptr_reg);
+        wire wr_at_inc = wr_en && (wr_ptr_reg == rd_ptr_inc_reg);
+        wire [CHANNELS-1:0] inc_nz = all_nz[rd_ptr_inc_reg*CHANNELS +: CHANNELS];
+
+        reg [CHANNELS-1:0] held_reg = {CHANNELS{1'b0}}, held_next;
+
+        assign rd_nz = held_reg;
+
+        // a release loads the next frame's flags, a pop clears one, a write to the read
+        // frame (before it is complete) sets one
+        always @* begin
+            if (rd_frame_valid && rd_release) begin
+                held_next = inc_nz | (wr_at_inc ? (wr_hit & wr_nz) : {CHANNELS{1'b0}});
+            end else begin
+                held_next = (held_reg & ~pop_clear) |
+                            (wr_at_rd ? (wr_hit & wr_nz) : {CHANNELS{1'b0}});
+            end
+        end
+
+        always @(posedge clk) begin
+            held_reg <= held_next;
+            if (rst) begin
+                held_reg <= {CHANNELS{1'b0}};
+            end
+        end
+    end else if (STORE_FLAGS) begin : g_rd_stored
+        assign rd_nz = all_nz[rd_ptr_reg*CHANNELS +: CHANNELS];
+    end else begin : g_rd_derived
+        for (n_i = 0; n_i < CHANNELS; n_i = n_i + 1) begin : g_ch
+            assign rd_nz[n_i] = |rd_val[n_i*BITS +: BITS];
+        end
+    end
+endgenerate
+
 always @* begin
     full_next = full_reg;
     wr_ptr_next = wr_ptr_reg;
     rd_ptr_next = rd_ptr_reg;
+    rd_ptr_inc_next = rd_ptr_inc_reg;
 
     if (wr_done) begin
         full_next[wr_ptr_reg] = 1'b1;
@@ -253,7 +303,9 @@ always @* begin
     end
     if (rd_frame_valid && rd_release) begin
         full_next[rd_ptr_reg] = 1'b0;
-        rd_ptr_next = (rd_ptr_reg == LAST_PTR[PTR_BITS-1:0]) ? {PTR_BITS{1'b0}} : rd_ptr_reg + 1'b1;
+        rd_ptr_next = rd_ptr_inc_reg;
+        rd_ptr_inc_next = (rd_ptr_inc_reg == LAST_PTR[PTR_BITS-1:0]) ? {PTR_BITS{1'b0}} :
+                          rd_ptr_inc_reg + 1'b1;
     end
 end
 
@@ -261,11 +313,13 @@ always @(posedge clk) begin
     full_reg <= full_next;
     wr_ptr_reg <= wr_ptr_next;
     rd_ptr_reg <= rd_ptr_next;
+    rd_ptr_inc_reg <= rd_ptr_inc_next;
 
     if (rst) begin
         full_reg <= {NBUF{1'b0}};
         wr_ptr_reg <= {PTR_BITS{1'b0}};
         rd_ptr_reg <= {PTR_BITS{1'b0}};
+        rd_ptr_inc_reg <= SECOND_PTR;
     end
 end
 

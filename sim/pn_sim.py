@@ -407,9 +407,10 @@ if __name__ == "__main__":
         print(f"{s.name}: passed in {time.time() - t0:.1f} s")
 
 
-# frame buffer shapes of the unit test: (CHANNELS, BITS, NBUF, GROUPS, WR_WIDTH); flags kept in
-# registers (NBUF 2 with 3 bits and more, NBUF 3 with 2 bits) or derived from the activations
-# (NBUF 2 with 1 or 2 bits, NBUF 3 with 1 bit)
+# frame buffer shapes of the unit test: (CHANNELS, BITS, NBUF, GROUPS, WR_WIDTH); the read
+# frame's flags held in a register (more than 8 local channels: 28, 20 and 30 here, with 1, 2
+# and 8 bits and 2 or 3 frames), else per frame stored (NBUF 2 with 3 bits and more, NBUF 3 with
+# 2 bits) or derived from the activations (NBUF 2 with 1 or 2 bits, NBUF 3 with 1 bit)
 FRAME_BUFFER_CASES = [(13, 3, 2, 3, 4), (28, 8, 2, 1, 4), (11, 1, 3, 5, 3), (7, 4, 2, 4, 2),
                       (20, 2, 2, 3, 4), (19, 2, 3, 7, 4), (9, 1, 2, 2, 2), (40, 2, 3, 2, 4),
                       (30, 1, 2, 1, 3)]
