@@ -277,9 +277,10 @@ generate
         end
 
         always @(posedge clk) begin
-            held_reg <= held_next;
             if (rst) begin
                 held_reg <= {CHANNELS{1'b0}};
+            end else begin
+                held_reg <= held_next;
             end
         end
     end else if (STORE_FLAGS) begin : g_rd_stored
