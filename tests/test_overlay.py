@@ -470,6 +470,7 @@ STATUS_MOVED = ('Register("STATUS", 0x00C', 'Register("STATUS", 0x010')
 C, I, P = "contract", "interface", "parameter"   # the topics of the reports
 MUTATIONS = {
     "core_v": [
+        ("parameter MEM_DIR =", "parameter MEM_PATH =", [(P, "MEM_DIR")]),
         ("s_axis_tlast", "s_axis_tend", [(I, "s_axis.TLAST"), (I, "s_axis_tend")]),
         ("output wire         s_axis_tready", "input  wire         s_axis_tready",
          [(I, "s_axis.TREADY")]),
@@ -477,7 +478,6 @@ MUTATIONS = {
          [(I, "s_axil.AWADDR")]),
         ("output wire [31:0]  m_axis_tdata", "output wire [63:0]  m_axis_tdata",
          [(I, "m_axis.TDATA")]),
-        ("parameter MEM_DIR =", "parameter MEM_PATH =", [(P, "MEM_DIR")]),
     ],
     "regmap_vh": [
         ("A_STATUS = 12'h00C", "A_STATUS = 12'h02C", [HDL_BLOCK]),

@@ -52,31 +52,34 @@ class ExploreSettings:
     """The options of an exploration (recorded in ``explore.json``; a resumed run reuses
     them)."""
 
-    # where the record, the Optuna study and the design points go
     folder: str
-    # search space overrides (docs/explore.md), as read from --space
+    """Where the record, the Optuna study and the design points go."""
     space: dict[str, Any] = field(default_factory=dict)
-
-    # the search: trials in all, test digits of each accuracy (None: the whole split),
-    # Optuna sampler ("nsga2" or "tpe") and its population or start-up trials, seed
+    """Search space overrides (docs/explore.md), as read from ``--space``."""
     trials: int = 24
+    """Trials in all."""
     images: int | None = None
+    """Test digits of each trial's accuracy (None: the whole test split)."""
     sampler: str = "nsga2"
+    """Optuna sampler: ``"nsga2"`` or ``"tpe"``."""
     population: int | None = None
+    """NSGA-II population or TPE start-up trials (None: a third of the trials, 4 to 50)."""
     seed: int = 0
-
-    # Ray: CPUs of the local cluster (None: every core), CPUs and torch threads per trial
+    """Seed of the sampler and of every trial's training."""
     cpus: int | None = None
+    """CPUs of the local Ray cluster (None: every core)."""
     cpus_per_trial: int = 1
+    """CPUs that Ray reserves for a trial."""
     threads: int = 1
-    # Optuna storage URL (None: sqlite in the folder)
+    """Torch threads of a trial (at most ``cpus_per_trial``)."""
     storage: str | None = None
-
-    # test digits of the folding search, and the dataset folder (None: the loader's search)
+    """Optuna storage URL (None: sqlite in the folder)."""
     sample_digits: int = 1000
+    """Test digits of the folding search and the cycle model."""
     data_dir: str | None = None
-    # the second pass on the Pareto front (VerifySettings as a dict)
+    """Dataset folder (None: the loader's search order)."""
     verify: dict[str, Any] = field(default_factory=lambda: asdict(VerifySettings()))
+    """The second pass on the Pareto front (:class:`VerifySettings` as a dict)."""
 
     def check(self) -> None:
         if self.threads > self.cpus_per_trial:
