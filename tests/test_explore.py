@@ -193,6 +193,44 @@ def test_cpus_beyond_the_machine_or_with_a_cluster_are_refused(tmp_path, capsys)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+class FakeRay:
+    """``ray.init`` that fails its first ``failures`` calls as Ray does when its node does not
+    register in time; ``shutdown`` counts the clean-ups."""
+
+    def __init__(self, failures):
+        self.failures, self.inits, self.shutdowns = failures, [], 0
+
+    def init(self, **kw):
+        self.inits.append(kw)
+        if len(self.inits) <= self.failures:
+            raise Exception("The current node timed out during startup.")
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+@pytest.mark.parametrize("failures", [0, 1, 2])
+def test_a_local_ray_that_does_not_come_up_is_started_again(monkeypatch, failures):
+    from pynq_neuro.explore import runner
+
+    monkeypatch.setattr(runner, "LOCAL_RAY_BACKOFF_S", 0.0)
+    ray = FakeRay(failures)
+    runner._start_local_ray(ray, num_cpus=2)
+    assert len(ray.inits) == failures + 1 and ray.shutdowns == failures
+    assert all(kw == {"address": "local", "num_cpus": 2} for kw in ray.inits)
+
+
+def test_a_local_ray_that_never_comes_up_is_one_error(monkeypatch, tmp_path):
+    from pynq_neuro.explore import runner
+
+    monkeypatch.setattr(runner, "LOCAL_RAY_BACKOFF_S", 0.0)
+    ray = FakeRay(runner.LOCAL_RAY_ATTEMPTS)
+    with pytest.raises(runner.ExploreError, match=r"did not start \(3 attempts; the last said: "
+                                                  r"The current node timed out"):
+        runner._start_local_ray(ray, num_cpus=1)
+    assert len(ray.inits) == runner.LOCAL_RAY_ATTEMPTS == ray.shutdowns
+
+
 def test_resume_continues_the_optuna_study_or_says_there_is_nothing(tmp_path, capsys):
     optuna = pytest.importorskip("optuna")
     pytest.importorskip("ray.tune")

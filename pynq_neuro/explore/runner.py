@@ -32,6 +32,8 @@ RAY_DIR = "ray"
 STUDY = "explore"
 MAX_RECORD_BYTES = 64 << 20
 MAX_TRIAL_BYTES = 1 << 20
+LOCAL_RAY_ATTEMPTS = 3   # starts of a local Ray cluster before the exploration gives up
+LOCAL_RAY_BACKOFF_S = 5.0  # seconds before the second start (twice that before the third)
 MAX_BUILD_JOBS = 4   # compile jobs of a Verilator build of the second pass on a local Ray
 # Ray Tune's own console report and result loggers: off (the progress lines and explore.json
 # take their place)
@@ -244,10 +246,30 @@ def start_ray(settings: ExploreSettings, address: str | None) -> None:
     if address is not None:
         ray.init(address=address, **kw)
     else:
-        ray.init(address="local", num_cpus=settings.cpus or os.cpu_count() or 1,
-                 include_dashboard=False, **kw)
+        _start_local_ray(ray, num_cpus=settings.cpus or os.cpu_count() or 1,
+                         include_dashboard=False, **kw)
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _start_local_ray(ray: Any, **kw: Any) -> None:
+    """``ray.init`` of a new local cluster, tried ``LOCAL_RAY_ATTEMPTS`` times: Ray gives its
+    raylet a fixed 30 s to register, which a machine busy with other work can exceed."""
+    for attempt in range(1, LOCAL_RAY_ATTEMPTS + 1):
+        try:
+            ray.init(address="local", **kw)
+            return
+        except Exception as e:  # Ray raises a bare Exception when its node does not come up
+            try:
+                ray.shutdown()  # stops the processes a failed start left behind
+            except Exception:
+                pass
+            if attempt == LOCAL_RAY_ATTEMPTS:
+                raise ExploreError(f"the local Ray cluster did not start ({LOCAL_RAY_ATTEMPTS} "
+                                   f"attempts; the last said: {one_line(e)}); the "
+                                   f"machine may be too busy, try again when it is "
+                                   f"quieter") from e
+            time.sleep(LOCAL_RAY_BACKOFF_S * attempt)
 
 
 def _searcher(settings: ExploreSettings, space: SearchSpace):
