@@ -18,6 +18,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from pynq_neuro.util import ceil_div
+
 
 class RingModel:
     def __init__(self, channels: int, nbuf: int, groups: int):
@@ -105,7 +107,7 @@ class RingBench:
             wr_en, wr_base, vals, wr_done = 0, 0, [], 0
             if m.wr_ready and rng.random() < 0.6:
                 if not chunks and not writing:
-                    chunks = list(range(0, -(-m.C // W) * W, W))
+                    chunks = list(range(0, ceil_div(m.C, W) * W, W))
                     rng.shuffle(chunks)
                     writing = True
                 if chunks:

@@ -105,7 +105,7 @@ def test_verilator_regression(tiny, tmp_path):
     # every digit's latency as the cycle model predicts it; the first one after reset may
     # also wait for the accumulator flush (docs/compiler.md)
     from pynq_neuro.compiler.artifact import load_artifact
-    from pynq_neuro.compiler.cycles import simulate
+    from pynq_neuro.compiler.cycles import reset_flush_cycles, simulate
     from pynq_neuro.data import load_mnist
     from pynq_neuro.rtl.regression import _maps_of, parse_results
 
@@ -114,8 +114,7 @@ def test_verilator_regression(tiny, tmp_path):
     predicted = simulate(_maps_of(art), art.network, load_mnist("test")[0][:40]).latency
     latency = res.result - res.first_beat
     assert latency[1:].tolist() == predicted[1:].tolist()
-    flush = max(-(-h["taps"] // h["stride"]) * h["locals"]
-                for h in art.manifest["hardware"]["layers"])
+    flush = reset_flush_cycles(art.manifest["hardware"]["layers"])
     assert 0 <= latency[0] - predicted[0] <= flush
     r = regression(a, 20, load=b, workdir=tmp_path / "b", build_root=tmp_path / "obj", stall=30)
     assert r["passed"] and r["rtl"]["load"]["status"] & (1 << 17)

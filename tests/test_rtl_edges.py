@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from pynq_neuro.compiler.compile import CompileConfig, compile_network
-from pynq_neuro.compiler.cycles import simulate
+from pynq_neuro.compiler.cycles import reset_flush_cycles, simulate
 from pynq_neuro.compiler.limits import LIMITS
 from pynq_neuro.rtl import RtlError, have_datapath, hdl_dir, sim_dir
 
@@ -74,7 +74,7 @@ def test_most_layers_deepest_memory_widest_logits_on_the_rtl(edge, tmp_path):
     model = simulate(_maps_of(art), art.network, x)
     rtl_latency = res.result - res.first_beat
     assert rtl_latency[1:].tolist() == model.latency[1:].tolist()
-    flush = max(-(-h["taps"] // h["stride"]) * h["locals"] for h in hw)
+    flush = reset_flush_cycles(hw)
     assert 0 <= rtl_latency[0] - model.latency[0] <= flush
     # run-time load of another network through the stream: 65,536 words into one bank
     r = regression(root / "A", x, load=root / "B", workdir=tmp_path / "b",

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..golden.model import run
 from ..golden.network import IntegerNetwork
+from ..util import ceil_div
 from .mapping import LayerMap
 
 BEATS_PER_ROW = 7
@@ -146,6 +147,13 @@ def threshold_busy_cycles(lm: LayerMap) -> int:
     one per local index, of which the last ``THRESHOLD_OVERLAP`` may already select the next
     frame's operations."""
     return 1 + lm.locals - min(THRESHOLD_OVERLAP, lm.locals)
+
+
+def reset_flush_cycles(layers: list[dict]) -> int:
+    """The longest accumulator flush after a reset (``slots * locals`` cycles of a layer;
+    ``layers``: a manifest's ``hardware.layers``), by which the first digit's latency may
+    exceed the model's."""
+    return max(ceil_div(h["taps"], h["stride"]) * h["locals"] for h in layers)
 
 
 def frame_buffers(layer: int) -> int:
