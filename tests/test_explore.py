@@ -220,7 +220,7 @@ def test_a_local_ray_that_does_not_come_up_is_started_again(monkeypatch, failure
     assert all(kw == {"address": "local", "num_cpus": 2} for kw in ray.inits)
 
 
-def test_a_local_ray_that_never_comes_up_is_one_error(monkeypatch, tmp_path):
+def test_a_local_ray_that_never_comes_up_is_one_error(monkeypatch):
     from pynq_neuro.explore import runner
 
     monkeypatch.setattr(runner, "LOCAL_RAY_BACKOFF_S", 0.0)
