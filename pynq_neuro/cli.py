@@ -39,8 +39,9 @@ from typing import Sequence
 
 from . import cli_core
 from .cli_core import (  # noqa: F401 - the exit statuses and the debug switch, re-exported
-    DEBUG_ENV, EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, PROG, Command, bits, count,
-    guard, int_list, int_range, natural, non_negative, positive, run_command, seed, threads)
+    DEBUG_ENV, EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, PROG, Command, add_max_shift,
+    bits, count, guard, int_list, int_range, natural, non_negative, positive, run_command, seed,
+    threads)
 from .data.datasets import add_data_options, data_options
 from .evaluation import evaluate
 
@@ -71,9 +72,7 @@ def _add_train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--lr", type=positive)
     g.add_argument("--weight-decay", type=non_negative)
     g.add_argument("--batch-size", type=count, default=128)
-    g.add_argument("--max-shift", type=int_range(0, 27),
-                   help="augmentation: max translation (px, 0..27; default: the dataset's "
-                        "recommendation, 2 for handwritten digits, else 0)")
+    add_max_shift(g)
     g.add_argument("--seed", type=seed, default=0)
     g.add_argument("--threads", type=threads, default=2, help="torch threads")
     g.add_argument("--warm-start", help="float checkpoint to start quantization-aware training")

@@ -93,6 +93,13 @@ threads = int_range(1, 256)
 bits = int_range(1, 8)          # weight, activation and pixel bits (quantizers and core)
 
 
+def add_max_shift(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """The ``--max-shift`` option of the training commands (``train``, ``compress``)."""
+    group.add_argument("--max-shift", type=int_range(0, 27),
+                       help="augmentation: max translation (px, 0..27; default: the dataset's "
+                            "recommendation, 2 for handwritten digits, else 0)")
+
+
 # ------------------------------------------------------------------------------------------------
 # parser and subcommands
 

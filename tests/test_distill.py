@@ -265,22 +265,44 @@ def _parser() -> argparse.ArgumentParser:
 def test_distill_options_round_trip_through_the_command_line():
     parser = _parser()
     args = parser.parse_args(["compress", "a.pt", "-o", "b.pt", "--sparsity", "0.5",
-                              "--teacher", "f.pt", "--temperature", "2", "--input-bits", "4"])
+                              "--teacher", "f.pt", "--temperature", "2", "--input-bits", "4",
+                              "--max-shift", "1"])
     cfg = distill_from_args(args)
     assert (cfg.teacher, cfg.weight, cfg.temperature) == ("f.pt", 0.7, 2.0)
     line = command_line(args)
     assert "--teacher f.pt --distill-weight 0.7 --temperature 2" in line
+    assert "--max-shift 1" in line
     again = parser.parse_args(shlex.split(line)[1:])
-    assert distill_from_args(again) == cfg and again.input_bits == 4
+    assert distill_from_args(again) == cfg and again.input_bits == 4 and again.max_shift == 1
     assert command_line(again) == line
     plain = parser.parse_args(["compress", "a.pt", "-o", "b.pt", "--sparsity", "0.5"])
     assert distill_from_args(plain) is None and "--teacher" not in command_line(plain)
+    assert plain.max_shift is None and "--max-shift" not in command_line(plain)
+
+
+@pytest.mark.parametrize("argv, shift", [([], None), (["--max-shift", "0"], 0),
+                                         (["--max-shift", "3"], 3)])
+def test_the_augmentation_option_reaches_the_fine_tune(argv, shift, monkeypatch, tmp_path):
+    import pynq_neuro.compress.factorize as factorize
+
+    seen = {}
+
+    def fake_compress(checkpoint, passes, **kw):
+        seen.update(kw)
+        return {"passes": [], "source": {}, "metrics": {}}
+
+    monkeypatch.setattr(factorize, "compress", fake_compress)
+    args = _parser().parse_args(["compress", "a.pt", "-o", str(tmp_path / "b.pt"),
+                                 "--sparsity", "0.5", "--json", *argv])
+    assert run(args) == 0
+    assert seen["max_shift"] == shift
+    assert ("--max-shift" in seen["command"]) == (shift is not None)
 
 
 @pytest.mark.parametrize("argv", [
     ["--distill-weight", "1.5"], ["--distill-weight", "nan"], ["--temperature", "0"],
     ["--temperature", "-2"], ["--input-bits", "0"], ["--input-bits", "9"],
-    ["--input-bits", "four"],
+    ["--input-bits", "four"], ["--max-shift", "-1"], ["--max-shift", "28"],
 ])
 def test_bad_distill_options_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as e:

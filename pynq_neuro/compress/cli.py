@@ -18,7 +18,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..cli_core import Command, count, natural, positive, seed, threads
+from ..cli_core import Command, add_max_shift, count, natural, positive, seed, threads
 
 if TYPE_CHECKING:
     from ..quant.distill import DistillConfig
@@ -126,6 +126,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--lr", type=positive,
                    help="peak learning rate (default: the quantization-aware one)")
     g.add_argument("--threads", type=threads, default=2, help="torch threads")
+    add_max_shift(g)
     g.add_argument("--train-images", type=count, help="use only the first N training digits")
     g.add_argument("--seed", type=seed, default=0)
     g = p.add_argument_group("distillation (fine-tune against a teacher's logits)")
@@ -180,7 +181,7 @@ def command_line(args: argparse.Namespace) -> str:
         cmd += ["--approximate"]
     if args.min_per_unit != 1:
         cmd += ["--min-per-unit", str(args.min_per_unit)]
-    for opt in ("input_bits", "epochs", "lr", "train_images", "data_dir"):
+    for opt in ("input_bits", "epochs", "lr", "max_shift", "train_images", "data_dir"):
         if getattr(args, opt) is not None:
             cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
     distill = distill_from_args(args)
@@ -238,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, passes,
         finetune_epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, lr=args.lr,
         threads=args.threads, train_images=args.train_images, seed=args.seed,
-        data_dir=args.data_dir, output=args.output, log=log, progress=not args.quiet,
+        max_shift=args.max_shift, data_dir=args.data_dir, output=args.output, log=log, progress=not args.quiet,
         command=command_line(args), distill=distill, input_bits=args.input_bits,
     )
     if args.json:
