@@ -239,8 +239,9 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, passes,
         finetune_epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, lr=args.lr,
         threads=args.threads, train_images=args.train_images, seed=args.seed,
-        max_shift=args.max_shift, data_dir=args.data_dir, output=args.output, log=log, progress=not args.quiet,
-        command=command_line(args), distill=distill, input_bits=args.input_bits,
+        max_shift=args.max_shift, data_dir=args.data_dir, output=args.output, log=log,
+        progress=not args.quiet, command=command_line(args), distill=distill,
+        input_bits=args.input_bits,
     )
     if args.json:
         print(json.dumps(ckpt["passes"], indent=2))
