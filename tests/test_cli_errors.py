@@ -92,6 +92,8 @@ NUMERIC = [
     (COMPRESS, "--epochs", ["-1", "nan"], INT0),
     (COMPRESS, "--lr", ["0", "-1", "nan", "inf"], POS),
     (COMPRESS, "--threads", ["0", "300"], "an integer in 1..256"),
+    (COMPRESS, "--weight-decay", ["-1e-4", "nan", "inf"], NONNEG),
+    (COMPRESS, "--batch-size", ["0", "-128", "1e3"], INT1),
     (COMPRESS, "--max-shift", ["-1", "28", "nan"], "an integer in 0..27"),
     (COMPRESS, "--train-images", ["0", "-1"], INT1),
     (COMPRESS, "--seed", ["-1"], f"an integer in 0..{2**64 - 1}"),

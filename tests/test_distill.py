@@ -280,29 +280,34 @@ def test_distill_options_round_trip_through_the_command_line():
     assert plain.max_shift is None and "--max-shift" not in command_line(plain)
 
 
-@pytest.mark.parametrize("argv, shift", [([], None), (["--max-shift", "0"], 0),
-                                         (["--max-shift", "3"], 3)])
-def test_the_augmentation_option_reaches_the_fine_tune(argv, shift, monkeypatch, tmp_path):
+@pytest.mark.parametrize("option, value, key", [
+    ("--max-shift", "0", "max_shift"), ("--max-shift", "3", "max_shift"),
+    ("--weight-decay", "0", "weight_decay"), ("--weight-decay", "1e-05", "weight_decay"),
+    ("--batch-size", "64", "batch_size"),
+])
+def test_the_fine_tune_options_reach_compress(option, value, key, monkeypatch, tmp_path):
     import pynq_neuro.compress.factorize as factorize
 
-    seen = {}
+    seen = []
 
     def fake_compress(checkpoint, passes, **kw):
-        seen.update(kw)
+        seen.append(kw)
         return {"passes": [], "source": {}, "metrics": {}}
 
     monkeypatch.setattr(factorize, "compress", fake_compress)
-    args = _parser().parse_args(["compress", "a.pt", "-o", str(tmp_path / "b.pt"),
-                                 "--sparsity", "0.5", "--json", *argv])
-    assert run(args) == 0
-    assert seen["max_shift"] == shift
-    assert ("--max-shift" in seen["command"]) == (shift is not None)
+    base = ["compress", "a.pt", "-o", str(tmp_path / "b.pt"), "--sparsity", "0.5", "--json"]
+    assert run(_parser().parse_args(base)) == 0
+    assert run(_parser().parse_args([*base, option, value])) == 0
+    default, given = seen
+    assert given[key] == type(given[key])(value) and default.get(key) != given[key]
+    assert f"{option} {value}" in given["command"] and option not in default["command"]
 
 
 @pytest.mark.parametrize("argv", [
     ["--distill-weight", "1.5"], ["--distill-weight", "nan"], ["--temperature", "0"],
     ["--temperature", "-2"], ["--input-bits", "0"], ["--input-bits", "9"],
     ["--input-bits", "four"], ["--max-shift", "-1"], ["--max-shift", "28"],
+    ["--weight-decay", "-1"], ["--batch-size", "0"],
 ])
 def test_bad_distill_options_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as e:

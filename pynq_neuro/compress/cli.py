@@ -18,7 +18,8 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..cli_core import Command, add_max_shift, count, natural, positive, seed, threads
+from ..cli_core import (Command, add_max_shift, count, natural, non_negative, positive, seed,
+                        threads)
 
 if TYPE_CHECKING:
     from ..quant.distill import DistillConfig
@@ -125,6 +126,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--epochs", type=natural, help="fine-tune epochs per pass (default 12)")
     g.add_argument("--lr", type=positive,
                    help="peak learning rate (default: the quantization-aware one)")
+    g.add_argument("--weight-decay", type=non_negative,
+                   help="Adam weight decay (default: the quantization-aware one)")
+    g.add_argument("--batch-size", type=count, help="digits per step (default: that of train)")
     g.add_argument("--threads", type=threads, default=2, help="torch threads")
     add_max_shift(g)
     g.add_argument("--train-images", type=count, help="use only the first N training digits")
@@ -181,7 +185,8 @@ def command_line(args: argparse.Namespace) -> str:
         cmd += ["--approximate"]
     if args.min_per_unit != 1:
         cmd += ["--min-per-unit", str(args.min_per_unit)]
-    for opt in ("input_bits", "epochs", "lr", "max_shift", "train_images", "data_dir"):
+    for opt in ("input_bits", "epochs", "lr", "weight_decay", "batch_size", "max_shift",
+                "train_images", "data_dir"):
         if getattr(args, opt) is not None:
             cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
     distill = distill_from_args(args)
@@ -235,9 +240,11 @@ def run(args: argparse.Namespace) -> int:
     distill = distill_from_args(args)
     check_output_path(args.output, network=True)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    given = {"batch_size": args.batch_size} if args.batch_size is not None else {}
     ckpt = compress(
         args.checkpoint, passes,
         finetune_epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, lr=args.lr,
+        weight_decay=args.weight_decay, **given,
         threads=args.threads, train_images=args.train_images, seed=args.seed,
         max_shift=args.max_shift, data_dir=args.data_dir, output=args.output, log=log,
         progress=not args.quiet, command=command_line(args), distill=distill,
