@@ -33,7 +33,8 @@ CLOCK_MHZ = 100.0
 # (26600: half of the xc7z020), "NAME@LUTS:TARGET" also with a throughput target of TARGET
 # digits/s (the throughput-first preset: 500,000 digits/s within 85 % of the LUTs)
 THROUGHPUT_FIRST = "45220:500000"
-MODELS = ["tdnn-w2a2-sparse-in4", f"tdnn-w2a2-sparse-in4@{THROUGHPUT_FIRST}", "tdnn-w2a2-sparse",
+MODELS = ["tdnn-w2a2-sparse-in4", f"tdnn-w2a2-sparse-in4@{THROUGHPUT_FIRST}",
+          "tdnn-w2a2-sparse-in1", f"tdnn-w2a2-sparse-in1@{THROUGHPUT_FIRST}", "tdnn-w2a2-sparse",
           "tdnn-w2a2-sparse@26600", "tdnn-w1a1-sparse", "tdnn-w1a1", "tdnn-w2a2", "tdnn-w4a4"]
 
 # 196 beats of 32 bits per digit: the pixel stream's limit at 100 MHz

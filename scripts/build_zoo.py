@@ -53,6 +53,11 @@ MODELS = [
     ("tdnn-w2a2-sparse-in4", 2, 2, ["compress", Z + "tdnn_w2a2.pt", "-o",
                                     Z + "tdnn_w2a2_sparse_in4.pt", *SPARSE, "--epochs", "20",
                                     "--input-bits", "4", *TEACHER, "--quiet"], "tdnn-w2a2"),
+    # binary pixels: the cheapest first layer and the fewest events (the fastest compile of
+    # the throughput-first preset)
+    ("tdnn-w2a2-sparse-in1", 2, 2, ["compress", Z + "tdnn_w2a2.pt", "-o",
+                                    Z + "tdnn_w2a2_sparse_in1.pt", *SPARSE, "--epochs", "20",
+                                    "--input-bits", "1", *TEACHER, "--quiet"], "tdnn-w2a2"),
 ]
 HARDWARE_DEFAULT = "tdnn-w2a2-sparse-in4"
 

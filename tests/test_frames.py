@@ -112,18 +112,22 @@ def test_configurations_without_rows_load_as_before():
     assert ModelConfig.from_dict({**old, "rows": 25}).rows == 25
     with pytest.raises(ValueError, match="declare rows=25"):
         ModelConfig.from_dict({**old, "rows": 28})
+    legacy = 0
     for name in zoo.names():
         ckpt = load_checkpoint(zoo.checkpoint_path(name))
-        assert "rows" not in ckpt["model_config"]
+        declared = "rows" in ckpt["model_config"]   # models made since rows exist declare them
+        assert ckpt["model_config"].get("rows", 25) == 25, name
         assert model_from_checkpoint(ckpt).config.rows == 25, name
+        legacy += not declared
         path = zoo.network_path(name)
         if path is None:
             continue
         data = path.read_bytes()
         net = IntegerNetwork.from_bytes(data)
-        assert net.rows is None and net.input_rows == 25, name
+        assert net.rows == (25 if declared else None) and net.input_rows == 25, name
         assert net.to_bytes() == data, name       # the file format of old networks is kept
         assert frames_needed(net)[0] == 27        # the hardware's layer 0 handles 27 rows
+    assert legacy >= 7                            # the zoo's models from before rows existed
 
 
 def test_an_undeclared_legacy_model_ignores_the_rows_it_does_not_read():
