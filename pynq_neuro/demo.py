@@ -27,12 +27,14 @@ def run_demo(output: Path, images: int | None = None, data_dir: str | None = Non
         raise ValueError(f"{output} is not a folder: choose another output folder for the plots")
     output.mkdir(parents=True, exist_ok=True)
     results = []
-    print(f"{'model':<14}{'engine':>12}{'bits':>7}{'synapses':>10}{'accuracy':>10}{'time':>8}")
+    width = max(len("model"), *(len(n) for n in zoo.names())) + 2
+    print(f"{'model':<{width}}{'engine':>11}{'bits':>7}{'synapses':>10}{'accuracy':>10}"
+          f"{'time':>8}")
     for name in zoo.names():
         r = evaluate(name, images, data_dir)
         results.append(r)
         bits = "float" if r["engine"] == "torch-float" else f"W{r['wbits']}A{r['abits']}"
-        print(f"{name:<14}{r['engine']:>12}{bits:>7}{r['synapses']:>10}"
+        print(f"{name:<{width}}{r['engine']:>11}{bits:>7}{r['synapses']:>10}"
               f"{100 * r['accuracy']:>9.2f}%{r['seconds']:>7.2f}s")
     atomic_write_text(output / "results.json", json.dumps(results, indent=2) + "\n")
 

@@ -128,6 +128,9 @@ def test_demo_evaluates_the_zoo_and_compiles_the_hardware_model(tmp_path, capsys
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert (tmp_path / "artifact" / "manifest.json").exists()
     assert "logits identical to the integer model on 10000/10000 digits" in out
+    table = out.splitlines()[:len(results) + 1]   # the header and a row a model: aligned
+    assert table[0].startswith("model") and len({len(line) for line in table}) == 1
+    assert {line.split()[0] for line in table[1:]} == set(zoo.names())
 
 
 def test_command_modules_do_not_import_the_cli():
