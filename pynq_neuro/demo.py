@@ -27,7 +27,7 @@ def run_demo(output: Path, images: int | None = None, data_dir: str | None = Non
         raise ValueError(f"{output} is not a folder: choose another output folder for the plots")
     output.mkdir(parents=True, exist_ok=True)
     results = []
-    width = max(len("model"), *(len(n) for n in zoo.names())) + 2
+    width = max(len(n) for n in ["model", *zoo.names()]) + 2
     print(f"{'model':<{width}}{'engine':>11}{'bits':>7}{'synapses':>10}{'accuracy':>10}"
           f"{'time':>8}")
     for name in zoo.names():

@@ -240,11 +240,10 @@ def run(args: argparse.Namespace) -> int:
     distill = distill_from_args(args)
     check_output_path(args.output, network=True)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    given = {"batch_size": args.batch_size} if args.batch_size is not None else {}
     ckpt = compress(
         args.checkpoint, passes,
         finetune_epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, lr=args.lr,
-        weight_decay=args.weight_decay, **given,
+        weight_decay=args.weight_decay, batch_size=args.batch_size,
         threads=args.threads, train_images=args.train_images, seed=args.seed,
         max_shift=args.max_shift, data_dir=args.data_dir, output=args.output, log=log,
         progress=not args.quiet, command=command_line(args), distill=distill,

@@ -802,7 +802,7 @@ def compress(
     lr: float | None = None,
     *,
     weight_decay: float | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     max_shift: int | None = None,
     threads: int = 2,
     train_images: int | None = None,
@@ -822,6 +822,8 @@ def compress(
     "rank": 16}, {"pass": "prune", "budget": 30000}]`` (a pass may override ``epochs`` and
     ``lr``; a prune pass takes ``budget`` or ``sparsity`` and ``min_per_unit``, and prunes
     gradually during its fine-tune). The learning rate defaults to ``LR_FACTOR`` times the quantization-aware one.
+    ``weight_decay`` and ``batch_size`` default (``None``) to the quantization-aware decay and
+    :class:`TrainConfig`'s batch size.
     Returns the checkpoint of the result, whose ``passes`` entry reports for each pass its
     parameters, the connections per layer before and after, the test accuracy after the
     fine-tune and the seconds taken. With ``output`` it is saved, and a quantized result is also
@@ -851,7 +853,8 @@ def compress(
     base = TrainConfig(
         epochs=finetune_epochs, lr=rec["lr"] * LR_FACTOR if lr is None else lr,
         weight_decay=rec["weight_decay"] if weight_decay is None else weight_decay,
-        batch_size=batch_size, max_shift=max_shift, seed=seed, threads=threads,
+        batch_size=TrainConfig.batch_size if batch_size is None else batch_size,
+        max_shift=max_shift, seed=seed, threads=threads,
         train_images=train_images, data_dir=data_dir,
     )
     torch.set_num_threads(threads)
