@@ -1,7 +1,8 @@
 /*
  * neuro_core: event-driven TDNN accelerator with AXI4-Stream and AXI4-Lite interfaces.
  *
- * s_axis   pixels (196 beats per digit; packets of up to BATCH digits, TLAST on the last beat
+ * s_axis   pixels (196 beats of four bytes per digit, or with PACKED_PIXELS the pixels packed at
+ *          INPUT_BITS bits, see pn_input; packets of up to BATCH digits, TLAST on the last beat
  *          of a packet) or, with LOAD_MODE, a network.bin load stream (pn_loader); a register
  *          slice decouples s_axis_tready
  * m_axis   results: beat 0 {digit counter[15:0], 12'b0, class[3:0]}, with LOGITS_ENABLE ten
@@ -47,6 +48,8 @@ module neuro_core #
     parameter NUM_LAYERS = `PN_NUM_LAYERS,
     // input activation bits (pixel >> (8 - INPUT_BITS))
     parameter INPUT_BITS = `PN_INPUT_BITS,
+    // pixel stream: 0 four 8-bit pixels a beat, 1 packed at INPUT_BITS bits by the host
+    parameter PACKED_PIXELS = `PN_PACKED_PIXELS,
     // width of the load data port (widest memory word)
     parameter LOAD_BITS = `PN_LOAD_BITS,
     // width of a logit
@@ -106,6 +109,8 @@ localparam NUM_CLASSES = LIMIT_NUM_CLASSES;
 /* verilator lint_off WIDTH */
 // rows of layer 0 that reach the network
 localparam FRAMES_USED_0 = pn_field(`PN_V_FRAMES_USED, 0);
+// pixels of an s_axis beat
+localparam PIXELS_PER_BEAT = `PN_PIXELS_PER_BEAT(PACKED_PIXELS, INPUT_BITS);
 // digits that can be between the input unit and the result formatter (a power of two, more
 // than the datapath can hold: each layer holds at most a digit and its frame buffer two more)
 localparam IN_FLIGHT = LIMIT_IN_FLIGHT;
@@ -204,7 +209,7 @@ assign in_tready = load_mode ? ld_tready : px_tready;
 wire                    px_ready;
 wire                    px_en;
 wire [4:0]              px_base;
-wire [4*INPUT_BITS-1:0] px_data;
+wire [PIXELS_PER_BEAT*INPUT_BITS-1:0] px_data;
 wire                    px_row_done;
 wire                    in_digit_done;
 wire                    in_digit_last;
@@ -237,6 +242,7 @@ wire hold = loader_active || lite_valid || flush_state_reg != FL_IDLE;
 
 pn_input #(
     .INPUT_BITS(INPUT_BITS),
+    .PACKED(PACKED_PIXELS),
     .FRAMES_USED(FRAMES_USED_0)
 )
 input_inst (
@@ -282,6 +288,7 @@ end
 pn_net #(
     .NUM_LAYERS(NUM_LAYERS),
     .INPUT_BITS(INPUT_BITS),
+    .PIXELS_PER_BEAT(PIXELS_PER_BEAT),
     .LOAD_BITS(LOAD_BITS),
     .LOGIT_BITS(LOGIT_BITS),
     .MEM_DIR(MEM_DIR)
@@ -486,6 +493,8 @@ pn_axil_regs #(
     .FORMAT_VERSION(FORMAT_VERSION),
     .NUM_LAYERS(NUM_LAYERS),
     .INPUT_BITS(INPUT_BITS),
+    .PACKED_PIXELS(PACKED_PIXELS),
+    .PIXELS_PER_BEAT(PIXELS_PER_BEAT),
     .FINGERPRINT(FINGERPRINT)
 )
 regs_inst (

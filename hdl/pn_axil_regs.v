@@ -22,6 +22,9 @@ module pn_axil_regs #
     parameter NUM_LAYERS = 1,
     // input activation bits
     parameter INPUT_BITS = 8,
+    // pixel stream: packed at INPUT_BITS bits (1) or four bytes a beat (0), pixels a beat
+    parameter PACKED_PIXELS = 0,
+    parameter PIXELS_PER_BEAT = 4,
     // hardware fingerprint (16 hex digits of the artifact's fingerprint)
     parameter [63:0] FINGERPRINT = 64'd0
 )
@@ -72,6 +75,8 @@ localparam [31:0] FORMAT_VERSION_W = FORMAT_VERSION;
 localparam [31:0] CORE_VERSION_W = CORE_VERSION;
 localparam [31:0] NUM_LAYERS_W = NUM_LAYERS;
 localparam [31:0] INPUT_BITS_W = INPUT_BITS;
+localparam [0:0] PACKED_W = PACKED_PIXELS;
+localparam [PIXEL_STREAM_PIXELS_PER_BEAT_WIDTH-1:0] PIXELS_PER_BEAT_W = PIXELS_PER_BEAT;
 
 // limits of the core (pn_field)
 `include "pn_limits.vh"
@@ -209,6 +214,11 @@ always @* begin
         A_INPUT_BITS:  read_value = INPUT_BITS_W;
         A_FINGERPRINT_LO: read_value = FINGERPRINT[31:0];
         A_FINGERPRINT_HI: read_value = FINGERPRINT[63:32];
+        A_PIXEL_STREAM: begin
+            read_value[PIXEL_STREAM_PACKED] = PACKED_W;
+            read_value[PIXEL_STREAM_PIXELS_PER_BEAT +: PIXEL_STREAM_PIXELS_PER_BEAT_WIDTH] =
+                PIXELS_PER_BEAT_W;
+        end
         default: begin
             if (layer_block >= LAYER_BLOCK_FIRST && layer_block < LAYER_BLOCK_END &&
                     field_num < NUM_FIELDS) begin

@@ -1,12 +1,20 @@
 /*
  * Input unit: pixel beats of the s_axis stream to row writes of the datapath.
  *
- * A digit is 196 beats of four 8-bit pixels (pixel 4m+b of a row in bits 8b+7:8b), 7 beats per
- * row. Digits come in packets of at most `batch` digits: TLAST on the last beat of a digit ends
- * the packet, and the batch-th digit of a packet must end with TLAST (batch = 1: TLAST on beat
- * 196 of every digit). digit_last marks (with digit_done) a digit that ended its packet. Each beat of a row below FRAMES_USED writes its four pixels, shifted to
- * INPUT_BITS, to channels 4m..4m+3 of the current row (px_en); the last beat of the row also
- * pulses px_row_done. Beats of later rows are consumed without writes.
+ * A row of 28 pixels takes BEATS_PER_ROW beats of PIXELS_PER_BEAT pixels, a digit 28 rows:
+ *   PACKED = 0  four 8-bit pixels a beat (pixel 4m+b of a row in bits 8b+7:8b), 7 beats a row,
+ *               196 a digit; the unit keeps the INPUT_BITS high bits of each pixel;
+ *   PACKED = 1  the host sends the pixels already shifted to INPUT_BITS bits, as many a beat as
+ *               32 bits hold and at most a row (pixel Pm+b of a row in bits
+ *               INPUT_BITS*(b+1)-1 : INPUT_BITS*b, P = PIXELS_PER_BEAT): binary pixels take one
+ *               beat a row (28 a digit), 4-bit pixels four (112). A row starts on a new beat;
+ *               the bits above its last pixel are ignored.
+ * Digits come in packets of at most `batch` digits: TLAST on the last beat of a digit ends the
+ * packet, and the batch-th digit of a packet must end with TLAST (batch = 1: TLAST on the last
+ * beat of every digit). digit_last marks (with digit_done) a digit that ended its packet. Each
+ * beat of a row below FRAMES_USED writes its pixels to channels Pm..Pm+P-1 of the current row
+ * (px_en; channels past 27 are ignored by the row buffer); the last beat of the row also pulses
+ * px_row_done. Beats of later rows are consumed without writes.
  *
  * Framing errors:
  *   1  TLAST inside a digit: the partial digit is dropped (digit_abort pulse; the core flushes the
@@ -26,6 +34,10 @@ module pn_input #
 (
     // activation bits of the first layer: a pixel p becomes p >> (8 - INPUT_BITS)
     parameter INPUT_BITS = 8,
+    // 0: four 8-bit pixels a beat; 1: pixels packed at INPUT_BITS bits by the host
+    parameter PACKED = 0,
+    // pixels a beat; keep the default
+    parameter PIXELS_PER_BEAT = `PN_PIXELS_PER_BEAT(PACKED, INPUT_BITS),
     // rows (input frames) of layer 0 that are written; later rows are consumed and dropped
     parameter FRAMES_USED = 28
 )
@@ -60,8 +72,9 @@ module pn_input #
 // limits of the core and the derived fields of a layer
 `include "pn_limits.vh"
 
-// beats per row and per digit (four pixels per beat, 28 x 28 pixels)
-localparam integer BEATS_PER_ROW = LIMIT_IMAGE_COLS / 4;
+// beats per row (28 x 28 pixels, a row starts on a new beat) and the width of a pixel's field
+localparam integer BEATS_PER_ROW = pn_ceil_div(LIMIT_IMAGE_COLS, PIXELS_PER_BEAT);
+localparam integer FIELD_BITS = PACKED ? INPUT_BITS : 8;
 localparam integer ROWS = LIMIT_IMAGE_ROWS;
 localparam integer C_LAST_COL = BEATS_PER_ROW - 1;
 localparam integer C_LAST_ROW = ROWS - 1;
@@ -73,6 +86,10 @@ initial begin
                   LIMIT_MAX_INPUT_BITS))
     if (FRAMES_USED < 1 || FRAMES_USED > ROWS)
         `PN_STOP(("pn_input: FRAMES_USED = %0d, a digit has %0d rows", FRAMES_USED, ROWS))
+    if ((PACKED != 0 && PACKED != 1) ||
+            PIXELS_PER_BEAT != `PN_PIXELS_PER_BEAT(PACKED, INPUT_BITS))
+        `PN_STOP(("pn_input: PACKED = %0d, PIXELS_PER_BEAT = %0d; keep the default (%0d)",
+                  PACKED, PIXELS_PER_BEAT, `PN_PIXELS_PER_BEAT(PACKED, INPUT_BITS)))
 end
 localparam [5:0] ROWS_USED = FRAMES_USED[5:0];
 
@@ -107,12 +124,21 @@ wire take_pixels = accept && !drop_reg && !short_frame;
 
 assign px_en = take_pixels && row_used;
 assign px_row_done = take_pixels && row_used && last_col;
-assign px_base = {col_reg, 2'b00};
+/* verilator lint_off WIDTH */
+localparam [4:0] BASE_STEP = PIXELS_PER_BEAT;
+/* verilator lint_on WIDTH */
+// first channel of the beat: a shift for four pixels a beat, 0 for a row a beat
+/* verilator lint_off UNUSEDSIGNAL */
+wire [7:0] base_product = col_reg * BASE_STEP;
+/* verilator lint_on UNUSEDSIGNAL */
+assign px_base = base_product[4:0];
 
 genvar b;
 generate
-    for (b = 0; b < 4; b = b + 1) begin : pixel
-        assign px_data[b*INPUT_BITS +: INPUT_BITS] = s_axis_tdata[8*b+7 -: INPUT_BITS];
+    for (b = 0; b < PIXELS_PER_BEAT; b = b + 1) begin : pixel
+        // the INPUT_BITS high bits of the pixel's field
+        assign px_data[b*INPUT_BITS +: INPUT_BITS] =
+            s_axis_tdata[FIELD_BITS*b + FIELD_BITS - 1 -: INPUT_BITS];
     end
 endgenerate
 

@@ -20,7 +20,7 @@
  *   PN_S_AXIL_PORTS             AXI4-Lite slave s_axil_* (12-bit addresses, 32-bit data)
  *   PN_PX_PORTS(rdy, dat)       row port px_* of the datapath: px_ready has direction rdy, the
  *                               others dat (pn_input: input, output; pn_net: output, input);
- *                               px_data is 4*INPUT_BITS bits wide
+ *                               px_data is PIXELS_PER_BEAT*INPUT_BITS bits wide
  *   PN_LITE_PORTS(dat, rdy)     load words written over AXI-Lite, lite_* (32-bit lite_data):
  *                               lite_ready has direction rdy, the others dat (pn_axil_regs:
  *                               output, input; pn_loader: input, output)
@@ -32,6 +32,17 @@
 `define PN_MACROS_VH
 
 `define PN_STOP(message) begin $error message; $finish; end
+
+// the pixel stream of neuro_params.vh: 1 where the host packs the pixels at INPUT_BITS bits
+// (headers written before the packed stream existed have no PN_PACKED_PIXELS: four bytes)
+`ifndef PN_PACKED_PIXELS
+`define PN_PACKED_PIXELS 0
+`endif
+
+// pixels of one 32-bit s_axis beat: four bytes, or packed, as many INPUT_BITS-bit pixels as
+// the beat holds, at most a row of 28 (pynq_neuro.compiler.limits.pixels_per_beat)
+`define PN_PIXELS_PER_BEAT(packed, bits) \
+    ((packed) ? ((32 / (bits)) > 28 ? 28 : 32 / (bits)) : 4)
 
 `define PN_S_AXIS_PORTS \
     input  wire [31:0] s_axis_tdata, input wire s_axis_tvalid, output wire s_axis_tready, \
@@ -69,7 +80,7 @@
 
 `define PN_PX_PORTS(rdy, dat) \
     rdy wire px_ready, dat wire px_en, dat wire [4:0] px_base, \
-    dat wire [4*INPUT_BITS-1:0] px_data, dat wire px_row_done
+    dat wire [PIXELS_PER_BEAT*INPUT_BITS-1:0] px_data, dat wire px_row_done
 
 `define PN_PX_CONNECT \
     .px_ready(px_ready), .px_en(px_en), .px_base(px_base), .px_data(px_data), \

@@ -33,6 +33,8 @@ module pn_net #
     parameter NUM_LAYERS = `PN_NUM_LAYERS,
     // input activation bits (pixels shifted right by 8 - INPUT_BITS); keep the default
     parameter INPUT_BITS = `PN_INPUT_BITS,
+    // pixels of a row write (pn_input's beat); keep the default
+    parameter PIXELS_PER_BEAT = `PN_PIXELS_PER_BEAT(`PN_PACKED_PIXELS, `PN_INPUT_BITS),
     // width of load_data (the widest memory word); keep the default
     parameter LOAD_BITS = `PN_LOAD_BITS,
     // width of a result logit (the classifier's accumulator width); keep the default
@@ -94,6 +96,10 @@ initial begin
     if (INPUT_BITS < 1 || INPUT_BITS > LIMIT_MAX_INPUT_BITS)
         `PN_STOP(("pn_net: INPUT_BITS = %0d, the core takes 1..%0d", INPUT_BITS,
                   LIMIT_MAX_INPUT_BITS))
+    if (PIXELS_PER_BEAT < 1 || PIXELS_PER_BEAT > LIMIT_IMAGE_COLS ||
+            PIXELS_PER_BEAT * INPUT_BITS > 32)
+        `PN_STOP(("pn_net: PIXELS_PER_BEAT = %0d, a beat holds 32 bits of %0d-bit pixels and a row %0d pixels",
+                  PIXELS_PER_BEAT, INPUT_BITS, LIMIT_IMAGE_COLS))
     if (pn_field(`PN_V_IN_CHANNELS, 0) != LIMIT_IMAGE_COLS || pn_field(`PN_V_IN_FRAMES, 0) != LIMIT_IMAGE_ROWS)
         `PN_STOP(("pn_net: layer 0 takes %0d channels x %0d frames, a digit is %0d x %0d",
                   pn_field(`PN_V_IN_CHANNELS, 0), pn_field(`PN_V_IN_FRAMES, 0), LIMIT_IMAGE_COLS, LIMIT_IMAGE_ROWS))
@@ -193,7 +199,7 @@ function integer max_wr_bits;
     input integer layers;
     integer k, b;
     begin
-        max_wr_bits = 4*INPUT_BITS;
+        max_wr_bits = PIXELS_PER_BEAT*INPUT_BITS;
         for (k = 0; k + 1 < layers; k = k + 1) begin
             b = pn_field(`PN_V_LANES, k) * pn_field(`PN_V_ACT_BITS, k);
             if (b > max_wr_bits) max_wr_bits = b;
@@ -234,7 +240,7 @@ reg px_active_reg = 1'b0, px_active_next;
 assign px_ready = fbw_ready[0];
 assign fbw_en[0] = px_en;
 assign fbw_base[BASE_BITS-1:0] = {{(BASE_BITS-5){1'b0}}, px_base};
-assign fbw_data[4*INPUT_BITS-1:0] = px_data;
+assign fbw_data[PIXELS_PER_BEAT*INPUT_BITS-1:0] = px_data;
 assign fbw_done[0] = px_row_done;
 
 assign busy = (|layer_busy) || (|fb_valid) || px_active_reg || argmax_busy;
@@ -282,7 +288,7 @@ generate
         /* verilator lint_off WIDTH */
         // input activations: pixels for layer 0, else the previous layer's outputs
         localparam integer L_IN_BITS = (i == 0) ? INPUT_BITS : pn_field(`PN_V_ACT_BITS, PREV);
-        localparam integer FB_WR_WIDTH = (i == 0) ? 4 : pn_field(`PN_V_LANES, PREV);
+        localparam integer FB_WR_WIDTH = (i == 0) ? PIXELS_PER_BEAT : pn_field(`PN_V_LANES, PREV);
         localparam integer L_CH_BITS = pn_index_width(pn_local_channels(L_IN_CHANNELS, L_GROUPS));
         localparam integer L_OUT_BITS = LAST ? L_ACC_BITS : L_ACT_BITS;
         // "<MEM_DIR>L<i>_"

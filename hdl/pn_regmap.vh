@@ -29,6 +29,7 @@ localparam [ADDR_WIDTH-1:0] A_NUM_LAYERS = 12'h040;         // R
 localparam [ADDR_WIDTH-1:0] A_INPUT_BITS = 12'h044;         // R
 localparam [ADDR_WIDTH-1:0] A_FINGERPRINT_LO = 12'h048;     // R
 localparam [ADDR_WIDTH-1:0] A_FINGERPRINT_HI = 12'h04C;     // R
+localparam [ADDR_WIDTH-1:0] A_PIXEL_STREAM = 12'h050;       // R
 localparam NUM_FIELDS = 25;                                 // fields per layer
 localparam LAYER_SHIFT = 7;                                 // LAYER[l].FIELD[f] at 0x100 + 0x80*l + 4*f
 localparam [4:0] LAYER_BLOCK_FIRST = 5'd2;                  // address bits above LAYER_SHIFT of layer 0
@@ -43,5 +44,8 @@ localparam STATUS_ERROR_CODE = 8;                           // STATUS bits 15:8
 localparam STATUS_ERROR_CODE_WIDTH = 8;
 localparam STATUS_LOAD_DONE = 16;                           // STATUS bit 16
 localparam STATUS_LOAD_OK = 17;                             // STATUS bit 17
+localparam PIXEL_STREAM_PACKED = 0;                         // PIXEL_STREAM bit 0
+localparam PIXEL_STREAM_PIXELS_PER_BEAT = 8;                // PIXEL_STREAM bits 15:8
+localparam PIXEL_STREAM_PIXELS_PER_BEAT_WIDTH = 8;
 /* verilator lint_on UNUSEDPARAM */
 // END pn_regmap

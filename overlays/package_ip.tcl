@@ -229,6 +229,7 @@ set PN_REGISTERS {
     {INPUT_BITS 0x044 read-only {INPUT_BITS} {}}
     {FINGERPRINT_LO 0x048 read-only {low 32 bits of the hardware fingerprint (hex digits 8..15)} {}}
     {FINGERPRINT_HI 0x04C read-only {high 32 bits (hex digits 0..7)} {}}
+    {PIXEL_STREAM 0x050 read-only {format of the s_axis pixel stream; bit 0 PACKED (pixels packed at INPUT_BITS bits by the host; 0: four bytes a beat, shifted by the core), bits 15:8 PIXELS_PER_BEAT (pixels of one 32-bit beat (a row starts on a new beat))} {{PACKED 0 1 read-only {pixels packed at INPUT_BITS bits by the host; 0: four bytes a beat, shifted by the core}} {PIXELS_PER_BEAT 8 8 read-only {pixels of one 32-bit beat (a row starts on a new beat)}}}}
 }
 # END pn_regmap
 foreach entry $PN_REGISTERS {

@@ -129,6 +129,9 @@ def _add_compile(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "model")
     p.add_argument("--allow-over-budget", action="store_true",
                    help="write the artifact even if the resource estimate exceeds the budget")
+    p.add_argument("--packed-pixels", action="store_true",
+                   help="stream the pixels packed at the network's input bits (a row a beat "
+                        "for binary pixels) instead of four bytes a beat; the driver packs them")
     p.add_argument("--force", action="store_true",
                    help="overwrite a non-empty output folder that holds no artifact")
     add_data_options(p)
@@ -231,7 +234,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         budget=Budget(luts=args.luts, bram36=args.bram36, dsp=args.dsp,
                       clock_mhz=args.clock_mhz),
         foldings=args.folding, hardware=args.hardware, sample_digits=args.sample_digits,
-        allow_over_budget=args.allow_over_budget)
+        allow_over_budget=args.allow_over_budget, packed_pixels=args.packed_pixels)
     # the network's dataset, or the given data (checked against it), before any work
     sample = sample_data(args.source, **data_options(args)).sample(args.sample_digits)
     manifest = compile_network(args.source, args.output, cfg, sample, force=args.force)

@@ -1,10 +1,14 @@
-"""cocotb bench of pn_input: pixel beats to row writes, framing errors and their recovery.
+"""cocotb bench of pn_input: pixel beats to row writes, framing errors and their recovery, for
+the byte stream and for packed streams (the build's INPUT_BITS and PACKED come in
+``$PN_INPUT_STREAM``; the beats are the driver's :func:`~pynq_neuro.driver.core.pixel_words`).
 
 Run with ``make sim`` (all benches) or ``pytest sim/test_pn_input.py``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -19,8 +23,11 @@ try:
 except ImportError:  # collected by pytest without the simulation extras
     cocotb = None
 
-INPUT_BITS = 4
 FRAMES_USED = 25
+# the streams the bench is built for: (INPUT_BITS, PACKED); pytest builds each
+STREAMS = {"bytes": (4, 0), "packed1": (1, 1), "packed4": (4, 1)}
+STREAM_ENV = "PN_INPUT_STREAM"
+INPUT_BITS, PACKED = json.loads(os.environ.get(STREAM_ENV, "[4, 0]"))
 
 
 def _digit(rng: random.Random) -> np.ndarray:
@@ -34,6 +41,21 @@ def _rows_of(img: np.ndarray) -> list[list[int]]:
     return [[int(p) >> (8 - INPUT_BITS) for p in img[r]] for r in range(FRAMES_USED)]
 
 
+def _words(imgs) -> np.ndarray:
+    """The beats of whole digits in the build's stream."""
+    from pynq_neuro.driver.core import pixel_words
+
+    return pixel_words(np.asarray(imgs, np.uint8).reshape(-1, 28, 28), INPUT_BITS, bool(PACKED))
+
+
+def _beats() -> tuple[int, int, int]:
+    """Pixels a beat, beats a row and beats a digit of the build's stream."""
+    from pynq_neuro.driver import registers as R
+
+    per_digit = R.beats_per_digit(INPUT_BITS, bool(PACKED))
+    return R.pixels_per_beat(INPUT_BITS, bool(PACKED)), per_digit // 28, per_digit
+
+
 if cocotb is not None:
 
     class TB(StreamBench):
@@ -41,6 +63,7 @@ if cocotb is not None:
 
         def __init__(self, dut, seed: int = 1):
             super().__init__(dut, seed, hold=0, batch=1, px_ready=1)
+            self.per_beat, self.per_row, self.beats = _beats()
             self.ready_prob = 1.0
             self.rows: list[list[int]] = []       # completed rows, in order
             self.row = [None] * 28
@@ -71,7 +94,7 @@ if cocotb is not None:
                     base = int(d.px_base.value)
                     data = int(d.px_data.value)
                     m = (1 << INPUT_BITS) - 1
-                    for b in range(4):
+                    for b in range(self.per_beat):
                         if base + b < 28:
                             self.row[base + b] = (data >> (b * INPUT_BITS)) & m
                 if int(d.px_row_done.value):
@@ -86,11 +109,14 @@ if cocotb is not None:
                 if int(d.error_valid.value):
                     self.events.append((f"error{int(d.error_code.value)}", len(self.rows)))
 
-        async def send_words(self, n_beats: int, img: np.ndarray | None = None):
-            data = bytearray(img.tobytes()) if img is not None else bytearray()
-            while len(data) < 4 * n_beats:
-                data += bytes([self.rng.randrange(256)])
-            await self.source.send(bytes(data[:4 * n_beats]))
+        async def send_words(self, n_beats: int, imgs=()):
+            """One packet (TLAST on its last beat) of ``n_beats``: the beats of the digits
+            ``imgs``, then random beats (or only the first ``n_beats`` of the digits)."""
+            words = list(_words(imgs).tolist()) if len(imgs) else []
+            while len(words) < n_beats:
+                words.append(self.rng.getrandbits(32))
+            data = np.asarray(words[:n_beats], "<u4").tobytes()
+            await self.source.send(data)
 
         async def drain(self, extra: int = 20):
             await self.source.wait()
@@ -101,7 +127,7 @@ if cocotb is not None:
             self.rows.clear()
             self.events.clear()
             img = _digit(self.rng)
-            await self.send_words(196, img)
+            await self.send_words(self.beats, [img])
             await self.drain()
             assert self.rows == _rows_of(img)
             assert [e for e, _ in self.events] == ["done"]
@@ -114,7 +140,7 @@ if cocotb is not None:
         tb.set_idle(0.3, 0.6)
         imgs = [_digit(tb.rng) for _ in range(4)]
         for img in imgs:
-            await tb.send_words(196, img)
+            await tb.send_words(tb.beats, [img])
         await tb.drain()
         want = [r for img in imgs for r in _rows_of(img)]
         assert tb.violations == 0
@@ -123,11 +149,12 @@ if cocotb is not None:
 
     @cocotb.test()
     async def full_speed(dut):
-        """Without pauses a digit takes 196 cycles (one beat per cycle)."""
+        """Without pauses a digit takes one cycle a beat (196 for bytes, 28 for binary pixels
+        packed)."""
         tb = TB(dut, 3)
         await tb.reset()
         img = _digit(tb.rng)
-        await tb.send_words(196, img)
+        await tb.send_words(tb.beats, [img])
         start = None
         for cycle in range(400):
             await RisingEdge(dut.clk)
@@ -135,7 +162,7 @@ if cocotb is not None:
                 start = cycle
             if int(dut.digit_done.value):
                 break
-        assert start is not None and cycle - start <= 197
+        assert start is not None and cycle - start <= tb.beats + 1
         assert tb.rows == _rows_of(img)
 
     @cocotb.test()
@@ -145,41 +172,44 @@ if cocotb is not None:
         await tb.reset()
         dut.hold.value = 1
         img = _digit(tb.rng)
-        await tb.send_words(196, img)
+        await tb.send_words(tb.beats, [img])
         await ClockCycles(dut.clk, 50)
         assert tb.rows == [] and int(dut.active.value) == 0
         dut.hold.value = 0
-        await ClockCycles(dut.clk, 30)
+        await ClockCycles(dut.clk, 3 + tb.beats // 8)
         dut.hold.value = 1     # in the middle of the digit: no effect
         await tb.drain()
         assert tb.rows == _rows_of(img)
 
     @cocotb.test()
     async def short_frame(dut):
-        """TLAST before beat 196: error 1, abort, next digit normal."""
+        """TLAST before a digit's last beat: error 1, abort, next digit normal."""
         tb = TB(dut, 5)
         await tb.reset()
         tb.set_idle(0.2, 0.8)
-        await tb.send_words(100)
+        short = tb.beats // 2 + 2
+        await tb.send_words(short)
         await tb.drain()
-        assert ("error1", 14) in tb.events and any(e == "abort" for e, _ in tb.events)
+        rows = (short - 1) // tb.per_row   # complete rows before the beat with the early TLAST
+        assert ("error1", rows) in tb.events and any(e == "abort" for e, _ in tb.events)
         await tb.next_digit_exact()
 
     @cocotb.test()
-    @cocotb.parametrize(case=[cocotb.Param((6, 0.2, 0.8, 16), "long_frame"),
-                              cocotb.Param((7, 0.0, 1.0, 784), "missing_tlast")])
+    @cocotb.parametrize(case=[cocotb.Param((6, 0.2, 0.8, False), "long_frame"),
+                              cocotb.Param((7, 0.0, 1.0, True), "missing_tlast")])
     async def tail_dropped(dut, case):
-        """No TLAST on beat 196: the digit counts, error 2, the beats that follow (the tail of a
-        long frame, or a second digit in a packet of one) are dropped up to TLAST."""
-        seed, pause_prob, ready_prob, tail = case
+        """No TLAST on a digit's last beat: the digit counts, error 2, the beats that follow
+        (four random beats of a long frame, or a second digit in a packet of one) are dropped
+        up to TLAST."""
+        seed, pause_prob, ready_prob, second_digit = case
         tb = TB(dut, seed)
         await tb.reset()
         tb.set_idle(pause_prob, ready_prob)
         img1 = _digit(tb.rng)
-        extra = _digit(tb.rng).reshape(-1) if tail == 784 else np.arange(tail, dtype=np.uint8)
+        extra = [_digit(tb.rng)] if second_digit else []
         img2 = _digit(tb.rng)
-        await tb.send_words(196 + tail // 4, np.concatenate([img1.reshape(-1), extra]))
-        await tb.send_words(196, img2)
+        await tb.send_words(tb.beats * (1 + len(extra)) + (0 if extra else 4), [img1, *extra])
+        await tb.send_words(tb.beats, [img2])
         await tb.drain()
         assert tb.rows == _rows_of(img1) + _rows_of(img2)
         assert [e for e, _ in tb.events] == ["done", "error2", "done"]
@@ -193,11 +223,11 @@ if cocotb is not None:
         dut.batch.value = 3
         tb.set_idle(0.2, 0.7)
         imgs = [_digit(tb.rng) for _ in range(9)]
-        flat = [img.reshape(-1) for img in imgs]
-        await tb.send_words(3 * 196, np.concatenate(flat[0:3]))       # full packet
-        await tb.send_words(2 * 196, np.concatenate(flat[3:5]))       # ends after two digits
-        await tb.send_words(3 * 196 + 5, np.concatenate(flat[5:8]))   # no TLAST on digit 3
-        await tb.send_words(196, flat[8])
+        B = tb.beats
+        await tb.send_words(3 * B, imgs[0:3])           # full packet
+        await tb.send_words(2 * B, imgs[3:5])           # ends after two digits
+        await tb.send_words(3 * B + 5, imgs[5:8])       # no TLAST on digit 3
+        await tb.send_words(B, imgs[8:9])
         await tb.drain()
         assert tb.violations == 0
         assert tb.rows == [r for img in imgs for r in _rows_of(img)]
@@ -209,21 +239,31 @@ if cocotb is not None:
         """A reset in the middle of a digit restarts at beat 0."""
         tb = TB(dut, 8)
         await tb.reset()
-        await tb.send_words(196, _digit(tb.rng))
-        await ClockCycles(dut.clk, 60)
+        await tb.send_words(tb.beats, [_digit(tb.rng)])
+        await ClockCycles(dut.clk, tb.beats // 3)
         tb.source.clear()
         await tb.reset()
         await tb.next_digit_exact()
 
 
-def test_pn_input():
-    """pytest entry: build pn_input with Icarus and run the benches above."""
+def run_stream(stream: str) -> None:
+    """Build pn_input with Icarus for one stream of :data:`STREAMS` and run the benches
+    above."""
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here.parent))
     from pynq_neuro.rtl import run_cocotb
 
-    run_cocotb("pn_input", ["pn_input.v"], "test_pn_input", here / "sim_build" / "pn_input",
-               parameters={"INPUT_BITS": INPUT_BITS, "FRAMES_USED": FRAMES_USED})
+    bits, packed = STREAMS[stream]
+    run_cocotb("pn_input", ["pn_input.v"], "test_pn_input",
+               here / "sim_build" / f"pn_input_{stream}",
+               parameters={"INPUT_BITS": bits, "PACKED": packed, "FRAMES_USED": FRAMES_USED},
+               extra_env={STREAM_ENV: json.dumps([bits, packed])})
+
+
+def test_pn_input():
+    """pytest entry: every stream of :data:`STREAMS`."""
+    for name in STREAMS:
+        run_stream(name)
 
 
 if __name__ == "__main__":

@@ -359,6 +359,8 @@ def _edit(path: Path, change, refix: bool = True) -> None:
     (lambda m: m["hardware"]["layers"][0].update(in_channels=27), "in_channels = 27"),
     (lambda m: m.update(files=dict(m["files"], **{"mem/L0_par.mem": "f" * 64})), "SHA-256"),
     (lambda m: m["hardware"].update(input_bits=4), "hardware.input_bits is 4, expected 8"),
+    (lambda m: m["hardware"].update(packed_pixels=1), "hardware.packed_pixels must be a boolean"),
+    (lambda m: m["hardware"].update(pixels_per_beat=28), "hardware has unknown fields"),
 ])
 def test_hostile_manifests_are_refused(original, change, message):
     with copy_of(original) as p:
@@ -583,6 +585,38 @@ def test_fingerprint_covers_every_core_parameter(reference):
         parent = _get(other, path[:-1])
         parent[path[-1]] += 1
         assert hardware_fingerprint(other) != base, path
+
+
+def test_the_packed_stream_is_part_of_the_fingerprint_and_the_header(tmp_path, reference):
+    """A packed stream changes the fingerprint and adds PN_PACKED_PIXELS to the header; a byte
+    stream writes neither the field nor the macro, so earlier artifacts keep their
+    fingerprints."""
+    hw = reference.manifest["hardware"]
+    assert "packed_pixels" not in hw and not reference.packed_pixels
+    assert "PN_PACKED_PIXELS" not in (reference.path / "neuro_params.vh").read_text()
+    assert hardware_fingerprint({**hw, "packed_pixels": False}) == hw["fingerprint"]
+    assert hardware_fingerprint({**hw, "packed_pixels": True}) != hw["fingerprint"]
+    compile_network(reference.network, tmp_path / "p", CompileConfig(
+        foldings=FOLDS, sample_digits=16, packed_pixels=True), images=_digits())
+    packed = load_artifact(tmp_path / "p")
+    assert packed.packed_pixels and packed.manifest["hardware"]["packed_pixels"] is True
+    assert packed.beats_per_row == reference.beats_per_row == 7   # 8-bit pixels: four a beat
+    assert "`define PN_PACKED_PIXELS 1" in (tmp_path / "p" / "neuro_params.vh").read_text()
+    assert packed.manifest["compile_config"]["packed_pixels"] is True
+    assert packed.fingerprint != reference.fingerprint
+    # the field removed (a byte stream claimed): the fingerprint no longer matches; with the
+    # fingerprint fixed too, the header still asks for the packed stream
+    with copy_of(tmp_path / "p") as q:
+        _edit(q, lambda m: m["hardware"].pop("packed_pixels"), refix=False)
+        with pytest.raises(ArtifactError, match="do not match their fingerprint"):
+            load_artifact(q)
+    with copy_of(tmp_path / "p") as q:
+        def unpack(m):
+            m["hardware"].pop("packed_pixels")
+            m["hardware"]["fingerprint"] = hardware_fingerprint(m["hardware"])
+        _edit(q, unpack, refix=False)
+        with pytest.raises(ArtifactError, match="neuro_params.vh"):
+            load_artifact(q)
 
 
 def test_input_bits_4_and_8_are_different_hardware(tmp_path, reference):

@@ -416,3 +416,34 @@ def test_the_manifest_keeps_the_whole_compile_configuration(tmp_path):
         CompileConfig.from_dict({**stored, "luts": 5})
     with pytest.raises(ValueError, match="compile configuration"):
         CompileConfig.from_dict({**stored, "budget": {"luts": -1}})
+
+
+def test_the_search_refines_a_missed_target_on_the_simulated_pipeline(monkeypatch):
+    """Where the uniform bound misses the target, the refinement simulates the pipeline and
+    keeps a faster design within the budget: on the hardware default at 85 % of the LUTs and
+    500,000 digits/s, the pixel stream and the rings hold the uniform selection back."""
+    from pynq_neuro import zoo
+    from pynq_neuro.compiler import folding
+    from pynq_neuro.compiler.resources import network_resources
+    from pynq_neuro.data import load_mnist
+    from pynq_neuro.golden.network import IntegerNetwork
+
+    net = IntegerNetwork.load(zoo.network_path(zoo.hardware_default()))
+    x, _ = load_mnist("test")
+    images = x[np.linspace(0, len(x) - 1, 300).astype(int)]
+    acts = run(net, images, trace=True).activations
+    budget = Budget(luts=45220)
+
+    def design(limit):
+        monkeypatch.setattr(folding, "REFINE_SIMULATIONS", limit)
+        folds, note = folding.choose_foldings(net, images, 500_000, budget, acts)
+        maps = [map_layer(net, i, f, pack=False) for i, f in enumerate(folds)]
+        res = network_resources(maps, net.input_bits)
+        return folds, note, simulate(maps, net, images, acts).cycles_per_digit, \
+            sum(res[1:], res[0])
+
+    uniform, _, uniform_cycles, _ = design(0)
+    refined, note, cycles, total = design(400)
+    assert refined != uniform and cycles < uniform_cycles
+    assert total.fits(budget)
+    assert "not met" in note and f"{1e8 / cycles:,.0f}" in note

@@ -510,3 +510,102 @@ def test_driver_needs_numpy_only(artifacts):
     assert r.returncode == 0, r.stderr
     available, accuracy, mods = r.stdout.split(maxsplit=2)
     assert available == "False" and float(accuracy) > 0.9 and mods.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------------
+# packed pixel streams
+
+
+@pytest.fixture(scope="session")
+def packed(tmp_path_factory, digits) -> Path:
+    """The binary-pixel zoo model compiled for a packed stream (a row a beat)."""
+    out = tmp_path_factory.mktemp("driver_packed") / "in1"
+    assert cli_main(["compile", "tdnn-w2a2-sparse-in1", "-o", str(out), "--sample-digits", "100",
+                     "--packed-pixels"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_pixel_words_pack_what_the_core_keeps(bits):
+    """Packed beats carry each pixel's high ``bits`` bits, floor(32 / bits) pixels a beat (a
+    row at most), a row starting on a new beat; unpacking gives back what the core sees."""
+    from pynq_neuro.driver.core import words_digits
+
+    rng = np.random.default_rng(bits)
+    x = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    kept = ((x >> (8 - bits)) << (8 - bits)).astype(np.uint8)
+    per = min(28, 32 // bits)
+    per_row = -(-28 // per)
+    words = pixel_words(x, bits, True)
+    assert words.dtype == np.uint32 and words.size == 3 * 28 * per_row
+    assert R.beats_per_digit(bits, True) == 28 * per_row
+    # pixel c of row r of digit n: beat (n, r, c // per), bits (c % per) * bits
+    n, r, c = 2, 17, 27
+    word = int(words[(n * 28 + r) * per_row + c // per])
+    assert (word >> ((c % per) * bits)) & ((1 << bits) - 1) == x[n, r, c] >> (8 - bits)
+    np.testing.assert_array_equal(words_digits(words, bits, True), kept)
+    # the byte stream is unchanged: four pixels a beat, whatever the input bits
+    np.testing.assert_array_equal(pixel_words(x, bits, False), x.reshape(-1).view("<u4"))
+    np.testing.assert_array_equal(words_digits(pixel_words(x), bits, False), x)
+
+
+def test_a_packed_stream_classifies_like_the_golden_model(packed, digits):
+    """The driver reads the core's stream from PIXEL_STREAM and packs the digits: 28 beats a
+    digit for binary pixels, results equal to the golden model, cycles as the cycle model
+    predicts with one beat a row; a short packed frame is error 1."""
+    art = load_artifact(packed)
+    assert art.packed_pixels and art.beats_per_row == 1
+    x = digits[0][:300]
+    want = run(art.network, x)
+    bus = CountingBus(GoldenBus(packed))
+    with NeuroAccelerator("golden", artifact=packed, bus=bus, max_batch=100) as a:
+        hw = a.hardware()
+        assert hw["packed_pixels"] and hw["input_bits"] == 1
+        assert bus.read(R.PIXEL_STREAM) == R.PACKED | (28 << R.PIXELS_PER_BEAT_SHIFT)
+        art.check_hardware(hw)
+        a.core.clear_counters()
+        classes, logits = a.classify(x, logits=True)
+        np.testing.assert_array_equal(classes, want.classes)
+        np.testing.assert_array_equal(logits, want.logits)
+        assert bus.sends[-3:] == [100 * 28] * 3
+        maps = [map_layer(art.network, i, Folding(h["groups"], h["lanes"]), pack=False)
+                for i, h in enumerate(art.manifest["hardware"]["layers"])]
+        report = simulate(maps, art.network, x[200:], beats_per_row=1)
+        a.core.clear_counters()
+        a.classify(x[200:])                                          # one batch of 100
+        assert a.status()["cycles"] == int(report.result_times[-1]) + 1
+        bytes_report = simulate(maps, art.network, x[200:])
+        assert report.cycles_per_digit < bytes_report.cycles_per_digit
+        a.bus.transfer(pixel_words(x[:1], 1, True)[:14], 0, 1.0)    # TLAST on beat 14 of 28
+        st = a.status()
+        assert st["error"] and st["error_code"] == 1
+        with pytest.raises(CoreError):
+            a.classify(x[:5])
+        np.testing.assert_array_equal(a.classify(x[:5]), want.classes[:5])
+
+
+def test_a_packed_artifact_is_refused_by_a_byte_stream_core(acc, packed, tmp_path):
+    """The stream format is part of the hardware: its fingerprint covers it, the difference
+    is listed, and a compile onto the packed build takes the packed stream."""
+    from pynq_neuro.compiler.artifact import hardware_differences
+
+    art = load_artifact(packed)
+    other = tmp_path / "bytes"
+    compile_network(art.network, other, CompileConfig(
+        foldings=[Folding(h["groups"], h["lanes"]) for h in art.manifest["hardware"]["layers"]],
+        sample_digits=50), load_mnist("test")[0][:50])
+    plain = load_artifact(other)
+    assert not plain.packed_pixels and plain.fingerprint != art.fingerprint
+    diffs = hardware_differences(art.manifest["hardware"], plain.manifest["hardware"])
+    assert ("network", "packed_pixels", True, False) in diffs
+    assert plain.manifest["hardware"]["layers"] == art.manifest["hardware"]["layers"]
+    with NeuroAccelerator("golden", artifact=other) as a:
+        with pytest.raises(HardwareMismatch, match="packed_pixels"):
+            a.load_network(packed)
+    onto = tmp_path / "onto"
+    compile_network(art.network, onto, CompileConfig(hardware=str(packed), sample_digits=50),
+                    load_mnist("test")[0][:50])
+    assert load_artifact(onto).fingerprint == art.fingerprint
+    with pytest.raises(ValueError, match="packed_pixels"):
+        compile_network(art.network, tmp_path / "no", CompileConfig(
+            hardware=str(other), packed_pixels=True, sample_digits=50), load_mnist("test")[0][:50])

@@ -49,9 +49,12 @@ def tiny(tmp_path_factory):
     return tiny_artifacts(tmp_path_factory.mktemp("rtl_nets"))
 
 
-def test_cocotb_pn_input():
+@pytest.mark.parametrize("stream", ["bytes", "packed1", "packed4"])
+def test_cocotb_pn_input(stream):
     _cocotb()
-    _bench("test_pn_input").test_pn_input()
+    bench = _bench("test_pn_input")
+    assert stream in bench.STREAMS
+    bench.run_stream(stream)
 
 
 def test_cocotb_pn_loader():
@@ -117,6 +120,44 @@ def test_verilator_regression(tiny, tmp_path):
     flush = reset_flush_cycles(art.manifest["hardware"]["layers"])
     assert 0 <= latency[0] - predicted[0] <= flush
     r = regression(a, 20, load=b, workdir=tmp_path / "b", build_root=tmp_path / "obj", stall=30)
+    assert r["passed"] and r["rtl"]["load"]["status"] & (1 << 17)
+
+
+@pytest.mark.parametrize("input_bits", [1, 4])
+def test_packed_pixel_streams_run_bit_exact_with_the_modelled_cycles(input_bits, tmp_path):
+    """Pixels packed at the input bits (one beat a row for binary pixels, four for 4-bit
+    pixels): classes and logits equal the golden model, every digit's latency and the steady
+    cycles equal the cycle model, and a network mapped onto that build takes its stream."""
+    _tools("verilator")
+    _datapath()
+    from pynq_neuro.compiler.artifact import load_artifact
+    from pynq_neuro.compiler.compile import CompileConfig, compile_network
+    from pynq_neuro.compiler.cycles import reset_flush_cycles, simulate
+    from pynq_neuro.compiler.mapping import Folding
+    from pynq_neuro.data import load_mnist
+    from pynq_neuro.rtl.regression import (_maps_of, parse_results, regression, sample_images,
+                                           tiny_network, variant_network)
+
+    net = tiny_network(3, input_bits=input_bits)
+    a, b = tmp_path / "a", tmp_path / "b"
+    images = sample_images(32)
+    compile_network(net, a, CompileConfig(foldings=[Folding(2, 4), Folding(2, 3), Folding(1, 5)],
+                                          sample_digits=32, packed_pixels=True), images)
+    compile_network(variant_network(net, 4), b, CompileConfig(hardware=str(a), sample_digits=32),
+                    images)
+    art = load_artifact(a)
+    assert art.packed_pixels and load_artifact(b).packed_pixels
+    assert art.beats_per_row == {1: 1, 4: 4}[input_bits]
+    r = regression(a, 40, workdir=tmp_path / "ra", build_root=tmp_path / "obj")
+    assert r["passed"] and r["class_mismatches"] == 0 and r["logit_mismatches"] == 0
+    assert r["rtl"]["cycles_per_digit"] == r["cycle_model"]["cycles_per_digit"]
+    res = parse_results(tmp_path / "ra" / "results.txt")
+    predicted = simulate(_maps_of(art), art.network, load_mnist("test")[0][:40],
+                         beats_per_row=art.beats_per_row).latency
+    latency = res.result - res.first_beat
+    assert latency[1:].tolist() == predicted[1:].tolist()
+    assert 0 <= latency[0] - predicted[0] <= reset_flush_cycles(art.manifest["hardware"]["layers"])
+    r = regression(a, 20, load=b, workdir=tmp_path / "rb", build_root=tmp_path / "obj", stall=30)
     assert r["passed"] and r["rtl"]["load"]["status"] & (1 << 17)
 
 

@@ -43,7 +43,7 @@ from ..errors import PynqNeuroError
 from ..fileio import fsync_dir, sha256_bytes, write_new_file
 from ..golden.network import IntegerNetwork, IntLayer, NetworkError
 from ..util import ceil_div
-from .limits import HW_LAYER_FIELDS
+from .limits import HW_LAYER_FIELDS, LIMITS, beats_per_row
 from .mapping import Folding, LayerMap
 
 FORMAT = "pynq-neuro-artifact"
@@ -51,7 +51,7 @@ VERSION = 2
 BIN_MAGIC = b"PNNB"
 BANK_KINDS = {"synapse": 0, "index": 1, "params": 2}
 TARGET = "xc7z020clg400-1"
-PIXEL_BEAT_BITS = 32
+PIXEL_BEAT_BITS = LIMITS.pixel_beat_bits
 # Cycle-model constants that the RTL reproduces (pynq_neuro.compiler.cycles).
 CONSTANT_NAMES = ("BEATS_PER_ROW", "ROW_BUFFERS", "FRAME_BUFFERS", "FIRST_FRAME_BUFFERS",
                   "FRAME_OVERHEAD",
@@ -245,8 +245,12 @@ def logit_bits(layers: list[dict[str, int]]) -> int:
     return layers[-1]["acc_bits"]
 
 
-def hardware_section(net: IntegerNetwork, maps: list[LayerMap]) -> dict[str, Any]:
-    """The ``hardware`` section of a manifest: every parameter built into a core."""
+def hardware_section(net: IntegerNetwork, maps: list[LayerMap],
+                     packed_pixels: bool = False) -> dict[str, Any]:
+    """The ``hardware`` section of a manifest: every parameter built into a core.
+    ``packed_pixels``: the pixel stream carries the pixels packed at ``input_bits`` bits
+    (:func:`~pynq_neuro.compiler.limits.pixels_per_beat`); the field is written only then,
+    so that a byte stream's section and fingerprint are those of artifacts before it."""
     layers = [layer_hw(lm) for lm in maps]
     hw: dict[str, Any] = {
         "target": TARGET,
@@ -259,8 +263,20 @@ def hardware_section(net: IntegerNetwork, maps: list[LayerMap]) -> dict[str, Any
         "constants": core_constants(),
         "layers": layers,
     }
+    if packed_pixels:
+        hw["packed_pixels"] = True
     hw["fingerprint"] = hardware_fingerprint(hw)
     return hw
+
+
+def packed_pixels(hw: dict[str, Any]) -> bool:
+    """Whether a hardware section's pixel stream is packed (absent: four bytes a beat)."""
+    return bool(hw.get("packed_pixels", False))
+
+
+def stream_beats_per_row(hw: dict[str, Any]) -> int:
+    """s_axis beats of one image row of a hardware section's pixel stream."""
+    return beats_per_row(hw["input_bits"], packed_pixels(hw))
 
 
 def hardware_fingerprint(hw: dict[str, Any]) -> str:
@@ -269,6 +285,8 @@ def hardware_fingerprint(hw: dict[str, Any]) -> str:
     core = {k: hw[k] for k in HW_NETWORK_FIELDS}
     core["constants"] = hw["constants"]
     core["layers"] = [{k: l[k] for k in HW_LAYER_FIELDS} for l in hw["layers"]]
+    if packed_pixels(hw):
+        core["packed_pixels"] = True
     return sha256_bytes(json.dumps(core, sort_keys=True).encode())[:16]
 
 
@@ -323,6 +341,9 @@ def verilog_header(manifest: dict[str, Any]) -> str:
         f"`define PN_NUM_CLASSES {hw['num_classes']}",
         f"`define PN_PIXEL_BEAT_BITS {hw['pixel_beat_bits']}",
     ]
+    if packed_pixels(hw):
+        # pixels packed at INPUT_BITS bits, PN_PIXELS_PER_BEAT of them a beat (pn_macros.vh)
+        lines.append("`define PN_PACKED_PIXELS 1")
     for name, value in hw["constants"].items():
         lines.append(f"`define PN_{name} {value}")
     lines.append(f"`define PN_LOAD_BITS {hw['load_bits']}")
@@ -346,7 +367,8 @@ def verilog_header(manifest: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------
 # manifest schema: exact JSON types, then values and relations
 
-_TYPE_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object"}
+_TYPE_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object",
+               bool: "a boolean"}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 TOP_FIELDS = {"format": str, "version": int, "created_by": str, "network": dict,
@@ -358,6 +380,8 @@ NETWORK_FIELDS = {"name": str, "input_bits": int, "num_classes": int, "synapses"
 NETWORK_OPTIONAL = {"rows": int}
 HARDWARE_FIELDS = {"target": str, **{k: int for k in HW_NETWORK_FIELDS}, "constants": dict,
                    "layers": list, "fingerprint": str}
+# The packed pixel stream (optional: absent, the stream carries four bytes a beat).
+HARDWARE_OPTIONAL = {"packed_pixels": bool}
 MEMORY_FIELDS = {"name": str, "layer": int, "kind": str, "bank": int, "depth": int,
                  "width": int, "mem": str, "coe": str, "bin_offset": int}
 # The images a compile ran on (optional: manifests written before it have none).
@@ -423,7 +447,12 @@ def _check_schema(m: Any) -> None:
         if k in m["network"]:
             _typed(m["network"][k], kind, f"network.{k}")
     hw = m["hardware"]
-    _fields(hw, HARDWARE_FIELDS, "hardware")
+    _fields(hw, HARDWARE_FIELDS, "hardware", exact=False)
+    extra = sorted(k for k in hw if k not in HARDWARE_FIELDS and k not in HARDWARE_OPTIONAL)
+    _require(not extra, f"manifest.json: hardware has unknown fields {', '.join(extra)}")
+    for k, kind in HARDWARE_OPTIONAL.items():
+        if k in hw:
+            _typed(hw[k], kind, f"hardware.{k}")
     _require(bool(_HEX16.fullmatch(hw["fingerprint"])),
              "manifest.json: hardware.fingerprint must be 16 lowercase hex digits")
     _fields(hw["constants"], dict.fromkeys(CONSTANT_NAMES, int), "hardware.constants")
@@ -570,15 +599,17 @@ def _manifest_bytes(manifest: dict[str, Any], out: Path) -> bytes:
 
 
 def render_artifact(net: IntegerNetwork, maps: list[LayerMap],
-                    extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The manifest and every file of an artifact (relative path -> bytes), in memory."""
+                    extra: dict[str, Any] | None = None, *, packed_pixels: bool = False
+                    ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest and every file of an artifact (relative path -> bytes), in memory
+    (``packed_pixels``: see :func:`hardware_section`)."""
     extra = dict(extra or {})
     clash = sorted(set(extra) & set(TOP_FIELDS))
     if clash:
         raise ArtifactError(f"extra manifest fields {', '.join(clash)} would replace the "
                             f"artifact's own")
     banks = banks_of(maps)
-    hw = hardware_section(net, maps)
+    hw = hardware_section(net, maps, packed_pixels)
     memories = memory_map(hw["layers"])
     if [(b.name, b.depth, b.width) for b in banks] != \
             [(e["name"], e["depth"], e["width"]) for e in memories]:
@@ -715,8 +746,8 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def write_artifact(directory: str | Path, net: IntegerNetwork, maps: list[LayerMap],
-                   extra: dict[str, Any] | None = None, *, force: bool = False
-                   ) -> dict[str, Any]:
+                   extra: dict[str, Any] | None = None, *, force: bool = False,
+                   packed_pixels: bool = False) -> dict[str, Any]:
     """Write an artifact directory atomically and return its manifest.
 
     Everything is written into a temporary sibling folder and synced, then swapped in: an
@@ -725,7 +756,7 @@ def write_artifact(directory: str | Path, net: IntegerNetwork, maps: list[LayerM
     only with ``force``.
     """
     out = Path(os.path.realpath(os.path.abspath(directory)))
-    manifest, files = render_artifact(net, maps, extra)
+    manifest, files = render_artifact(net, maps, extra, packed_pixels=packed_pixels)
     manifest_bytes = _manifest_bytes(manifest, out)
     tmp: Path | None = None
     old: Path | None = None
@@ -949,6 +980,9 @@ def hardware_differences(mine: dict[str, Any], hw: dict[str, Any], where: str = 
     for key in HW_NETWORK_FIELDS:
         if key in hw and hw[key] != mine[key]:
             diffs.append((where, key, mine[key], hw[key]))
+    if "packed_pixels" in hw or isinstance(hw.get("constants"), dict):
+        if packed_pixels(hw) != packed_pixels(mine):
+            diffs.append((where, "packed_pixels", packed_pixels(mine), packed_pixels(hw)))
     if isinstance(hw.get("constants"), dict):
         diffs += [(where, k, v, hw["constants"].get(k))
                   for k, v in mine["constants"].items() if hw["constants"].get(k) != v]
@@ -975,6 +1009,16 @@ class Artifact:
     @property
     def fingerprint(self) -> str:
         return self.manifest["hardware"]["fingerprint"]
+
+    @property
+    def packed_pixels(self) -> bool:
+        """The pixel stream carries the pixels packed at ``input_bits`` bits."""
+        return packed_pixels(self.manifest["hardware"])
+
+    @property
+    def beats_per_row(self) -> int:
+        """s_axis beats of one image row (7 for four bytes a beat)."""
+        return stream_beats_per_row(self.manifest["hardware"])
 
     def hardware_differences(self, hw: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
         """:func:`hardware_differences` of this artifact's hardware and ``hw``."""

@@ -21,10 +21,10 @@ from ..errors import PynqNeuroError
 from ..golden.model import run
 from ..golden.network import IMAGE_COLS, IMAGE_ROWS, IntegerNetwork
 from .artifact import (HW_LAYER_FIELDS, check_output, dataset_record, layer_hw, load_artifact,
-                       write_artifact)
+                       write_artifact, packed_pixels)
 from .cycles import simulate
 from .folding import BudgetError, choose_foldings, folding_text
-from .limits import CoreLimitError, require, require_network
+from .limits import CoreLimitError, beats_per_row, require, require_network
 from .mapping import Folding, frames_needed, map_layer
 from .resources import XC7Z020, Budget, network_resources
 
@@ -51,6 +51,10 @@ class CompileConfig:
         sample_digits: test digits that drive the folding search and the cycle model.
         allow_over_budget: write the artifact even when the design exceeds the budget (the
             manifest's ``performance.over_budget`` says so).
+        packed_pixels: the pixel stream carries the pixels packed at the network's input bits
+            (:func:`~pynq_neuro.compiler.limits.pixels_per_beat`: a row in one beat for binary
+            pixels, in four for 4-bit pixels) instead of four bytes a beat; the driver packs
+            them. With ``hardware``, the build's stream is taken.
     """
 
     target_images_per_s: float = 250_000.0
@@ -59,6 +63,7 @@ class CompileConfig:
     hardware: str | None = None
     sample_digits: int = 1000
     allow_over_budget: bool = False
+    packed_pixels: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -83,9 +88,9 @@ class CompileConfig:
                                  "fixes the foldings)")
         if self.hardware is not None and not isinstance(self.hardware, (str, Path)):
             raise ValueError(f"hardware must be an artifact folder, got {self.hardware!r}")
-        if not isinstance(self.allow_over_budget, bool):
-            raise ValueError(f"allow_over_budget must be True or False, got "
-                             f"{self.allow_over_budget!r}")
+        for name in ("allow_over_budget", "packed_pixels"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values; the manifest keeps them as ``compile_config``."""
@@ -97,6 +102,7 @@ class CompileConfig:
             "hardware": None if self.hardware is None else str(self.hardware),
             "sample_digits": int(self.sample_digits),
             "allow_over_budget": self.allow_over_budget,
+            "packed_pixels": self.packed_pixels,
         }
 
     @classmethod
@@ -106,7 +112,7 @@ class CompileConfig:
         if not isinstance(d, dict):
             raise ValueError(f"a compile configuration is a JSON object, got {type(d).__name__}")
         known = {"target_images_per_s", "budget", "foldings", "hardware", "sample_digits",
-                 "allow_over_budget"}
+                 "allow_over_budget", "packed_pixels"}
         if set(d) - known:
             raise ValueError(f"unknown compile configuration keys: {sorted(set(d) - known)}")
         kw = dict(d)
@@ -314,24 +320,29 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
     note = "explicit foldings"
     overrides: list[dict[str, int]] = [{} for _ in net.layers]
     target_hw: dict[str, Any] | None = None
+    packed = cfg.packed_pixels
     if cfg.hardware is not None:
         folds, overrides, target_hw = _onto_hardware(net, cfg.hardware)
         note = f"mapped onto the hardware of {cfg.hardware}"
+        packed = packed or packed_pixels(target_hw)
     elif cfg.foldings is not None:
         folds = list(cfg.foldings)
         if len(folds) != len(net.layers):
             raise ValueError(f"{len(folds)} foldings given for {len(net.layers)} layers")
     else:
         folds, note = choose_foldings(net, images, cfg.target_images_per_s, cfg.budget,
-                                      activations)
+                                      activations, beats_per_row(net.input_bits, packed))
     maps = [map_layer(net, i, f, **o) for i, (f, o) in enumerate(zip(folds, overrides))]
     hw_layers = [layer_hw(lm) for lm in maps]
     require(hw_layers, net.input_bits, net.num_classes)
     if target_hw is not None:
         diffs = _compare_hardware(net, target_hw, hw_layers, HW_LAYER_FIELDS)
+        if packed != packed_pixels(target_hw):
+            diffs.append(f"packed_pixels: the compile asks for {packed}, the hardware has "
+                         f"{packed_pixels(target_hw)}")
         if diffs:
             raise _hardware_mismatch(diffs, cfg.hardware)
-    report = simulate(maps, net, images, activations)
+    report = simulate(maps, net, images, activations, beats_per_row(net.input_bits, packed))
     res = network_resources(maps, net.input_bits)
     total = sum(res[1:], res[0])
     b = cfg.budget
@@ -363,7 +374,7 @@ def compile_network(source: str | Path | IntegerNetwork, output: str | Path,
     manifest = write_artifact(output, net, maps,
                               extra={"compile_config": cfg.to_dict(), "performance": perf,
                                      "dataset": data_section},
-                              force=force)
+                              force=force, packed_pixels=packed)
     if target_hw is not None and manifest["hardware"]["fingerprint"] != target_hw["fingerprint"]:
         raise RuntimeError(f"{output}: hardware fingerprint {manifest['hardware']['fingerprint']}"
                            f" differs from {cfg.hardware}'s {target_hw['fingerprint']} although "

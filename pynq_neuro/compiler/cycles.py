@@ -3,8 +3,10 @@
 The model follows the microarchitecture of ``docs/compiler.md``; its constants are hardware
 parameters that the RTL reproduces:
 
-* pixels arrive as 32-bit beats, four per beat, seven beats per row, at most one beat a cycle;
-  rows go into a ring of ``ROW_BUFFERS`` row buffers;
+* pixels arrive as 32-bit beats, at most one beat a cycle: four per beat, seven beats per row
+  (``BEATS_PER_ROW``), or packed at the input bits (``beats_per_row`` of the compile: one beat a
+  row for binary pixels, :func:`~pynq_neuro.compiler.limits.beats_per_row`); rows go into a
+  ring of ``ROW_BUFFERS`` row buffers;
 * layer ``l`` handles its input frames in order. For frame ``t`` the *event phase* takes
   ``FRAME_OVERHEAD + max_g sum_{events e of group g} sum_{active taps k} max(1, words(k, c_e))``
   cycles (a zero activation is no event and costs nothing; an event that reaches no output
@@ -22,8 +24,10 @@ parameters that the RTL reproduces:
   phase for that frame ends;
 * the classifier's threshold phase is the argmax; the result leaves ``RESULT_LATENCY`` cycles
   later;
-* a digit's first beat is accepted (by the register slice in front of the input unit) right
-  after the previous digit's last beat, even when its first row waits for a row buffer; the
+* a digit's first beat is accepted (by the register slice in front of the input unit, which
+  holds two beats) once the previous digit's second-to-last beat has reached the input unit,
+  even when its first row waits for a row buffer (with one beat a row, also while the previous
+  digit's last row waits); the
   latency runs from that beat to the first result beat on m_axis (``SHELL_LATENCY``: the
   register slices of the shell). The first digit after a reset can also wait for the
   accumulator flush of the layers (``slots * locals`` cycles), which the model leaves out.
@@ -171,10 +175,12 @@ def completions(lm: LayerMap) -> list[int]:
 
 
 def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
-             activations: list[np.ndarray] | None = None) -> CycleReport:
+             activations: list[np.ndarray] | None = None,
+             beats_per_row: int = BEATS_PER_ROW) -> CycleReport:
     """Predict cycles for ``images`` (uint8 (N, 28, 28)) streamed back to back.
 
-    ``activations`` (the golden model's trace of ``images``) saves running the network again.
+    ``activations`` (the golden model's trace of ``images``) saves running the network again;
+    ``beats_per_row``: the pixel stream's beats per row (an artifact's ``beats_per_row``).
     """
     if activations is None:
         activations = run(net, images, trace=True).activations
@@ -214,10 +220,17 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
                 prev = max(prev, ev_end[0][u])
         if r == 0:
             first_write[digit] = prev
-            # the register slice in front of the input unit takes the digit's first beat
-            # right after the previous beat, even while the row waits for a buffer
-            first_beat[digit] = row_end[w - 1] if w else 0
-        return prev + BEATS_PER_ROW
+            # the register slice in front of the input unit holds two beats: it takes a beat
+            # once the beat two before it has reached the input unit, so the digit's first
+            # beat comes right after the previous digit's second-to-last beat left, even while
+            # this row or (one beat a row) the previous digit's last row waits for a buffer
+            if not w:
+                first_beat[digit] = 0
+            elif beats_per_row > 1:
+                first_beat[digit] = row_end[w - 1]
+            else:
+                first_beat[digit] = row_end[w - 2] + 1
+        return prev + beats_per_row
 
     rows_done = 0
     progress = True
@@ -268,4 +281,4 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     if any(p < t for p, t in zip(pos, total)):
         raise RuntimeError("cycle model deadlocked; check the frame rings and the layer chain")
     return CycleReport(n, busy, result - first_beat + SHELL_LATENCY, result,
-                       datapath_latency=result - first_write)
+                       input_cycles=28 * beats_per_row, datapath_latency=result - first_write)

@@ -85,9 +85,12 @@ class CoreLimits:
     logit_bits_max: int = 32
     # neuro_core NUM_CLASSES and pn_argmax: ten logit beats, a 4-bit class field
     num_classes: int = 10
-    # pn_input: 28 pixels a row (channels of layer 0, 7 beats of 4 pixels) and 28 rows (frames)
+    # pn_input: 28 pixels a row (channels of layer 0) and 28 rows (frames); a 32-bit beat of
+    # s_axis carries four 8-bit pixels or, packed, as many INPUT_BITS-bit pixels as it holds
+    # (at most a row)
     input_channels: int = 28
     input_frames: int = 28
+    pixel_beat_bits: int = 32
     # pn_input: a pixel byte shifted right by 8 - INPUT_BITS
     max_input_bits: int = 8
     # pn_layer: weight codes of 1..8 bits (sign and magnitude, shared multiples up to 4 bits,
@@ -136,7 +139,8 @@ class CoreLimits:
             ("classes", f"exactly {self.num_classes}", "num_classes, classifier out_channels",
              "`NUM_CLASSES` of neuro_core, 4-bit class field"),
             ("input image", f"{self.input_frames} rows x {self.input_channels} pixels",
-             "layer 0 in_frames x in_channels", "pn_input: 196 beats of 4 pixels"),
+             "layer 0 in_frames x in_channels",
+             "pn_input: a row in 7 beats of 4 bytes, or packed (`PN_PIXELS_PER_BEAT`)"),
             ("input bits", f"1 .. {self.max_input_bits}", "input_bits",
              "pn_input: pixel >> (8 - INPUT_BITS)"),
             ("weight bits", f"1 .. {self.max_weight_bits}", "weight_bits",
@@ -171,6 +175,20 @@ class CoreLimits:
 
 
 LIMITS = CoreLimits()
+
+
+def pixels_per_beat(input_bits: int, packed: bool, limits: CoreLimits = LIMITS) -> int:
+    """Pixels of one s_axis beat (``PN_PIXELS_PER_BEAT`` of ``hdl/pn_macros.vh``): four 8-bit
+    pixels, or packed (the host shifts them to ``input_bits`` bits) as many as the beat holds,
+    at most a row: 28 binary pixels, 16 of 2 bits, 8 of 4 bits, 4 of 8 bits."""
+    if not packed:
+        return 4
+    return min(limits.input_channels, limits.pixel_beat_bits // input_bits)
+
+
+def beats_per_row(input_bits: int, packed: bool, limits: CoreLimits = LIMITS) -> int:
+    """s_axis beats of one image row (a row starts on a new beat): 7 for four bytes a beat."""
+    return ceil_div(limits.input_channels, pixels_per_beat(input_bits, packed, limits))
 
 
 def _is_int(v: Any) -> bool:

@@ -320,11 +320,14 @@ class NeuroAccelerator:
         n = len(x)
         classes = np.zeros(n, np.int64)
         all_logits = np.zeros((n, R.NUM_CLASSES), np.int64) if logits else None
-        words = pixel_words(x)
+        # the pixel stream the core is built for (PIXEL_STREAM, INPUT_BITS)
+        bits, packed = self._hardware["input_bits"], self._hardware["packed_pixels"]
+        words = pixel_words(x, bits, packed)
+        per = R.beats_per_digit(bits, packed)
         batches = range(0, n, self.max_batch)
         for k, start in enumerate(batches):
             stop = min(n, start + self.max_batch)
-            chunk = words[start * R.BEATS_PER_DIGIT: stop * R.BEATS_PER_DIGIT]
+            chunk = words[start * per: stop * per]
             try:
                 res = self.core.run_batch(chunk, stop - start, logits, self.timeout_s)
             except DmaTimeout as e:

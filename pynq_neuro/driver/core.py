@@ -34,11 +34,39 @@ class BatchResult:
     counters: np.ndarray           # int64 (n,): digit counter of each result
 
 
-def pixel_words(digits: np.ndarray) -> np.ndarray:
-    """uint32 beats of uint8 digits (N, 28, 28): 196 per digit, pixel ``4m+b`` of a row in bits
-    ``8b+7:8b`` (little-endian bytes)."""
+def pixel_words(digits: np.ndarray, input_bits: int = 8, packed: bool = False) -> np.ndarray:
+    """uint32 beats of the s_axis pixel stream for uint8 digits (N, 28, 28).
+
+    Four bytes a beat (196 a digit, pixel ``4m+b`` of a row in bits ``8b+7:8b``), or ``packed``:
+    each pixel shifted right by ``8 - input_bits`` as the core would, ``P =
+    pixels_per_beat(input_bits)`` of them a beat (pixel ``Pm+b`` of a row in bits
+    ``input_bits*(b+1)-1 : input_bits*b``), each row starting on a new beat (28 beats a digit
+    for binary pixels)."""
     x = np.ascontiguousarray(digits, dtype=np.uint8)
-    return x.reshape(-1).view("<u4").astype(np.uint32, copy=False)
+    if not packed:
+        return x.reshape(-1).view("<u4").astype(np.uint32, copy=False)
+    per = R.pixels_per_beat(input_bits, True)
+    beats = R.beats_per_digit(input_bits, True) // R.IMAGE_ROWS
+    v = (x.reshape(-1, R.IMAGE_ROWS, R.IMAGE_COLS) >> (8 - input_bits)).astype(np.uint64)
+    pad = beats * per - R.IMAGE_COLS
+    v = np.pad(v, ((0, 0), (0, 0), (0, pad))).reshape(len(v), R.IMAGE_ROWS, beats, per)
+    shifts = np.arange(per, dtype=np.uint64) * np.uint64(input_bits)
+    return np.bitwise_or.reduce(v << shifts, axis=-1).astype(np.uint32).reshape(-1)
+
+
+def words_digits(words: np.ndarray, input_bits: int = 8, packed: bool = False) -> np.ndarray:
+    """The digits (N, 28, 28) uint8 that :func:`pixel_words` sends as ``words`` (whole digits):
+    what the core sees of each pixel, its ``input_bits`` high bits (the others are zero for a
+    packed stream)."""
+    w = np.ascontiguousarray(words, dtype="<u4")
+    if not packed:
+        return w.view(np.uint8).reshape(-1, R.IMAGE_ROWS, R.IMAGE_COLS)
+    per = R.pixels_per_beat(input_bits, True)
+    beats = R.beats_per_digit(input_bits, True) // R.IMAGE_ROWS
+    shifts = np.arange(per, dtype=np.uint32) * np.uint32(input_bits)
+    v = (w.reshape(-1, R.IMAGE_ROWS, beats, 1) >> shifts) & np.uint32((1 << input_bits) - 1)
+    v = v.reshape(len(v), R.IMAGE_ROWS, beats * per)[:, :, :R.IMAGE_COLS]
+    return (v << np.uint32(8 - input_bits)).astype(np.uint8)
 
 
 def decode_results(words: np.ndarray, n: int, logits: bool) -> BatchResult:
@@ -93,9 +121,17 @@ class NeuroCore:
         fp = (self.bus.read(R.FINGERPRINT_HI) << 32) | self.bus.read(R.FINGERPRINT_LO)
         layers = [{name: self.bus.read(R.layer_field_offset(l, f))
                    for f, name in enumerate(R.HW_LAYER_FIELDS)} for l in range(num_layers)]
+        stream = self.bus.read(R.PIXEL_STREAM)
+        input_bits = self.bus.read(R.INPUT_BITS)
+        packed = bool(stream & R.PACKED)
+        per = (stream & R.PIXELS_PER_BEAT_MASK) >> R.PIXELS_PER_BEAT_SHIFT
+        if not 1 <= input_bits <= 8 or per != R.pixels_per_beat(input_bits, packed):
+            raise DriverError(f"PIXEL_STREAM reads {stream:#010x} (packed {packed}, "
+                              f"{per} pixels a beat) with INPUT_BITS {input_bits}: not a stream "
+                              f"this driver can send")
         return {"id": R.ID_VALUE, **info, "num_layers": num_layers,
-                "input_bits": self.bus.read(R.INPUT_BITS), "fingerprint": f"{fp:016x}",
-                "layers": layers}
+                "input_bits": input_bits, "fingerprint": f"{fp:016x}",
+                "packed_pixels": packed, "layers": layers}
 
     # -------------------------------------------------------------------------------------------
     # control and status
@@ -206,8 +242,9 @@ class NeuroCore:
     # digits
 
     def run_batch(self, words: np.ndarray, n: int, logits: bool, timeout_s: float) -> BatchResult:
-        """Classify one packet of ``n`` digits (``words``: their 196*n pixel beats). Checks the
-        packet length, the digit counters and STATUS; raises DmaTimeout or CoreError."""
+        """Classify one packet of ``n`` digits (``words``: their pixel beats, :func:`pixel_words`).
+        Checks the packet length, the digit counters and STATUS; raises DmaTimeout or
+        CoreError."""
         self.set_logits(logits)
         self.set_batch(n)
         per = R.RESULT_WORDS_LOGITS if logits else R.RESULT_WORDS
@@ -266,4 +303,4 @@ class NeuroCore:
             raise CoreError("the load ended without LOAD_OK", status=status)
 
 
-__all__ = ["BatchResult", "NeuroCore", "decode_results", "pixel_words"]
+__all__ = ["BatchResult", "NeuroCore", "decode_results", "pixel_words", "words_digits"]

@@ -6,8 +6,8 @@ the behaviour of ``hdl/neuro_core.v`` that a driver can observe:
 * the register file of ``pn_axil_regs`` (ID, VERSION, CONTROL with self-clearing bits, STATUS with
   the sticky first error, counters, BATCH, LOAD_DATA, parameter read-back from the artifact's
   ``hardware`` section and fingerprint);
-* the input framing of ``pn_input`` (196 beats per digit, packets of up to BATCH digits, errors 1
-  and 2) and the result stream (beat 0 ``{counter[15:0], 12'b0, class[3:0]}``, logits
+* the input framing of ``pn_input`` (196 beats per digit, or the artifact's packed stream,
+  packets of up to BATCH digits, errors 1 and 2) and the result stream (beat 0 ``{counter[15:0], 12'b0, class[3:0]}``, logits
   sign-extended when LOGITS_ENABLE, TLAST on the result of the digit that ended a packet);
 * the load stream of ``pn_loader`` word by word (magic, version, bank headers, payload length,
   CRC; errors 3-6; memories are written as the words arrive, like the RTL);
@@ -42,6 +42,7 @@ from ..golden.network import IntegerNetwork, NetworkError
 from ..util import ceil_div
 from . import registers as R
 from .bus import as_words
+from .core import words_digits
 from .errors import DmaTimeout, DriverError, InputError, check_int, check_positive
 
 KIND_NAMES = {v: k for k, v in BANK_KINDS.items()}
@@ -226,6 +227,8 @@ class GoldenBus:
         self._layers: list[dict] = [dict(l) for l in hw["layers"]]
         self._fingerprint = int(hw["fingerprint"], 16)
         self._input_bits = int(art.manifest["network"]["input_bits"])
+        self._packed = art.packed_pixels
+        self._beats_per_row = art.beats_per_row
         self._logit_bits = int(self._layers[-1]["acc_bits"])
         self._memories = {(b.layer, BANK_KINDS[b.kind], b.bank): list(b.words) for b in art.banks}
         self._loader = LoadParser(self._layers, self._memories)
@@ -301,6 +304,9 @@ class GoldenBus:
             return self._fingerprint & 0xFFFFFFFF
         if a == R.FINGERPRINT_HI:
             return self._fingerprint >> 32
+        if a == R.PIXEL_STREAM:
+            per = R.pixels_per_beat(self._input_bits, self._packed)
+            return (R.PACKED if self._packed else 0) | (per << R.PIXELS_PER_BEAT_SHIFT)
         if a >= R.LAYER_BASE:
             layer, field = divmod(a - R.LAYER_BASE, R.LAYER_STRIDE)
             field //= 4
@@ -429,7 +435,7 @@ class GoldenBus:
 
     def _pixels(self, words: np.ndarray) -> int:
         """Input framing (pn_input) of one packet: returns the modeled cycles."""
-        B = R.BEATS_PER_DIGIT
+        B = R.beats_per_digit(self._input_bits, self._packed)
         n = len(words)
         starts, lasts = [], []
         pkt, pos = 0, 0
@@ -449,8 +455,8 @@ class GoldenBus:
         if not starts:
             return n
         k = len(starts)  # the digits are consecutive: starts[i] == i * B
-        images = np.ascontiguousarray(words[: k * B], dtype="<u4").view(np.uint8)
-        return self._classify(images.reshape(k, 28, 28), lasts) + (n - pos if pos < n else 0)
+        images = words_digits(words[: k * B], self._input_bits, self._packed)
+        return self._classify(images, lasts) + (n - pos if pos < n else 0)
 
     def _network(self) -> IntegerNetwork:
         if self._net is None:
@@ -484,7 +490,8 @@ class GoldenBus:
 
         net = self._network()
         res = run(net, images, trace=True)
-        report = simulate(self._cycle_maps(net), net, images, res.activations)
+        report = simulate(self._cycle_maps(net), net, images, res.activations,
+                          self._beats_per_row)
         with_logits = self._logits_enable
         B = self._logit_bits
         for cls, logits, last in zip(res.classes.tolist(), res.logits.tolist(), lasts):
@@ -501,7 +508,8 @@ class GoldenBus:
         first = report.result_times - report.latency   # first beats, up to a common offset
         self._cycles += span
         k = len(images)
-        self._input_stall_cycles += max(0, int(first[-1] - first[0]) - R.BEATS_PER_DIGIT * (k - 1))
+        beats = R.beats_per_digit(self._input_bits, self._packed)
+        self._input_stall_cycles += max(0, int(first[-1] - first[0]) - beats * (k - 1))
         return span
 
     def _receive(self, recv_words: int, timeout_s: float) -> np.ndarray:

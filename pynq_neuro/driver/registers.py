@@ -114,6 +114,11 @@ REGISTER_MAP: tuple[Register, ...] = (
     Register("FINGERPRINT_LO", 0x048, "R",
              "low 32 bits of the hardware fingerprint (hex digits 8..15)"),
     Register("FINGERPRINT_HI", 0x04C, "R", "high 32 bits (hex digits 0..7)"),
+    Register("PIXEL_STREAM", 0x050, "R", "format of the s_axis pixel stream", fields=(
+        Field("PACKED", 0, note="pixels packed at INPUT_BITS bits by the host; 0: four bytes "
+                                "a beat, shifted by the core"),
+        Field("PIXELS_PER_BEAT", 8, 8, note="pixels of one 32-bit beat (a row starts on a new "
+                                            "beat)"))),
 )
 # LAYER[l].FIELD[f] at LAYER_BASE + LAYER_STRIDE * l + 4 * f (f in HW_LAYER_FIELDS order)
 LAYER_BASE = 0x100
@@ -144,6 +149,7 @@ NUM_LAYERS = _REGISTERS["NUM_LAYERS"].offset
 INPUT_BITS = _REGISTERS["INPUT_BITS"].offset
 FINGERPRINT_LO = _REGISTERS["FINGERPRINT_LO"].offset
 FINGERPRINT_HI = _REGISTERS["FINGERPRINT_HI"].offset
+PIXEL_STREAM = _REGISTERS["PIXEL_STREAM"].offset
 
 
 def _masks(register: str, *fields: str) -> tuple[int, ...]:
@@ -162,13 +168,26 @@ BUSY, ERROR, ERROR_CODE_MASK, LOAD_DONE, LOAD_OK = _masks(
     "STATUS", "BUSY", "ERROR", "ERROR_CODE", "LOAD_DONE", "LOAD_OK")
 ERROR_CODE_SHIFT = _REGISTERS["STATUS"].field("ERROR_CODE").lsb
 
+# PIXEL_STREAM fields
+PACKED, PIXELS_PER_BEAT_MASK = _masks("PIXEL_STREAM", "PACKED", "PIXELS_PER_BEAT")
+PIXELS_PER_BEAT_SHIFT = _REGISTERS["PIXEL_STREAM"].field("PIXELS_PER_BEAT").lsb
+
 BATCH_MAX = 0xFFFF
 
 # ------------------------------------------------------------------------------------------------
 # streams
 
-BEATS_PER_ROW = _core.input_channels // 4  # four pixels a beat
+IMAGE_ROWS = _core.input_frames
+IMAGE_COLS = _core.input_channels
+pixels_per_beat = _limits.pixels_per_beat
+# the byte stream (four pixels a beat); a packed stream: beats_per_digit
+BEATS_PER_ROW = _limits.beats_per_row(8, False)
 BEATS_PER_DIGIT = BEATS_PER_ROW * _core.input_frames
+
+
+def beats_per_digit(input_bits: int, packed: bool) -> int:
+    """s_axis beats of one digit: 196 for four bytes a beat, 28 for packed binary pixels."""
+    return _limits.beats_per_row(input_bits, packed) * _core.input_frames
 NUM_CLASSES = _core.num_classes
 RESULT_WORDS = 1                     # beat 0 only
 RESULT_WORDS_LOGITS = 1 + NUM_CLASSES

@@ -36,6 +36,7 @@ from . import registers as R
 from .accelerator import (CLOCK_TOLERANCE, ClockMismatchWarning, NeuroAccelerator,
                           artifact_clock_mhz, compare_hardware, open_bus)
 from .bus import Bus
+from .core import pixel_words
 from .errors import (CoreError, DmaTimeout, DriverError, HardwareMismatch, InputError,
                      check_int, check_positive)
 
@@ -46,7 +47,6 @@ SIM_DIGITS = 16                 # default digits of the sim backend (the simulat
 TEST_DIGITS = 10_000
 THROUGHPUT_DIGITS = {"board": 1000, "golden": 200, "sim": 8}
 BATCH_SIZES = (1, 10, 100, 1000)
-SHORT_FRAME_BEATS = R.BEATS_PER_DIGIT // 2
 ERROR_POLLS = 64                # STATUS reads until a short frame's error shows
 MAX_OVERLAY_BYTES = 64 << 20    # the xc7z020's bitstream is about 4 MB
 HWH_NEWER_SLACK_S = 600         # a .hwh written this much after the bitstream is stale
@@ -385,7 +385,8 @@ def default_artifact(backend: str, log: Callable[[str], None] = lambda s: None) 
 FIX_DMA = ("check step 1 (bitstream and .hwh of one build, FCLK0 running at the artifact's "
            "clock), reload the overlay or power-cycle the board; if it persists, rebuild the "
            "overlay (make -C overlays)")
-FIX_SHORT = ("the pixel stream reaches the core shorter than 196 beats a digit: check the DMA's "
+FIX_SHORT = ("the pixel stream reaches the core shorter than a digit's beats (196, or fewer "
+             "for a packed stream): check the DMA's "
              "stream width (c_m_axis_mm2s_tdata_width 32, PN_STREAM_BITS) and the buffer "
              "length register width in the .hwh, then rebuild the overlay")
 OPEN_FIX = {
@@ -413,7 +414,7 @@ def diagnose(e: BaseException) -> tuple[str, str]:
     if code == 1:
         return (f"the core saw TLAST inside a digit (error 1, short frame): {e}", FIX_SHORT)
     if code == 2:
-        return (f"the core saw a digit longer than 196 beats (error 2): {e}", FIX_SHORT)
+        return (f"the core saw a digit longer than its beats (error 2): {e}", FIX_SHORT)
     if code in (3, 4, 6):
         return (f"the core refused the load stream (error {code}: {R.error_meaning(code)})",
                 FIX_RECOMPILE)
@@ -444,7 +445,7 @@ def _cycle_model(art: Any, x: np.ndarray) -> Any:
                       acc_bits=h["acc_bits"], depth=h["synapse_depth"],
                       count_bits=h["count_bits"])
             for i, h in enumerate(art.manifest["hardware"]["layers"])]
-    return simulate(maps, net, x)
+    return simulate(maps, net, x, beats_per_row=art.beats_per_row)
 
 
 class Selftest:
@@ -698,7 +699,10 @@ class Selftest:
 
         assert self.acc is not None
         acc = self.acc
-        words = np.ascontiguousarray(x[:1]).reshape(-1).view("<u4")[:SHORT_FRAME_BEATS]
+        hw = acc.hardware()
+        beats = R.beats_per_digit(hw["input_bits"], hw["packed_pixels"])
+        short = beats // 2   # TLAST half-way through a digit
+        words = pixel_words(x[:1], hw["input_bits"], hw["packed_pixels"])[:short]
         try:
             acc.core.check_error("before the short frame")
             acc.core.set_logits(False)
@@ -717,8 +721,8 @@ class Selftest:
             return
         if err is None or err.code != 1:
             got = "no error" if err is None else f"error {err.code} ({err.meaning})"
-            self.add("recovery", FAIL, f"a short frame ({SHORT_FRAME_BEATS} of "
-                     f"{R.BEATS_PER_DIGIT} beats, TLAST) gave {got}, expected error 1",
+            self.add("recovery", FAIL, f"a short frame ({short} of {beats} beats, TLAST) "
+                     f"gave {got}, expected error 1",
                      "the core does not check frame lengths: an older or other core in the "
                      "bitstream", "rebuild the overlay from this checkout (make -C overlays)")
             return

@@ -7,8 +7,9 @@ it with ``verilator --binary`` for an artifact (``neuro_params.vh`` and the ``me
 writes the stimulus, runs it, and compares every class and logit with the golden model. It also
 reports the measured cycles next to the compiler's cycle model (``compiler/cycles.py``).
 
-Stimulus (``pixels.hex``): one 32-bit word per line in hex, 196 words per digit (pixel ``4m+b``
-of a row in bits ``8b+7:8b``). Network (``network.hex``): the words of ``network.bin``, one per
+Stimulus (``pixels.hex``): one 32-bit word per line in hex, the artifact's pixel stream
+(:func:`pynq_neuro.driver.core.pixel_words`: 196 words per digit, pixel ``4m+b`` of a row in bits
+``8b+7:8b``, or fewer for a packed stream; ``+beats`` tells the bench). Network (``network.hex``): the words of ``network.bin``, one per
 line. Results (``results.txt``): one line per digit ``index class logit0 .. logit9
 first_beat_cycle result_cycle`` (decimal), then ``counters DIGITS CYCLES STALL INPUT_STALL``.
 """
@@ -29,6 +30,8 @@ from ..golden.synthetic import random_digits
 from ..golden.synthetic import random_network as tiny_network
 from . import (REPO, RtlError, bench_headers, bench_include_dir, hdl_headers, hdl_sources,
                require, sim_dir)
+from ..driver.core import pixel_words
+from ..driver.registers import beats_per_digit
 from .verilator import command as verilator_command
 from .verilator import NO_DFG, build_once, files_key
 
@@ -97,12 +100,6 @@ def tiny_artifacts(directory: str | Path, seed: int = 0, foldings=None,
 
 # ------------------------------------------------------------------------------------------------
 # stimulus and results
-
-
-def pixel_words(images: np.ndarray) -> np.ndarray:
-    """uint32 beats (N, 196): four pixels per beat, first pixel in the low byte."""
-    x = np.ascontiguousarray(images.astype(np.uint8)).reshape(len(images), 196, 4)
-    return x.view("<u4").reshape(len(images), 196)
 
 
 def write_words(path: Path, words: np.ndarray) -> None:
@@ -190,13 +187,16 @@ def build_fast(artifact: str | Path, build_root: str | Path | None = None,
 
 def run_fast(exe: Path, images: np.ndarray, workdir: str | Path,
              network: str | Path | None = None, logits: bool = True, stall: int = 0,
-             timeout_cycles: int | None = None, seed: int = 1) -> tuple[FastResult, float]:
+             timeout_cycles: int | None = None, seed: int = 1, input_bits: int = 8,
+             packed: bool = False) -> tuple[FastResult, float]:
     """Run the fast bench on ``images``; ``network``: an artifact whose network.bin is loaded
-    through the stream first. Returns the results and the wall time of the simulation."""
+    through the stream first; ``input_bits`` and ``packed``: the build's pixel stream (an
+    artifact's ``packed_pixels``). Returns the results and the wall time of the simulation."""
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    write_words(work / "pixels.hex", pixel_words(images))
+    write_words(work / "pixels.hex", pixel_words(images, input_bits, packed))
     args = [str(exe), f"+pixels={work / 'pixels.hex'}", f"+digits={len(images)}",
+            f"+beats={beats_per_digit(input_bits, packed)}",
             f"+results={work / 'results.txt'}", f"+logits={int(logits)}", f"+stall={stall}",
             f"+seed={seed}"]
     if network is not None:
@@ -275,7 +275,9 @@ def regression(artifact: str | Path, images: int | np.ndarray = 1000, *,
         work = Path(tempfile.mkdtemp(prefix=f"{art.fingerprint}-", dir=runs))
     else:
         work = Path(workdir)
-    res, sim_s = run_fast(exe, x, work, network=load, stall=stall)
+    res, sim_s = run_fast(exe, x, work, network=load, stall=stall,
+                          input_bits=art.manifest["hardware"]["input_bits"],
+                          packed=art.packed_pixels)
     if workdir is None:  # kept only when the bench failed (its log is named in the error)
         shutil.rmtree(work, ignore_errors=True)
     gold = run(ref.network, x)
@@ -293,7 +295,7 @@ def regression(artifact: str | Path, images: int | np.ndarray = 1000, *,
     latency = res.result - res.first_beat
     intervals = np.diff(res.result)
     steady = float(intervals.mean()) if n > 1 else float(res.result[0])
-    predicted = simulate(_maps_of(ref), ref.network, x)
+    predicted = simulate(_maps_of(ref), ref.network, x, beats_per_row=art.beats_per_row)
     model = predicted.summary(clock_mhz)
     report = {
         "artifact": str(artifact),

@@ -3,8 +3,10 @@
  * Icarus; sim/common/ on the include path for the harness pn_tb_harness.vh).
  *
  * Plusargs:
- *   +pixels=FILE         pixel beats, one 32-bit hex word per line, 196 per digit
+ *   +pixels=FILE         pixel beats, one 32-bit hex word per line, BEATS per digit
  *   +digits=N            digits in FILE
+ *   +beats=BEATS         beats per digit (default 196, four bytes a beat; a packed stream
+ *                        has fewer, e.g. 28 for binary pixels)
  *   +results=FILE        output: one line per digit
  *                        "counter class logit0 .. logit9 first_beat_cycle result_cycle",
  *                        then "load STATUS CYCLES" (if a network was loaded) and
@@ -68,6 +70,7 @@ reg        src_mode = SRC_PIXELS;
 integer    src_idx = 0;         // next word to put on the bus
 integer    src_end = 0;         // words in the stream
 integer    src_beat = 0;        // beat of an accepted pixel word within its digit
+integer    beats = 196;         // beats per digit (+beats)
 integer    digits_in = 0;
 reg [63:0] first_beat [0:MAX_DIGITS-1];
 
@@ -77,7 +80,7 @@ always @(posedge clk) begin
             if (src_beat == 0) begin
                 first_beat[digits_in % MAX_DIGITS] <= cycle;
             end
-            if (src_beat == 195) begin
+            if (src_beat == beats - 1) begin
                 src_beat <= 0;
                 digits_in <= digits_in + 1;
             end else begin
@@ -89,7 +92,7 @@ always @(posedge clk) begin
     if (src_en && src_idx < src_end && (!s_axis_tvalid || s_axis_tready)) begin
         s_axis_tdata <= src_mode == SRC_PIXELS ? pixel_mem[src_idx] : net_mem[src_idx];
         s_axis_tvalid <= 1'b1;
-        s_axis_tlast <= src_mode == SRC_PIXELS ? (src_idx % 196 == 195) : (src_idx == src_end - 1);
+        s_axis_tlast <= src_mode == SRC_PIXELS ? (src_idx % beats == beats - 1) : (src_idx == src_end - 1);
         src_idx <= src_idx + 1;
     end
 end
@@ -167,6 +170,11 @@ initial begin
             $finish;
         end
     end
+    if (!$value$plusargs("beats=%d", beats)) beats = 196;
+    if (beats < 1 || beats > 196) begin
+        $display("ERROR: +beats=%0d, a digit takes 1..196 beats", beats);
+        $finish;
+    end
     if (!$value$plusargs("logits=%d", logits_en)) logits_en = 1;
     if (!$value$plusargs("stall=%d", stall_pct)) stall_pct = 0;
     if (!$value$plusargs("seed=%d", seed)) seed = 1;
@@ -176,7 +184,7 @@ initial begin
         $display("ERROR: at most %0d digits and %0d network words", MAX_DIGITS, MAX_NET_WORDS);
         $finish;
     end
-    $readmemh(pixels_file, pixel_mem, 0, 196 * n_digits - 1);
+    $readmemh(pixels_file, pixel_mem, 0, beats * n_digits - 1);
     if (have_network) begin
         $readmemh(network_file, net_mem, 0, n_net_words - 1);
     end
@@ -209,7 +217,7 @@ initial begin
     @(negedge clk);
     src_mode = SRC_PIXELS;
     src_idx = 0;
-    src_end = 196 * n_digits;
+    src_end = beats * n_digits;
     src_en = 1'b1;
 
     wait (results >= n_digits);
