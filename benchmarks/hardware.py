@@ -33,12 +33,9 @@ CLOCK_MHZ = 100.0
 # (26600: half of the xc7z020), "NAME@LUTS:TARGET" also with a throughput target of TARGET
 # digits/s (the throughput-first preset: 500,000 digits/s within 85 % of the LUTs)
 THROUGHPUT_FIRST = "45220:500000"
-# the fastest design within the same 85 % of the LUTs (a target no design reaches)
-FASTEST = "45220:1000000"
-MODELS = ["tdnn-w2a2-sparse-in4", f"tdnn-w2a2-sparse-in4@{THROUGHPUT_FIRST}",
-          "tdnn-w2a2-sparse-in1", f"tdnn-w2a2-sparse-in1@{THROUGHPUT_FIRST}",
+MODELS = ["tdnn-w2a2-sparse-in4", "tdnn-w2a2-sparse-in1",
           "tdnn-s2-w2a2-sparse-in1", f"tdnn-s2-w2a2-sparse-in1@{THROUGHPUT_FIRST}+packed",
-          f"tdnn-s2-w2a2-sparse-in1@{FASTEST}+packed", "tdnn-w2a2-sparse",
+          "tdnn-w2a2-sparse",
           "tdnn-w2a2-sparse@26600", "tdnn-w1a1-sparse", "tdnn-w1a1", "tdnn-w2a2", "tdnn-s2-w2a2",
           "tdnn-w4a4"]
 
@@ -185,8 +182,6 @@ def model_label(model: str) -> str:
         return report.zoo_label(name)
     if f"{luts}:{target}" == THROUGHPUT_FIRST:
         share = " (throughput first)"
-    elif f"{luts}:{target}" == FASTEST:
-        share = " (fastest within 85 %)"
     else:
         share = {"26600": " (half device)", "53200": " (whole device)"}.get(luts, "")
     flags = " ".join(([f"--luts {luts}"] if luts else []) + ([f"--target {target}"] if target else [])

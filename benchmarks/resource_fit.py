@@ -32,13 +32,14 @@ DEFAULT_TARGET = 250_000.0   # digits/s: the compile's default target
 SAMPLE_DIGITS = 1000         # the compile's default sample
 
 
-def row_options(model: str) -> tuple[str, Budget, float]:
-    """``NAME[@LUTS[:TARGET]]`` (benchmarks/hardware.py) as the zoo name, the budget and the
-    throughput target of its compile."""
+def row_options(model: str) -> tuple[str, Budget, float, bool]:
+    """``NAME[@LUTS[:TARGET]][+packed]`` (benchmarks/hardware.py) as the zoo name, the budget,
+    the throughput target and the packed pixel stream of its compile."""
+    model, plus, _ = model.partition("+")
     name, _, options = model.partition("@")
     luts, _, target = options.partition(":")
     budget = Budget(luts=int(luts)) if luts else Budget()
-    return name, budget, float(target) if target else DEFAULT_TARGET
+    return name, budget, float(target) if target else DEFAULT_TARGET, bool(plus)
 
 
 def model_total(net, foldings: list[Folding]) -> Resources:
@@ -48,13 +49,17 @@ def model_total(net, foldings: list[Folding]) -> Resources:
     return sum(res[1:], res[0])
 
 
-def searched_foldings(net, name: str, budget: Budget, target: float) -> list[Folding]:
-    """The folding ``pynq-neuro compile NAME --luts ... --target ...`` picks."""
+def searched_foldings(net, name: str, budget: Budget, target: float,
+                      packed: bool = False) -> list[Folding]:
+    """The folding ``pynq-neuro compile NAME --luts ... --target ... [--packed-pixels]``
+    picks."""
     from pynq_neuro.compiler.compile import sample_data
     from pynq_neuro.compiler.folding import choose_foldings
+    from pynq_neuro.compiler.limits import beats_per_row
 
     images = sample_data(name).sample(SAMPLE_DIGITS).images
-    return choose_foldings(net, images, target, budget)[0]
+    return choose_foldings(net, images, target, budget,
+                           beats_per_row=beats_per_row(net.input_bits, packed))[0]
 
 
 def fit_rows(record: dict[str, Any], search: bool = False) -> list[dict[str, Any]]:
@@ -65,7 +70,7 @@ def fit_rows(record: dict[str, Any], search: bool = False) -> list[dict[str, Any
     for row in record.get("models", []):
         if row.get("lut") is None:
             continue
-        name, budget, target = row_options(row["model"])
+        name, budget, target, packed = row_options(row["model"])
         net = zoo.load_network(name)
         folds = [Folding(int(g), int(p)) for g, p in row["folding"]]
         entry: dict[str, Any] = {"model": row["model"], "folding": row["folding"]}
@@ -75,7 +80,7 @@ def fit_rows(record: dict[str, Any], search: bool = False) -> list[dict[str, Any
         entry["ratio"] = {k: (total.to_dict()[k] / m if m else None)
                           for k, m in entry["yosys"].items()}
         if search:
-            chosen = searched_foldings(net, name, budget, target)
+            chosen = searched_foldings(net, name, budget, target, packed)
             entry["searched_folding"] = [[f.groups, f.lanes] for f in chosen]
             entry["searched_estimate"] = model_total(net, chosen).to_dict()
         out.append(entry)

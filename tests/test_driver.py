@@ -609,3 +609,17 @@ def test_a_packed_artifact_is_refused_by_a_byte_stream_core(acc, packed, tmp_pat
     with pytest.raises(ValueError, match="packed_pixels"):
         compile_network(art.network, tmp_path / "no", CompileConfig(
             hardware=str(other), packed_pixels=True, sample_digits=50), load_mnist("test")[0][:50])
+
+
+@pytest.mark.parametrize("value", [0, R.PACKED | (27 << R.PIXELS_PER_BEAT_SHIFT), 4 << 8 | 2])
+def test_a_pixel_stream_the_driver_cannot_send_is_refused(packed, value):
+    """PIXEL_STREAM must agree with INPUT_BITS: a core that reports another stream (no pixels
+    a beat, a packing that does not match its input bits, reserved bits) is refused."""
+
+    class OtherStream(WrappedBus):
+        def read(self, offset):
+            return value if offset == R.PIXEL_STREAM else self.inner.read(offset)
+
+    bus = OtherStream(GoldenBus(packed))
+    with pytest.raises(DriverError, match="PIXEL_STREAM reads"):
+        NeuroAccelerator("golden", artifact=packed, bus=bus)

@@ -60,10 +60,13 @@ def test_fit_skips_rows_without_synthesis_and_reads_the_row_options():
     mod = _fit_module()
     assert mod.fit_rows({"models": []}) == []
     assert mod.fit_rows({"models": [{"model": "tdnn-w1a1", "lut": None}]}) == []
-    name, budget, target = mod.row_options("tdnn-w2a2-sparse-in4@45220:500000")
-    assert (name, budget.luts, target) == ("tdnn-w2a2-sparse-in4", 45220, 500000.0)
-    name, budget, target = mod.row_options("tdnn-w4a4")
-    assert (name, budget.luts, target) == ("tdnn-w4a4", 40_000, mod.DEFAULT_TARGET)
+    name, budget, target, packed = mod.row_options("tdnn-w2a2-sparse-in4@45220:500000")
+    assert (name, budget.luts, target, packed) == ("tdnn-w2a2-sparse-in4", 45220, 500000.0, False)
+    name, budget, target, packed = mod.row_options("tdnn-w4a4")
+    assert (name, budget.luts, target, packed) == ("tdnn-w4a4", 40_000, mod.DEFAULT_TARGET, False)
+    name, budget, target, packed = mod.row_options("tdnn-s2-w2a2-sparse-in1@45220:500000+packed")
+    assert (name, budget.luts, target, packed) == ("tdnn-s2-w2a2-sparse-in1", 45220, 500000.0,
+                                                   True)
 
 
 def test_synapse_memories_are_block_ram_whatever_their_size():

@@ -125,7 +125,9 @@ class NeuroCore:
         input_bits = self.bus.read(R.INPUT_BITS)
         packed = bool(stream & R.PACKED)
         per = (stream & R.PIXELS_PER_BEAT_MASK) >> R.PIXELS_PER_BEAT_SHIFT
-        if not 1 <= input_bits <= 8 or per != R.pixels_per_beat(input_bits, packed):
+        reserved = stream & ~(R.PACKED | R.PIXELS_PER_BEAT_MASK)
+        if reserved or not 1 <= input_bits <= 8 or \
+                per != R.pixels_per_beat(input_bits, packed):
             raise DriverError(f"PIXEL_STREAM reads {stream:#010x} (packed {packed}, "
                               f"{per} pixels a beat) with INPUT_BITS {input_bits}: not a stream "
                               f"this driver can send")
