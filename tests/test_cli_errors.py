@@ -453,6 +453,18 @@ def test_over_budget_and_occupied_output(tmp_path, capsys):
     assert load_artifact(occupied).network.synapses == zoo.load_network(NET).synapses
 
 
+def test_packed_stream_against_byte_hardware_is_one_line(artifact, tmp_path, capsys):
+    """--packed-pixels onto a core of the byte stream: the field, both values, nothing written."""
+    out = tmp_path / "packed"
+    argv = ["compile", NET, "-o", str(out), "--sample-digits", "20", "--hardware", str(artifact)]
+    assert main([*argv, "--packed-pixels"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "packed_pixels: the compile asks for True, the hardware has False" in line, line
+    assert not out.exists()
+    assert main(argv) == 0                  # the same compile on the core's own stream
+    assert not load_artifact(out).packed_pixels
+
+
 def test_verify_reports_at_the_artifact_clock(artifact, monkeypatch, capsys):
     import pynq_neuro.rtl.regression as regression
 

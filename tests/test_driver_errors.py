@@ -19,7 +19,6 @@ import pytest
 from pynq_neuro.compiler.artifact import load_artifact
 from pynq_neuro.compiler.compile import CompileConfig, compile_network
 from pynq_neuro.compiler.cycles import simulate
-from pynq_neuro.compiler.mapping import Folding, map_layer
 from pynq_neuro.data import load_mnist
 from pynq_neuro.driver import (DriverError, GoldenBus, InputError, NeuroAccelerator, NeuroCore,
                                golden_bus)
@@ -256,13 +255,6 @@ def test_every_refusal_is_a_documented_type(acc, artifact, bad_paths, digits):
 # the golden backend in chunks: bounded memory, identical results
 
 
-def _cycle_maps(art):
-    return [map_layer(art.network, i, Folding(h["groups"], h["lanes"]), pack=False,
-                      acc_bits=h["acc_bits"], depth=h["synapse_depth"],
-                      count_bits=h["count_bits"])
-            for i, h in enumerate(art.manifest["hardware"]["layers"])]
-
-
 def test_chunked_packet_is_bit_exact_and_cycles_stay_close(artifact, digits, monkeypatch):
     monkeypatch.setattr(golden_bus, "CHUNK_DIGITS", 100)
     x = np.ascontiguousarray(digits[:250])
@@ -273,7 +265,7 @@ def test_chunked_packet_is_bit_exact_and_cycles_stay_close(artifact, digits, mon
     np.testing.assert_array_equal(classes, ref.classes)
     np.testing.assert_array_equal(logits, ref.logits)
     # the cycle model restarts at each chunk: at most one digit latency more per boundary
-    report = simulate(_cycle_maps(art), art.network, x)
+    report = simulate(art.cycle_maps(), art.network, x)
     whole = int(report.result_times[-1]) + 11     # one stream from cycle 0, 11 result beats
     extra = acc.status()["cycles"] - whole
     assert 0 <= extra <= 2 * int(report.latency.max())

@@ -110,11 +110,11 @@ def test_verilator_regression(tiny, tmp_path):
     from pynq_neuro.compiler.artifact import load_artifact
     from pynq_neuro.compiler.cycles import reset_flush_cycles, simulate
     from pynq_neuro.data import load_mnist
-    from pynq_neuro.rtl.regression import _maps_of, parse_results
+    from pynq_neuro.rtl.regression import parse_results
 
     art = load_artifact(a)
     res = parse_results(tmp_path / "a" / "results.txt")
-    predicted = simulate(_maps_of(art), art.network, load_mnist("test")[0][:40]).latency
+    predicted = simulate(art.cycle_maps(), art.network, load_mnist("test")[0][:40]).latency
     latency = res.result - res.first_beat
     assert latency[1:].tolist() == predicted[1:].tolist()
     flush = reset_flush_cycles(art.manifest["hardware"]["layers"])
@@ -135,7 +135,7 @@ def test_packed_pixel_streams_run_bit_exact_with_the_modelled_cycles(input_bits,
     from pynq_neuro.compiler.cycles import reset_flush_cycles, simulate
     from pynq_neuro.compiler.mapping import Folding
     from pynq_neuro.data import load_mnist
-    from pynq_neuro.rtl.regression import (_maps_of, parse_results, regression, sample_images,
+    from pynq_neuro.rtl.regression import (parse_results, regression, sample_images,
                                            tiny_network, variant_network)
 
     net = tiny_network(3, input_bits=input_bits)
@@ -152,7 +152,7 @@ def test_packed_pixel_streams_run_bit_exact_with_the_modelled_cycles(input_bits,
     assert r["passed"] and r["class_mismatches"] == 0 and r["logit_mismatches"] == 0
     assert r["rtl"]["cycles_per_digit"] == r["cycle_model"]["cycles_per_digit"]
     res = parse_results(tmp_path / "ra" / "results.txt")
-    predicted = simulate(_maps_of(art), art.network, load_mnist("test")[0][:40],
+    predicted = simulate(art.cycle_maps(), art.network, load_mnist("test")[0][:40],
                          beats_per_row=art.beats_per_row).latency
     latency = res.result - res.first_beat
     assert latency[1:].tolist() == predicted[1:].tolist()

@@ -55,7 +55,7 @@ def edge(tmp_path_factory):
 def test_most_layers_deepest_memory_widest_logits_on_the_rtl(edge, tmp_path):
     _tools("verilator")
     from pynq_neuro.compiler.artifact import load_artifact
-    from pynq_neuro.rtl.regression import _maps_of, parse_results, regression
+    from pynq_neuro.rtl.regression import parse_results, regression
 
     root, net = edge
     art = load_artifact(root / "A")
@@ -71,7 +71,7 @@ def test_most_layers_deepest_memory_widest_logits_on_the_rtl(edge, tmp_path):
     assert res.logits.max() > 2**31 - 1024 and res.logits.min() < -(2**31) + 1024
     # the cycle model: every digit's latency (the first after reset also waits for the
     # accumulator flush, at most slots * locals cycles of a layer)
-    model = simulate(_maps_of(art), art.network, x)
+    model = simulate(art.cycle_maps(), art.network, x)
     rtl_latency = res.result - res.first_beat
     assert rtl_latency[1:].tolist() == model.latency[1:].tolist()
     flush = reset_flush_cycles(hw)

@@ -44,7 +44,7 @@ from ..fileio import fsync_dir, sha256_bytes, write_new_file
 from ..golden.network import IntegerNetwork, IntLayer, NetworkError
 from ..util import ceil_div
 from .limits import HW_LAYER_FIELDS, LIMITS, beats_per_row
-from .mapping import Folding, LayerMap
+from .mapping import Folding, LayerMap, hardware_maps
 
 FORMAT = "pynq-neuro-artifact"
 VERSION = 2
@@ -1019,6 +1019,11 @@ class Artifact:
     def beats_per_row(self) -> int:
         """s_axis beats of one image row (7 for four bytes a beat)."""
         return stream_beats_per_row(self.manifest["hardware"])
+
+    def cycle_maps(self) -> list[LayerMap]:
+        """The layer maps of the network on this artifact's hardware, for the cycle model
+        (:func:`~pynq_neuro.compiler.cycles.simulate` with :attr:`beats_per_row`)."""
+        return hardware_maps(self.network, self.manifest["hardware"]["layers"])
 
     def hardware_differences(self, hw: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
         """:func:`hardware_differences` of this artifact's hardware and ``hw``."""

@@ -45,9 +45,12 @@ import numpy as np
 from ..golden.model import run
 from ..golden.network import IntegerNetwork
 from ..util import ceil_div
+from .limits import LIMITS, beats_per_row as stream_beats_per_row
 from .mapping import LayerMap
 
-BEATS_PER_ROW = 7
+# rows of a digit and the beats of a row of four bytes a beat (the byte stream's 7)
+ROWS = LIMITS.input_frames
+BEATS_PER_ROW = stream_beats_per_row(8, False)
 ROW_BUFFERS = 2
 FRAME_BUFFERS = 2
 FIRST_FRAME_BUFFERS = 3
@@ -69,7 +72,7 @@ class CycleReport:
     layer_cycles: np.ndarray        # (layers, digits): busy cycles of each layer per digit
     latency: np.ndarray             # (digits,): first beat accepted to result (neuro_core)
     result_times: np.ndarray        # (digits,): cycle of each result
-    input_cycles: int = 28 * BEATS_PER_ROW
+    input_cycles: int = ROWS * BEATS_PER_ROW
     constants: dict = field(default_factory=lambda: {
         "BEATS_PER_ROW": BEATS_PER_ROW, "ROW_BUFFERS": ROW_BUFFERS,
         "FRAME_BUFFERS": FRAME_BUFFERS, "FIRST_FRAME_BUFFERS": FIRST_FRAME_BUFFERS,
@@ -200,7 +203,7 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     busy = np.zeros((L, n), np.int64)
     pos = [0] * L
     free_at = [0] * L  # layer l busy until
-    row_end = np.zeros(n * 28, np.int64)
+    row_end = np.zeros(n * ROWS, np.int64)
     first_beat = np.zeros(n, np.int64)
     first_write = np.zeros(n, np.int64)
     result = np.zeros(n, np.int64)
@@ -210,7 +213,7 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     # been consumed; a row past frames_used is not written and never waits.
     def row_ready(w: int) -> int | None:
         """End of acceptance of global row w, or None if it waits for layer 0."""
-        digit, r = divmod(w, 28)
+        digit, r = divmod(w, ROWS)
         prev = row_end[w - 1] if w else 0
         if r < frames[0]:
             u = digit * frames[0] + r - ROW_BUFFERS
@@ -236,7 +239,7 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     progress = True
     while progress:
         progress = False
-        while rows_done < n * 28:
+        while rows_done < n * ROWS:
             e = row_ready(rows_done)
             if e is None:
                 break
@@ -248,7 +251,7 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
                 u = pos[l]
                 digit, t = divmod(u, frames[l])
                 if l == 0:
-                    w = digit * 28 + t
+                    w = digit * ROWS + t
                     if w >= rows_done:
                         break
                     avail = row_end[w]
@@ -281,4 +284,4 @@ def simulate(maps: list[LayerMap], net: IntegerNetwork, images: np.ndarray,
     if any(p < t for p, t in zip(pos, total)):
         raise RuntimeError("cycle model deadlocked; check the frame rings and the layer chain")
     return CycleReport(n, busy, result - first_beat + SHELL_LATENCY, result,
-                       input_cycles=28 * beats_per_row, datapath_latency=result - first_write)
+                       input_cycles=ROWS * beats_per_row, datapath_latency=result - first_write)

@@ -120,6 +120,7 @@ def _refine(net: IntegerNetwork, images: np.ndarray, activations: list[np.ndarra
     target, when no change helps, or after ``REFINE_SIMULATIONS`` simulations.
     """
     fronts = [_pareto(cs) for cs in cands]
+    front_costs = [[cost([c]) for c in front] for front in fronts]
     seen: dict[tuple, CycleReport] = {}
 
     def key(sel):
@@ -128,11 +129,12 @@ def _refine(net: IntegerNetwork, images: np.ndarray, activations: list[np.ndarra
     def score(sel, r):
         return (round(r.cycles_per_digit, 3), cost(sel))
 
-    def neighbours(front: list[FoldingChoice], current: FoldingChoice) -> list[FoldingChoice]:
-        """The ``REFINE_STEPS`` Pareto candidates on either side of ``current`` (by cost)."""
-        costs = [cost([c]) for c in front]
+    def neighbours(i: int, current: FoldingChoice) -> list[FoldingChoice]:
+        """The ``REFINE_STEPS`` Pareto candidates of layer ``i`` on either side of
+        ``current`` (by cost)."""
+        front = fronts[i]
         at = next((j for j, c in enumerate(front) if c.folding == current.folding),
-                  sum(1 for x in costs if x < cost([current])))
+                  sum(1 for x in front_costs[i] if x < cost([current])))
         return [front[j] for j in range(max(0, at - REFINE_STEPS),
                                         min(len(front), at + REFINE_STEPS + 1))
                 if front[j].folding != current.folding]
@@ -141,8 +143,8 @@ def _refine(net: IntegerNetwork, images: np.ndarray, activations: list[np.ndarra
     best, best_rep = chosen, rep
     while best_rep.cycles_per_digit > target and len(seen) < REFINE_SIMULATIONS:
         step = None
-        for i, front in enumerate(fronts):
-            for c in neighbours(front, best[i]):
+        for i in range(len(fronts)):
+            for c in neighbours(i, best[i]):
                 sel = best[:i] + [c] + best[i + 1:]
                 k = key(sel)
                 if k in seen or not fits(sel) or len(seen) >= REFINE_SIMULATIONS:
@@ -180,6 +182,13 @@ def choose_foldings(net: IntegerNetwork, images: np.ndarray, target_images_per_s
     target = budget.clock_mhz * 1e6 / target_images_per_s
     shell = network_resources([], net.input_bits)[0]
 
+    def fits(sel: list[FoldingChoice]) -> bool:
+        """The design of these foldings (with the shell) is within the budget."""
+        return sum((c.resources for c in sel), shell).fits(budget)
+
+    def cost(sel: list[FoldingChoice]) -> float:
+        return sum(_cost(c.resources, budget) for c in sel)
+
     def select(bound: float) -> list[FoldingChoice] | None:
         """Cheapest folding of every layer with at most ``bound`` busy cycles; None if a
         layer has none or the design exceeds the budget."""
@@ -189,9 +198,7 @@ def choose_foldings(net: IntegerNetwork, images: np.ndarray, target_images_per_s
             if not ok:
                 return None
             sel.append(ok[0])  # cheapest first
-        if not sum((c.resources for c in sel), shell).fits(budget):
-            return None
-        return sel
+        return sel if fits(sel) else None
 
     bounds = sorted({c.cycles_mean for cs in cands for c in cs})
     feasible = [b for b in bounds if select(b) is not None]
@@ -215,8 +222,7 @@ def choose_foldings(net: IntegerNetwork, images: np.ndarray, target_images_per_s
         chosen = select(tighter[-1])
     if rep.cycles_per_digit > target and feasible:
         chosen, rep = _refine(net, images, activations, beats_per_row, cands, chosen, rep,
-                              lambda sel: sum((c.resources for c in sel), shell).fits(budget),
-                              lambda sel: sum(_cost(c.resources, budget) for c in sel), target)
+                              fits, cost, target)
     folds = [c.folding for c in chosen]
     achieved = rep.images_per_s(budget.clock_mhz)
     if rep.cycles_per_digit <= target:

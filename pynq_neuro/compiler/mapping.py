@@ -292,6 +292,15 @@ def map_network(net: IntegerNetwork, foldings: list[Folding]) -> list[LayerMap]:
     return [map_layer(net, i, f) for i, f in enumerate(foldings)]
 
 
+def hardware_maps(net: IntegerNetwork, layers: list[dict]) -> list[LayerMap]:
+    """The layer maps of ``net`` on a compile's hardware (the manifest's
+    ``hardware.layers``), without packing the memory words: what the cycle model needs."""
+    return [map_layer(net, i, Folding(h["groups"], h["lanes"]), pack=False,
+                      acc_bits=h["acc_bits"], depth=h["synapse_depth"],
+                      count_bits=h["count_bits"])
+            for i, h in enumerate(layers)]
+
+
 def unpack_layer(lm: LayerMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Codes, mask and thresholds/bias recovered from the memory images alone.
 

@@ -471,12 +471,9 @@ class GoldenBus:
 
     def _cycle_maps(self, net: IntegerNetwork) -> list:
         if self._maps is None:
-            from ..compiler.mapping import Folding, map_layer
+            from ..compiler.mapping import hardware_maps
 
-            self._maps = [map_layer(net, i, Folding(h["groups"], h["lanes"]), pack=False,
-                                    acc_bits=h["acc_bits"], depth=h["synapse_depth"],
-                                    count_bits=h["count_bits"])
-                          for i, h in enumerate(self._layers)]
+            self._maps = hardware_maps(net, self._layers)
         return self._maps
 
     def _classify(self, images: np.ndarray, lasts: list[bool]) -> int:

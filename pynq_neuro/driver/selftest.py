@@ -438,14 +438,8 @@ def diagnose(e: BaseException) -> tuple[str, str]:
 def _cycle_model(art: Any, x: np.ndarray) -> Any:
     """The compiler's cycle model of the artifact's mapping for digits ``x``."""
     from ..compiler.cycles import simulate
-    from ..compiler.mapping import Folding, map_layer
 
-    net = art.network
-    maps = [map_layer(net, i, Folding(h["groups"], h["lanes"]), pack=False,
-                      acc_bits=h["acc_bits"], depth=h["synapse_depth"],
-                      count_bits=h["count_bits"])
-            for i, h in enumerate(art.manifest["hardware"]["layers"])]
-    return simulate(maps, net, x, beats_per_row=art.beats_per_row)
+    return simulate(art.cycle_maps(), art.network, x, beats_per_row=art.beats_per_row)
 
 
 class Selftest:

@@ -219,17 +219,6 @@ def run_fast(exe: Path, images: np.ndarray, workdir: str | Path,
 # regression
 
 
-def _maps_of(art):
-    """The layer maps of an artifact's network on its hardware (for the cycle model)."""
-    from ..compiler.mapping import Folding, map_layer
-
-    net = art.network
-    return [map_layer(net, i, Folding(h["groups"], h["lanes"]), pack=False,
-                      acc_bits=h["acc_bits"], depth=h["synapse_depth"],
-                      count_bits=h["count_bits"])
-            for i, h in enumerate(art.manifest["hardware"]["layers"])]
-
-
 def _stats(v: np.ndarray) -> dict[str, float]:
     if len(v) == 0:
         return {"mean": float("nan"), "p99": float("nan")}
@@ -295,7 +284,7 @@ def regression(artifact: str | Path, images: int | np.ndarray = 1000, *,
     latency = res.result - res.first_beat
     intervals = np.diff(res.result)
     steady = float(intervals.mean()) if n > 1 else float(res.result[0])
-    predicted = simulate(_maps_of(ref), ref.network, x, beats_per_row=art.beats_per_row)
+    predicted = simulate(ref.cycle_maps(), ref.network, x, beats_per_row=art.beats_per_row)
     model = predicted.summary(clock_mhz)
     report = {
         "artifact": str(artifact),
