@@ -19,6 +19,7 @@ from pynq_neuro.driver import (CoreError, DmaTimeout, DriverError, GoldenBus, Ha
                                InputError, NeuroAccelerator, pixel_words)
 from pynq_neuro.driver import registers as R
 from pynq_neuro.golden import run
+from pynq_neuro.util import ceil_div
 from helpers import WrappedBus, run_numpy_only
 
 NET = "tdnn-w2a2-sparse"
@@ -535,7 +536,7 @@ def test_pixel_words_pack_what_the_core_keeps(bits):
     x = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
     kept = ((x >> (8 - bits)) << (8 - bits)).astype(np.uint8)
     per = min(28, 32 // bits)
-    per_row = -(-28 // per)
+    per_row = ceil_div(28, per)
     words = pixel_words(x, bits, True)
     assert words.dtype == np.uint32 and words.size == 3 * 28 * per_row
     assert R.beats_per_digit(bits, True) == 28 * per_row
