@@ -23,7 +23,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from hardware import model_options  # noqa: E402
 from pynq_neuro.compiler.mapping import Folding, map_layer  # noqa: E402
 from pynq_neuro.compiler.resources import Budget, Resources, network_resources  # noqa: E402
 
@@ -35,11 +37,9 @@ SAMPLE_DIGITS = 1000         # the compile's default sample
 def row_options(model: str) -> tuple[str, Budget, float, bool]:
     """``NAME[@LUTS[:TARGET]][+packed]`` (benchmarks/hardware.py) as the zoo name, the budget,
     the throughput target and the packed pixel stream of its compile."""
-    model, plus, _ = model.partition("+")
-    name, _, options = model.partition("@")
-    luts, _, target = options.partition(":")
+    name, luts, target, packed = model_options(model)
     budget = Budget(luts=int(luts)) if luts else Budget()
-    return name, budget, float(target) if target else DEFAULT_TARGET, bool(plus)
+    return name, budget, float(target) if target else DEFAULT_TARGET, packed
 
 
 def model_total(net, foldings: list[Folding]) -> Resources:
