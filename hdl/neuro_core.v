@@ -23,10 +23,10 @@
  *  - SOFT_RESET clears the input unit, loader and datapath; a result already being sent on
  *    m_axis is completed so that no packet is cut short.
  *
- * The network is the artifact's: the parameters take their defaults from its neuro_params.vh
- * (keep them), and the datapath (pn_net) and the loader read its packed per-layer fields
- * (`PN_V_<FIELD>). MEM_DIR (default: the macro PN_MEM_DIR, else "")
- * points to the artifact's mem/ images.
+ * The network is the artifact's: the core and its units read its neuro_params.vh (the layers,
+ * input bits, pixel stream, word widths, fingerprint and format version, and the packed
+ * per-layer fields `PN_V_<FIELD>). The one parameter, MEM_DIR (default: the macro PN_MEM_DIR,
+ * else ""), points to the artifact's mem/ images.
  */
 
 `resetall
@@ -44,20 +44,6 @@
 
 module neuro_core #
 (
-    // number of layers (1..8)
-    parameter NUM_LAYERS = `PN_NUM_LAYERS,
-    // input activation bits (pixel >> (8 - INPUT_BITS))
-    parameter INPUT_BITS = `PN_INPUT_BITS,
-    // pixel stream: 0 four 8-bit pixels a beat, 1 packed at INPUT_BITS bits by the host
-    parameter PACKED_PIXELS = `PN_PACKED_PIXELS,
-    // width of the load data port (widest memory word)
-    parameter LOAD_BITS = `PN_LOAD_BITS,
-    // width of a logit
-    parameter LOGIT_BITS = `PN_LOGIT_BITS,
-    // hardware fingerprint of the artifact
-    parameter [63:0] FINGERPRINT = `PN_FINGERPRINT,
-    // load stream / artifact format version
-    parameter FORMAT_VERSION = `PN_FORMAT_VERSION,
     // directory of the $readmemh images with a trailing "/" ("": memories start at zero)
     parameter MEM_DIR = `PN_CORE_MEM_DIR
 )
@@ -98,6 +84,18 @@ module neuro_core #
     output wire         s_axil_rvalid,
     input  wire         s_axil_rready
 );
+
+// the network (the artifact's neuro_params.vh, the one source of these values)
+// number of layers (1..8)
+localparam NUM_LAYERS = `PN_NUM_LAYERS;
+// input activation bits (pixel >> (8 - INPUT_BITS))
+localparam INPUT_BITS = `PN_INPUT_BITS;
+// pixel stream: 0 four 8-bit pixels a beat, 1 packed at INPUT_BITS bits by the host
+localparam PACKED_PIXELS = `PN_PACKED_PIXELS;
+// width of the load data port (widest memory word)
+localparam LOAD_BITS = `PN_LOAD_BITS;
+// width of a logit
+localparam LOGIT_BITS = `PN_LOGIT_BITS;
 
 // limits of the core and the derived fields of a layer
 `include "pn_limits.vh"
@@ -286,11 +284,6 @@ always @(posedge clk) begin
 end
 
 pn_net #(
-    .NUM_LAYERS(NUM_LAYERS),
-    .INPUT_BITS(INPUT_BITS),
-    .PIXELS_PER_BEAT(PIXELS_PER_BEAT),
-    .LOAD_BITS(LOAD_BITS),
-    .LOGIT_BITS(LOGIT_BITS),
     .MEM_DIR(MEM_DIR)
 )
 net_inst (
@@ -386,7 +379,7 @@ pn_loader #(
     .V_PARAM_BITS(`PN_V_PARAM_BITS),
     .V_LOCALS(`PN_V_LOCALS),
     .LOAD_BITS(LOAD_BITS),
-    .FORMAT_VERSION(FORMAT_VERSION)
+    .FORMAT_VERSION(`PN_FORMAT_VERSION)
 )
 /* verilator lint_on WIDTH */
 loader_inst (
@@ -489,15 +482,7 @@ out_skid_inst (
 
 wire in_flight = in_active || pending_reg != 8'd0 || fmt_busy_reg || m_axis_tvalid;
 
-pn_axil_regs #(
-    .FORMAT_VERSION(FORMAT_VERSION),
-    .NUM_LAYERS(NUM_LAYERS),
-    .INPUT_BITS(INPUT_BITS),
-    .PACKED_PIXELS(PACKED_PIXELS),
-    .PIXELS_PER_BEAT(PIXELS_PER_BEAT),
-    .FINGERPRINT(FINGERPRINT)
-)
-regs_inst (
+pn_axil_regs regs_inst (
     .clk(clk),
     .rst(rst),
     `PN_S_AXIL_CONNECT,

@@ -4,7 +4,8 @@
  * The register map (offsets, CONTROL and STATUS bits, the LAYER[l].FIELD[f] block) and the
  * core version are generated from pynq_neuro/driver/registers.py into pn_regmap.vh, included
  * below; the table is in docs/hardware.md. Unmapped addresses read as 0; writes to read-only registers are ignored.
- * The LAYER block reads the per-layer fields of the artifact's neuro_params.vh (`PN_V_<FIELD>).
+ * The identity registers (format version, layers, input bits, pixel stream, fingerprint) and
+ * the LAYER block (`PN_V_<FIELD>) read the artifact's neuro_params.vh.
  */
 
 `resetall
@@ -14,20 +15,7 @@
 `include "neuro_params.vh"
 `include "pn_macros.vh"
 
-module pn_axil_regs #
-(
-    // load stream format version
-    parameter FORMAT_VERSION = 2,
-    // number of layers synthesized (1..8)
-    parameter NUM_LAYERS = 1,
-    // input activation bits
-    parameter INPUT_BITS = 8,
-    // pixel stream: packed at INPUT_BITS bits (1) or four bytes a beat (0), pixels a beat
-    parameter PACKED_PIXELS = 0,
-    parameter PIXELS_PER_BEAT = 4,
-    // hardware fingerprint (16 hex digits of the artifact's fingerprint)
-    parameter [63:0] FINGERPRINT = 64'd0
-)
+module pn_axil_regs
 (
     input  wire                   clk,
     input  wire                   rst,
@@ -68,6 +56,14 @@ module pn_axil_regs #
 
 // register map and core version (generated from pynq_neuro/driver/registers.py)
 `include "pn_regmap.vh"
+
+// what the registers report of the network: its neuro_params.vh
+localparam FORMAT_VERSION = `PN_FORMAT_VERSION;
+localparam NUM_LAYERS = `PN_NUM_LAYERS;
+localparam INPUT_BITS = `PN_INPUT_BITS;
+localparam PACKED_PIXELS = `PN_PACKED_PIXELS;
+localparam PIXELS_PER_BEAT = `PN_PIXELS_PER_BEAT(`PN_PACKED_PIXELS, `PN_INPUT_BITS);
+localparam [63:0] FINGERPRINT = `PN_FINGERPRINT;
 
 // layer field blocks: address bits [ADDR_WIDTH-1:LAYER_SHIFT] = l + LAYER_BLOCK_FIRST
 localparam [4:0] LAYER_BLOCK_END = LAYER_BLOCK_FIRST + NUM_LAYERS[4:0];

@@ -376,7 +376,7 @@ endgenerate
 /*
  * Parameter RAM (thresholds or biases of the LANES outputs of a local index)
  */
-pn_ram #(.WIDTH(LANES*PARAM_BITS), .DEPTH(LOCALS), .RAM_STYLE("auto"),
+pn_ram #(.WIDTH(LANES*PARAM_BITS), .DEPTH(LOCALS), .RAM_STYLE("auto"), .SHARED_ADDR(1),
          .INIT_FILE(HAVE_MEM ? {MEM_PREFIX, "par.mem"} : ""))
 par_ram_inst (.clk(clk), .wr_en(load_we && load_kind == 2'd2), .wr_addr(load_addr[LOC_BITS-1:0]),
               .wr_data(load_data[LANES*PARAM_BITS-1:0]), .rd_en(par_re), .rd_addr(rdq_tag_reg[LOC_BITS-1:0]),

@@ -10,10 +10,10 @@ The network is the artifact's: its fields come from the packed vectors of neuro_
 that define it and derives the rest; the derived fields of the header are checked against it.
 
 Timing contract of the pixel side: px_ready high in a cycle means px_en is accepted in that
-cycle; the 7 writes of a row may come in consecutive cycles (px_ready stays high while the
-row is written) and px_row_done may come with the last write. The row can be processed
-from the next cycle on. res_valid rises 2 cycles after the end of the classifier's
-threshold phase (RESULT_LATENCY).
+cycle; the writes of a row (28 / PIXELS_PER_BEAT rounded up) may come in consecutive cycles
+(px_ready stays high while the row is written) and px_row_done may come with the last write.
+The row can be processed from the next cycle on. res_valid rises 2 cycles after the end of
+the classifier's threshold phase (RESULT_LATENCY).
 
 */
 

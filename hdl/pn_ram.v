@@ -23,6 +23,10 @@ module pn_ram #
     /* verilator lint_on UNUSEDPARAM */
     // $readmemh image of the contents, "" for a memory that starts at zero
     parameter INIT_FILE = "",
+    // 1: the two ports share one address, the write's while wr_en is high (a distributed RAM
+    // then uses single-port cells: 2 bits a LUT instead of 1.5); for memories that are never
+    // written and read in the same cycle (the simulation stops if they are)
+    parameter SHARED_ADDR = 0,
     // address width; keep the default
     parameter ADDR_BITS = (DEPTH > 1) ? $clog2(DEPTH) : 1
 )
@@ -64,17 +68,27 @@ generate
     end
 endgenerate
 
+wire [ADDR_BITS-1:0] addr_rd = (SHARED_ADDR && wr_en) ? wr_addr : rd_addr;
+wire [ADDR_BITS-1:0] addr_wr = SHARED_ADDR ? addr_rd : wr_addr;
+
 always @(posedge clk) begin
     if (rd_en) begin
-        rd_data_reg <= mem[rd_addr];
+        rd_data_reg <= mem[addr_rd];
     end
 end
 
 always @(posedge clk) begin
     if (wr_en) begin
-        mem[wr_addr] <= wr_data;
+        mem[addr_wr] <= wr_data;
     end
 end
+
+`ifndef SYNTHESIS
+always @(posedge clk) begin
+    if (SHARED_ADDR && wr_en && rd_en)
+        `PN_STOP(("pn_ram: a write and a read in one cycle with SHARED_ADDR = 1"))
+end
+`endif
 
 endmodule
 

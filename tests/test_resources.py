@@ -81,7 +81,7 @@ def test_synapse_memories_are_block_ram_whatever_their_size():
 
 def test_a_parameter_memory_of_one_word_is_registers():
     assert bank_resources("params", 1, 384) == Resources()
-    assert bank_resources("params", 4, 384).luts == 64 * 4  # 64 RAM32M of 6 bits
+    assert bank_resources("params", 4, 384).luts == 48 * 4  # 48 single-port RAM32M of 8 bits
     with pytest.raises(ValueError, match="unknown memory kind 'weights'"):
         bank_resources("weights", 4, 8)
 

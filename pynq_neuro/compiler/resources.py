@@ -4,7 +4,8 @@ An estimate for choosing the folding and for the budget check; ``pynq-neuro esti
 synthesizes the real design with Yosys. Synapse memories are block RAM (RAMB36/RAMB18 in their
 legal aspect ratios); index tables too when they hold more than ``LUTRAM_MAX_BITS``, else
 distributed RAM (about 48 bits per LUT in RAM32M/RAM64M); thresholds and biases are
-distributed RAM, or registers when a lane holds one neuron.
+single-port distributed RAM (loaded and read through one address), or registers when a lane
+holds one neuron.
 
 The coefficients are fitted to Yosys 0.23 (``synth_xilinx -family xc7 -flatten``) of the whole
 core for the zoo's models as ``benchmarks/hardware.py`` compiles them (the rows of
@@ -150,7 +151,7 @@ def bank_resources(kind: str, depth: int, width: int) -> Resources:
     if kind == "index":
         return memory(depth, width)
     if kind == "params":
-        return Resources() if depth == 1 else Resources(luts=lutram_luts(depth, width))
+        return Resources() if depth == 1 else Resources(luts=lutram_sp_luts(depth, width))
     raise ValueError(f"unknown memory kind {kind!r}")
 
 
@@ -181,6 +182,12 @@ def lutram_luts(depth: int, width: int) -> int:
     """Distributed RAM with one write and one asynchronous read port (RAM32M: 32 x 6 in
     4 LUTs). A memory of one word is a register (:func:`param_resources`)."""
     return ceil_div(width, 6) * 4 * ceil_div(depth, 32)
+
+
+def lutram_sp_luts(depth: int, width: int) -> int:
+    """Distributed RAM whose write and read share one address (``pn_ram`` with
+    ``SHARED_ADDR``): single-port cells, RAM32M as 32 x 8 in 4 LUTs."""
+    return ceil_div(width, 8) * 4 * ceil_div(depth, 32)
 
 
 def param_resources(lm: LayerMap) -> Resources:
