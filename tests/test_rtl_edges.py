@@ -7,6 +7,8 @@
   through the stream; the cycle model predicts every digit's latency.
 * A core built from an edited ``neuro_params.vh`` stops with the message of the module whose
   parameters are inconsistent: at time 0 under Icarus and Verilator, at elaboration in Yosys.
+* ``pn_ram`` with one address for both ports (the parameter memories) loads and reads back, and
+  stops a simulation that writes and reads it in the same cycle.
 
 Skipped when the tools are not installed.
 """
@@ -205,3 +207,63 @@ def test_inconsistent_parameters_stop_yosys(tiny, tmp_path):
     bad = elaborate(_edited(tiny, tmp_path / "art", macro, old, new))
     assert bad.returncode != 0 and "pn_net.v" in bad.stdout + bad.stderr
     assert elaborate(tiny).returncode == 0
+
+
+RAM_TB = r"""
+`timescale 1ns / 1ps
+`default_nettype none
+module tb_ram;
+    reg clk = 1'b0;
+    reg wr_en = 1'b0, rd_en = 1'b0;
+    reg [1:0] wr_addr = 2'd0, rd_addr = 2'd0;
+    reg [7:0] wr_data = 8'd0;
+    wire [7:0] rd_data;
+    integer i;
+    always #5 clk = !clk;
+    pn_ram #(.WIDTH(8), .DEPTH(4), .RAM_STYLE("distributed"), .SHARED_ADDR(`SHARED))
+    dut (.clk(clk), .wr_en(wr_en), .wr_addr(wr_addr), .wr_data(wr_data),
+         .rd_en(rd_en), .rd_addr(rd_addr), .rd_data(rd_data));
+    initial begin
+        // load four words (the read address points elsewhere: the write's address wins)
+        for (i = 0; i < 4; i = i + 1) begin
+            @(negedge clk); wr_en = 1'b1; wr_addr = i; wr_data = 8'h50 + i; rd_addr = 3 - i;
+        end
+        @(negedge clk); wr_en = 1'b0;
+        // read them back in another order; rd_data holds while rd_en is low
+        for (i = 0; i < 4; i = i + 1) begin
+            @(negedge clk); rd_en = 1'b1; rd_addr = (i * 3) % 4; wr_addr = i;
+            @(negedge clk); rd_en = 1'b0;
+            @(negedge clk); $display("READ %0d %h", (i * 3) % 4, rd_data);
+        end
+        // a write and a read in one cycle
+        @(negedge clk); wr_en = 1'b1; rd_en = 1'b1;
+        @(negedge clk); wr_en = 1'b0; rd_en = 1'b0;
+        @(negedge clk); $display("BOTH DONE");
+        $finish;
+    end
+endmodule
+"""
+
+
+@pytest.mark.parametrize("shared", [0, 1])
+def test_ram_with_one_address_loads_reads_and_stops_on_a_collision(tmp_path, shared):
+    """pn_ram with SHARED_ADDR (the parameter memories): the write's address wins while wr_en is
+    high, reads return what was loaded, and a write and a read in the same cycle stop the
+    simulation with the module's message (with two addresses they are allowed)."""
+    _tools("iverilog", "vvp")
+    tb = tmp_path / "tb_ram.v"
+    tb.write_text(RAM_TB)
+    build = subprocess.run(["iverilog", "-g2005", f"-DSHARED={shared}", "-o",
+                            str(tmp_path / "r.vvp"), "-s", "tb_ram", f"-I{hdl_dir()}",
+                            str(hdl_dir() / "pn_ram.v"), str(tb)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run(["vvp", "-n", str(tmp_path / "r.vvp")], capture_output=True, text=True,
+                         timeout=60)
+    text = run.stdout + run.stderr
+    reads = dict(re.findall(r"READ (\d) ([0-9a-f]{2})", text))
+    assert reads == {str(a): f"{0x50 + a:02x}" for a in range(4)}, text
+    message = "pn_ram: a write and a read in one cycle with SHARED_ADDR = 1"
+    if shared:
+        assert "ERROR" in text and message in text and "BOTH DONE" not in text, text
+    else:
+        assert message not in text and "BOTH DONE" in text, text
