@@ -29,12 +29,8 @@
  * else ""), points to the artifact's mem/ images.
  */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
+`include "pn_prelude.vh"
 `include "neuro_params.vh"
-`include "pn_macros.vh"
 
 `ifdef PN_MEM_DIR
 `define PN_CORE_MEM_DIR `PN_MEM_DIR

@@ -4,11 +4,7 @@
  * built recursively: the sum of the first ceil(N/2) values plus the sum of the others.
  */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
-`include "pn_macros.vh"
+`include "pn_prelude.vh"
 
 module pn_adder_tree #
 (

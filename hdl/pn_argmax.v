@@ -14,11 +14,7 @@ Latency: res_valid rises 3 cycles after the cycle of in_last (when the output is
 
 */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
-`include "pn_macros.vh"
+`include "pn_prelude.vh"
 
 module pn_argmax #
 (

@@ -8,12 +8,8 @@
  * the LAYER block (`PN_V_<FIELD>) read the artifact's neuro_params.vh.
  */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
+`include "pn_prelude.vh"
 `include "neuro_params.vh"
-`include "pn_macros.vh"
 
 module pn_axil_regs
 (

@@ -36,11 +36,7 @@ words, 1: index entries) and are initialised from MEM_PREFIX + "syn_g<GROUP>.mem
 
 */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
-`include "pn_macros.vh"
+`include "pn_prelude.vh"
 
 module pn_event_group #
 (

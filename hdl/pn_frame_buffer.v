@@ -34,11 +34,7 @@ because the flags are cleared when a frame is released.
 
 */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
-`include "pn_macros.vh"
+`include "pn_prelude.vh"
 
 module pn_frame_buffer #
 (

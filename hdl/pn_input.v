@@ -24,11 +24,7 @@
  *      TLAST.
  */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
-`include "pn_macros.vh"
+`include "pn_prelude.vh"
 
 module pn_input #
 (

@@ -42,11 +42,7 @@ MEM_PREFIX is ""). After rst the partial accumulators are cleared, one address p
 
 */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
-`include "pn_macros.vh"
+`include "pn_prelude.vh"
 
 module pn_layer #
 (

@@ -21,11 +21,7 @@
  * discarded until clear.
  */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
-`include "pn_macros.vh"
+`include "pn_prelude.vh"
 
 module pn_loader #
 (

@@ -17,14 +17,11 @@ the classifier's threshold phase (RESULT_LATENCY).
 
 */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
+`include "pn_prelude.vh"
 
 // The network's fields come from the artifact's neuro_params.vh (`PN_V_<FIELD>, 32 bits per
 // layer, zero-extended to the 8-layer width, hence no WIDTH lint in this module).
 `include "neuro_params.vh"
-`include "pn_macros.vh"
 
 /* verilator lint_off WIDTH */
 module pn_net #

@@ -7,9 +7,7 @@ significant set bit of the input, and whether any bit is set (index 0 when none 
 
 */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
+`include "pn_prelude.vh"
 
 module pn_priority_encoder #
 (

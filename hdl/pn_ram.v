@@ -5,11 +5,7 @@
  * reset: the contents are the network.
  */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
-
-`include "pn_macros.vh"
+`include "pn_prelude.vh"
 
 module pn_ram #
 (
@@ -45,6 +41,8 @@ module pn_ram #
 initial begin
     if (WIDTH < 1 || DEPTH < 1 || ADDR_BITS != ((DEPTH > 1) ? $clog2(DEPTH) : 1))
         `PN_STOP(("pn_ram: WIDTH = %0d, DEPTH = %0d, ADDR_BITS = %0d", WIDTH, DEPTH, ADDR_BITS))
+    if (SHARED_ADDR != 0 && SHARED_ADDR != 1)
+        `PN_STOP(("pn_ram: SHARED_ADDR = %0d, not 0 or 1", SHARED_ADDR))
 end
 
 (* ram_style = RAM_STYLE *)
@@ -68,6 +66,9 @@ generate
     end
 endgenerate
 
+// With SHARED_ADDR the write port also takes addr_rd, which equals wr_addr whenever wr_en is
+// high: the same behaviour, but both ports see one address signal, which is what lets
+// synthesis map the array to single-port distributed RAM cells.
 wire [ADDR_BITS-1:0] addr_rd = (SHARED_ADDR && wr_en) ? wr_addr : rd_addr;
 wire [ADDR_BITS-1:0] addr_wr = SHARED_ADDR ? addr_rd : wr_addr;
 

@@ -9,9 +9,7 @@
  * is an independent implementation of that scheme, not a copy of its code.
  */
 
-`resetall
-`timescale 1ns / 1ps
-`default_nettype none
+`include "pn_prelude.vh"
 
 module pn_skid_buffer #
 (

@@ -8,7 +8,8 @@
 * A core built from an edited ``neuro_params.vh`` stops with the message of the module whose
   parameters are inconsistent: at time 0 under Icarus and Verilator, at elaboration in Yosys.
 * ``pn_ram`` with one address for both ports (the parameter memories) loads and reads back, and
-  stops a simulation that writes and reads it in the same cycle.
+  stops a simulation that writes and reads it in the same cycle or sets SHARED_ADDR to anything
+  but 0 or 1.
 
 Skipped when the tools are not installed.
 """
@@ -267,3 +268,18 @@ def test_ram_with_one_address_loads_reads_and_stops_on_a_collision(tmp_path, sha
         assert "ERROR" in text and message in text and "BOTH DONE" not in text, text
     else:
         assert message not in text and "BOTH DONE" in text, text
+
+
+def test_ram_with_a_shared_address_other_than_0_or_1_stops_at_time_0(tmp_path):
+    """SHARED_ADDR is a flag: any other value stops the simulation before the first clock."""
+    _tools("iverilog", "vvp")
+    tb = tmp_path / "tb_ram.v"
+    tb.write_text(RAM_TB)
+    build = subprocess.run(["iverilog", "-g2005", "-DSHARED=2", "-o", str(tmp_path / "r.vvp"),
+                            "-s", "tb_ram", f"-I{hdl_dir()}", str(hdl_dir() / "pn_ram.v"),
+                            str(tb)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run(["vvp", "-n", str(tmp_path / "r.vvp")], capture_output=True, text=True,
+                         timeout=60)
+    text = run.stdout + run.stderr
+    assert "pn_ram: SHARED_ADDR = 2, not 0 or 1" in text and "READ" not in text, text
