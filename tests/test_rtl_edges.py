@@ -246,11 +246,8 @@ endmodule
 """
 
 
-@pytest.mark.parametrize("shared", [0, 1])
-def test_ram_with_one_address_loads_reads_and_stops_on_a_collision(tmp_path, shared):
-    """pn_ram with SHARED_ADDR (the parameter memories): the write's address wins while wr_en is
-    high, reads return what was loaded, and a write and a read in the same cycle stop the
-    simulation with the module's message (with two addresses they are allowed)."""
+def _run_ram_tb(tmp_path: Path, shared: int) -> str:
+    """Build RAM_TB with SHARED_ADDR = ``shared`` under Icarus, run it, return its output."""
     _tools("iverilog", "vvp")
     tb = tmp_path / "tb_ram.v"
     tb.write_text(RAM_TB)
@@ -260,7 +257,15 @@ def test_ram_with_one_address_loads_reads_and_stops_on_a_collision(tmp_path, sha
     assert build.returncode == 0, build.stderr
     run = subprocess.run(["vvp", "-n", str(tmp_path / "r.vvp")], capture_output=True, text=True,
                          timeout=60)
-    text = run.stdout + run.stderr
+    return run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("shared", [0, 1])
+def test_ram_with_one_address_loads_reads_and_stops_on_a_collision(tmp_path, shared):
+    """pn_ram with SHARED_ADDR (the parameter memories): the write's address wins while wr_en is
+    high, reads return what was loaded, and a write and a read in the same cycle stop the
+    simulation with the module's message (with two addresses they are allowed)."""
+    text = _run_ram_tb(tmp_path, shared)
     reads = dict(re.findall(r"READ (\d) ([0-9a-f]{2})", text))
     assert reads == {str(a): f"{0x50 + a:02x}" for a in range(4)}, text
     message = "pn_ram: a write and a read in one cycle with SHARED_ADDR = 1"
@@ -272,14 +277,5 @@ def test_ram_with_one_address_loads_reads_and_stops_on_a_collision(tmp_path, sha
 
 def test_ram_with_a_shared_address_other_than_0_or_1_stops_at_time_0(tmp_path):
     """SHARED_ADDR is a flag: any other value stops the simulation before the first clock."""
-    _tools("iverilog", "vvp")
-    tb = tmp_path / "tb_ram.v"
-    tb.write_text(RAM_TB)
-    build = subprocess.run(["iverilog", "-g2005", "-DSHARED=2", "-o", str(tmp_path / "r.vvp"),
-                            "-s", "tb_ram", f"-I{hdl_dir()}", str(hdl_dir() / "pn_ram.v"),
-                            str(tb)], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run(["vvp", "-n", str(tmp_path / "r.vvp")], capture_output=True, text=True,
-                         timeout=60)
-    text = run.stdout + run.stderr
+    text = _run_ram_tb(tmp_path, 2)
     assert "pn_ram: SHARED_ADDR = 2, not 0 or 1" in text and "READ" not in text, text
