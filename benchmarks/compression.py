@@ -31,6 +31,8 @@ LEVELS = {
     "dense": None,
     # the shipped compressed model (scripts/build_zoo.py: lanes 32,32,16,5, 27,008 synapses)
     "zoo-sparse": "zoo",
+    # the shipped model pruned to the same sparsity per layer without lane balance
+    "zoo-unstructured": "zoo:unstructured",
     "balanced-58k": {"lanes": [32, 32, 32, 5], "sparsity": [0.5, 0.5, 0.5, 0.5]},
     "balanced-17k": {"lanes": [16, 16, 16, 5], "sparsity": [0.875, 0.875, 0.875, 0.5]},
     "unstructured-27k": {"budget": 27000},
@@ -40,6 +42,7 @@ LEVELS = {
 LABELS = {
     "dense": "dense",
     "zoo-sparse": "lane-balanced (as `{model}-sparse`)",
+    "zoo-unstructured": "unstructured, the same sparsity per layer (as `{model}-unstructured`)",
     "balanced-58k": "lane-balanced, 58k",
     "balanced-17k": "lane-balanced, 17k",
     "unstructured-27k": "unstructured pruning",
@@ -47,7 +50,7 @@ LABELS = {
 }
 SWEEP = {
     "tdnn-w2a2": list(LEVELS),
-    "tdnn-w1a1": ["dense", "zoo-sparse", "balanced-17k"],
+    "tdnn-w1a1": ["dense", "zoo-sparse", "zoo-unstructured", "balanced-17k"],
 }
 FINETUNE_EPOCHS = 12
 
@@ -65,6 +68,11 @@ def passes_for(level: dict) -> list[dict]:
     return passes
 
 
+def zoo_model(model: str, level: str) -> str:
+    """The zoo model a ``"zoo"`` or ``"zoo:KIND"`` level reads."""
+    return f"{model}-{level.partition(':')[2] or 'sparse'}"
+
+
 def run_point(model: str, level_name: str, threads: int, reuse: bool = False) -> dict:
     from pynq_neuro import zoo
     from pynq_neuro.compiler.artifact import load_artifact
@@ -79,9 +87,10 @@ def run_point(model: str, level_name: str, threads: int, reuse: bool = False) ->
     compress_seconds = 0.0
     if level is None:
         source = str(zoo.network_path(model))
-    elif level == "zoo":
-        source = str(zoo.network_path(f"{model}-sparse"))
-        compress_seconds = zoo.info(f"{model}-sparse")["train_seconds"]
+    elif isinstance(level, str):  # a zoo model: "zoo" is NAME-sparse, "zoo:KIND" NAME-KIND
+        shipped = zoo_model(model, level)
+        source = str(zoo.network_path(shipped))
+        compress_seconds = zoo.info(shipped)["train_seconds"]
     elif reuse and (out / "model.npz").exists() and (out / "result.json").exists():
         # the compressed network of an earlier run: compile it again
         compress_seconds = json.loads((out / "result.json").read_text())["compress_seconds"]
@@ -131,7 +140,8 @@ def run_point(model: str, level_name: str, threads: int, reuse: bool = False) ->
         "fits_half": est["fits_half"],
         "foldings": [[l["groups"], l["lanes"]] for l in manifest["hardware"]["layers"]],
         "passes": (passes_for(level) if isinstance(level, dict) else
-                   zoo.info(f"{model}-sparse")["commands"][-1] if level == "zoo" else []),
+                   zoo.info(zoo_model(model, level))["commands"][-1] if isinstance(level, str)
+                   else []),
         "artifact_vs_integer_model_mismatches": mismatches,
     }
 

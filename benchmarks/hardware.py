@@ -36,7 +36,9 @@ THROUGHPUT_FIRST = "45220:500000"
 MODELS = ["tdnn-w2a2-sparse-in4", "tdnn-w2a2-sparse-in1",
           "tdnn-s2-w2a2-sparse-in1", f"tdnn-s2-w2a2-sparse-in1@{THROUGHPUT_FIRST}+packed",
           "tdnn-w2a2-sparse",
-          "tdnn-w2a2-sparse@26600", "tdnn-w1a1-sparse", "tdnn-w1a1", "tdnn-w2a2", "tdnn-s2-w2a2",
+          "tdnn-w2a2-sparse@26600", "tdnn-w1a1-sparse", "tdnn-w1a1-unstructured",
+          "tdnn-w1a1-unstructured@26600",
+          "tdnn-w1a1", "tdnn-w2a2", "tdnn-s2-w2a2",
           "tdnn-w4a4"]
 
 # 196 beats of 32 bits per digit: the byte pixel stream's limit at 100 MHz (a packed stream of

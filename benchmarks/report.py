@@ -65,6 +65,8 @@ def zoo_label(name: str) -> str:
     info = zoo.info(name)
     words = " ".join(info.get("commands") or []).split()
     notes = ["hardware default"] if info.get("hardware_default") else []
+    if "--sparsity" in words and "--lanes" not in words:
+        notes.append("no lane balance")
     if "--input-bits" in words:
         notes.append(f"{words[words.index('--input-bits') + 1]}-bit pixels")
     return f"`{name}` ({', '.join(notes)})" if notes else f"`{name}`"
