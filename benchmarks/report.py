@@ -58,6 +58,15 @@ def rewrite_readme(name: str, readme: Callable[[Any], str]) -> int:
     return 0
 
 
+def pruned_without_lanes(name: str) -> bool:
+    """Whether the zoo model ``name`` was pruned to a sparsity without lane balance (its lanes
+    keep uneven numbers of synapses)."""
+    from pynq_neuro import zoo
+
+    words = " ".join(zoo.info(name).get("commands") or []).split()
+    return "--sparsity" in words and "--lanes" not in words
+
+
 def zoo_label(name: str) -> str:
     """A zoo model's name in the README's tables, with its role or its pixel width."""
     from pynq_neuro import zoo
@@ -65,7 +74,7 @@ def zoo_label(name: str) -> str:
     info = zoo.info(name)
     words = " ".join(info.get("commands") or []).split()
     notes = ["hardware default"] if info.get("hardware_default") else []
-    if "--sparsity" in words and "--lanes" not in words:
+    if pruned_without_lanes(name):
         notes.append("no lane balance")
     if "--input-bits" in words:
         notes.append(f"{words[words.index('--input-bits') + 1]}-bit pixels")

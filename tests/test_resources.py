@@ -15,10 +15,11 @@ from pynq_neuro.compiler.resources import (Resources, bank_resources, block_ram,
 
 ROOT = Path(__file__).resolve().parents[1]
 HARDWARE = ROOT / "benchmarks" / "results" / "hardware.json"
-# model / Yosys LUTs on every measured row: an upper bound. The lane-balanced and dense rows lie
-# within 1.010..1.091; the two compiles of the unstructured binary model at 1.172 and 1.182
-# (priced high, so a budget the model accepts still holds; the search leaves LUTs unused there)
-LUT_RATIO = (1.0, 1.2)
+LUT_RATIO = (1.0, 1.12)    # model / Yosys LUTs on every measured row: an upper bound
+# the same for networks pruned without lane balance: the model prices their uneven lanes high
+# (1.172 and 1.182 on the two compiles of tdnn-w1a1-unstructured), so a budget it accepts still
+# holds, but the search leaves LUTs unused there
+UNEVEN_LUT_RATIO = (1.0, 1.2)
 FF_RATIO = (0.95, 1.15)
 
 
@@ -48,11 +49,15 @@ def fitted() -> dict[str, dict]:
 @pytest.mark.parametrize("model", [r["model"] for r in ROWS] or [
     pytest.param(None, marks=pytest.mark.skip(reason="hardware.json has no measured rows"))])
 def test_model_is_a_tight_upper_bound_of_yosys(model, fitted):
-    """LUTs within [1.0, 1.2] x Yosys, FFs within [0.95, 1.15] x, block RAM at least what
-    Yosys placed, for the folding the row records."""
+    """LUTs within [1.0, 1.12] x Yosys ([1.0, 1.2] for uneven lanes), FFs within [0.95, 1.15] x,
+    block RAM at least what Yosys placed, for the folding the row records."""
+    mod = _fit_module()
+    import report  # benchmarks/, on the path once resource_fit is loaded
+
     r = fitted[model]
-    assert LUT_RATIO[0] <= r["ratio"]["luts"] <= LUT_RATIO[1], (model, r["model_estimate"],
-                                                                 r["yosys"])
+    lo, hi = (UNEVEN_LUT_RATIO if report.pruned_without_lanes(mod.model_options(model)[0])
+              else LUT_RATIO)
+    assert lo <= r["ratio"]["luts"] <= hi, (model, r["model_estimate"], r["yosys"])
     assert FF_RATIO[0] <= r["ratio"]["ffs"] <= FF_RATIO[1], (model, r["model_estimate"],
                                                              r["yosys"])
     assert r["model_estimate"]["bram36"] >= r["yosys"]["bram36"], (model, r["model_estimate"],
